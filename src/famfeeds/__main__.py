@@ -1,0 +1,5 @@
+"""Allow ``python -m famfeeds``."""
+
+from famfeeds.cli import main
+
+main()

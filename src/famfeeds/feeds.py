@@ -1,0 +1,184 @@
+"""The Atom, RSS 2.0 and JSON Feed 1.1 feeds of released episodes."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from html import escape
+
+from famfeeds.models import Show
+from famfeeds.richtext import first_paragraph, html_to_text, markdown_to_html
+from famfeeds.schedule import Release, Schedule
+from famfeeds.urls import (
+    ATOM_FILE,
+    JSON_FILE,
+    RSS_FILE,
+    episode_id,
+    episode_title,
+    episode_url,
+    tag_uri,
+)
+
+GENERATOR = "famfeeds"
+GENERATOR_URI = "https://pypi.org/project/famfeeds/"
+
+
+@dataclass(frozen=True)
+class Entry:
+    """What every feed format says about one released episode."""
+
+    release: Release
+    id: str
+    title: str
+    url: str
+    published: datetime
+    updated: datetime
+    summary: str
+    content_html: str
+    category: str
+
+    @property
+    def image_alt(self) -> str:
+        """The image's text alternative: given, or the episode title."""
+        return self.release.episode.image_alt or self.release.episode.title
+
+
+def feed_entries(show: Show, schedule: Schedule, as_of: date) -> list[Entry]:
+    """The entries a feed shows as of ``as_of``: released episodes, newest first, capped."""
+    shown = schedule.released(as_of)[: show.feed_entries]
+    updated = _distinct(shown)
+    entries = []
+    for release in shown:
+        html = markdown_to_html(release.episode.synopsis, show.base_url)
+        image = release.episode.image
+        if image:
+            alt = escape(release.episode.image_alt or release.episode.title)
+            html = f'<p><img src="{escape(image)}" alt="{alt}"></p>\n{html}'
+        entries.append(
+            Entry(
+                release=release,
+                id=episode_id(release),
+                title=episode_title(release),
+                url=episode_url(release),
+                published=release.instant,
+                updated=updated[release.key, release.season.number],
+                summary=first_paragraph(html_to_text(html, links=False)),
+                content_html=html,
+                category=release.season.title,
+            )
+        )
+    return entries
+
+
+def _distinct(releases: list[Release]) -> dict[tuple[str, int], datetime]:
+    """Each release's updated stamp, moved on by whole seconds where two would be equal.
+
+    Feed validators flag entries that share an updated value.
+    """
+    out: dict[tuple[str, int], datetime] = {}
+    last: datetime | None = None
+    ordered = sorted(releases, key=lambda r: (r.updated, r.season.number, r.episode.number))
+    for release in ordered:
+        stamp = release.updated
+        if last is not None and stamp <= last:
+            stamp = last + timedelta(seconds=1)
+        out[release.key, release.season.number] = stamp
+        last = stamp
+    return out
+
+
+def show_summary(show: Show) -> str:
+    """The show's description as one line of plain text."""
+    text = html_to_text(markdown_to_html(show.description, show.base_url), links=False)
+    return " ".join(text.split())
+
+
+def feed_updated(show: Show, entries: list[Entry], as_of: date) -> datetime:
+    """The feed's updated stamp: its newest entry's, or the start of ``as_of`` when empty."""
+    if entries:
+        return max(e.updated for e in entries)
+    return datetime.combine(as_of, time(0), tzinfo=show.zone)
+
+
+def render_xml_feeds(show: Show, entries: list[Entry], as_of: date) -> tuple[bytes, bytes]:
+    """The Atom and RSS 2.0 documents, from one feedgen model."""
+    from feedgen.feed import FeedGenerator
+
+    fg = FeedGenerator()
+    fg.id(tag_uri(show))
+    fg.title(show.title)
+    fg.subtitle(show_summary(show))
+    fg.language(show.language)
+    fg.author({k: v for k, v in show.author.model_dump().items() if v})
+    if show.author.email:
+        fg.managingEditor(f"{show.author.email} ({show.author.name})")
+    fg.generator(GENERATOR, uri=GENERATOR_URI)
+    if show.artwork:
+        fg.logo(show.artwork)
+    fg.updated(feed_updated(show, entries, as_of))
+    fg.ttl(720)
+    # feedgen prepends entries by default; append keeps our newest-first order.
+    for entry in entries:
+        fe = fg.add_entry(order="append")
+        fe.id(entry.id)
+        fe.guid(entry.id, permalink=False)
+        fe.title(entry.title)
+        fe.link(href=entry.url, rel="alternate", type="text/html")
+        fe.published(entry.published)
+        fe.updated(entry.updated)
+        if entry.summary:
+            fe.summary(entry.summary)
+        if entry.content_html:
+            fe.content(entry.content_html, type="html")
+        fe.category(term=entry.release.season.code, label=entry.category)
+    # RSS takes its <link> from the last link added: self first, the site last.
+    fg.link(href=show.url(ATOM_FILE), rel="self", type="application/atom+xml", replace=True)
+    fg.link(href=show.base_url, rel="alternate", type="text/html")
+    atom = fg.atom_str(pretty=True, encoding="UTF-8", xml_declaration=True)
+    fg.link(href=show.url(RSS_FILE), rel="self", type="application/rss+xml", replace=True)
+    fg.link(href=show.base_url, rel="alternate", type="text/html")
+    rss = fg.rss_str(pretty=True, encoding="UTF-8", xml_declaration=True)
+    return atom, rss
+
+
+def render_json_feed(show: Show, entries: list[Entry]) -> bytes:
+    """The JSON Feed 1.1 document."""
+    author = {"name": show.author.name}
+    if show.author.uri:
+        author["url"] = show.author.uri
+    feed: dict[str, object] = {
+        "version": "https://jsonfeed.org/version/1.1",
+        "title": show.title,
+        "home_page_url": show.base_url,
+        "feed_url": show.url(JSON_FILE),
+        "description": show_summary(show),
+        "language": show.language,
+        "authors": [author],
+    }
+    if show.artwork:
+        feed["icon"] = show.artwork
+    items = []
+    for entry in entries:
+        item: dict[str, object] = {
+            "id": entry.id,
+            "url": entry.url,
+            "title": entry.title,
+            "content_html": entry.content_html,
+            "summary": entry.summary,
+            "date_published": entry.published.isoformat(),
+            "date_modified": entry.updated.isoformat(),
+            "tags": [entry.category],
+        }
+        if entry.release.episode.image:
+            item["image"] = entry.release.episode.image
+        items.append(item)
+    feed["items"] = items
+    return (json.dumps(feed, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
+
+
+def render_feeds(show: Show, schedule: Schedule, as_of: date) -> dict[str, bytes]:
+    """Every feed file, by its name under output/."""
+    entries = feed_entries(show, schedule, as_of)
+    atom, rss = render_xml_feeds(show, entries, as_of)
+    return {ATOM_FILE: atom, RSS_FILE: rss, JSON_FILE: render_json_feed(show, entries)}

@@ -1,0 +1,197 @@
+"""Turn season records into dated releases: the one place release dates are decided.
+
+The rule (also in the README):
+
+- The season's premiere date and cadence lay out a grid of release slots:
+  premiere, premiere + 1 step, premiere + 2 steps, ... (weekly: 7 days).
+- An episode with an explicit ``release`` date is released then. Its release
+  day takes the grid slot nearest to it (a Thursday before a Friday slot takes
+  that Friday's slot), so a one-day holiday shift does not move the rhythm.
+- An episode without one is released in the slot after the previous episode's
+  slot; the first episode of a season takes the premiere. Several episodes on
+  one day (give them the same date) use one slot: the rule counts release days,
+  not episodes.
+- ``all-at-once`` has a step of zero: every undated episode premieres together.
+- The time of day is the episode's own (a date-time ``release``), else the
+  season's ``release_time``, else none: an all-day release.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from famfeeds.content import Catalogue
+from famfeeds.errors import Problem
+from famfeeds.models import CADENCE_DAYS, Episode, Season, Show
+
+
+@dataclass(frozen=True)
+class Release:
+    """One episode placed in time."""
+
+    show: Show
+    season: Season
+    episode: Episode
+    day: date
+    """The release date in the show's time zone."""
+    local_time: time | None
+    """The time of day in the show's time zone, or None for an all-day release."""
+    rank: int
+    """0 for the first episode released on ``day``, 1 for the second, ..."""
+
+    @property
+    def all_day(self) -> bool:
+        """True when the release has no time of day."""
+        return self.local_time is None
+
+    @property
+    def instant(self) -> datetime:
+        """The release instant, in the show's time zone.
+
+        An all-day release counts from midnight. Episodes sharing a day are a
+        second apart in episode order, so every entry has its own timestamp.
+        """
+        start = datetime.combine(self.day, self.local_time or time(0), tzinfo=self.show.zone)
+        return start + timedelta(seconds=self.rank)
+
+    @property
+    def updated(self) -> datetime:
+        """When the record last changed: its ``updated`` field, never before the release."""
+        value = self.episode.updated
+        if value is None:
+            return self.instant
+        stamp = _localise(value, self.show.zone)
+        return max(stamp + timedelta(seconds=self.rank), self.instant)
+
+    @property
+    def code(self) -> str:
+        """A short label such as ``S4 E3``."""
+        return f"S{self.season.number} E{self.episode.number}"
+
+    @property
+    def key(self) -> str:
+        """A stable key such as ``s04e03``, used in anchors, file names and ids."""
+        return f"s{self.season.number:02d}e{self.episode.number:02d}"
+
+    @property
+    def cancelled(self) -> bool:
+        """True when the episode will not be released."""
+        return self.episode.status == "cancelled"
+
+    def released_by(self, as_of: date) -> bool:
+        """True when the episode is out on ``as_of`` (a day in the show's time zone)."""
+        return not self.cancelled and self.day <= as_of
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """Every release of a catalogue, in season and episode order."""
+
+    releases: tuple[Release, ...]
+    warnings: tuple[Problem, ...]
+
+    def released(self, as_of: date) -> list[Release]:
+        """Released episodes as of ``as_of``, newest first."""
+        out = [r for r in self.releases if r.released_by(as_of)]
+        return sorted(
+            out, key=lambda r: (r.instant, r.season.number, r.episode.number), reverse=True
+        )
+
+    def season(self, number: int) -> list[Release]:
+        """The releases of one season."""
+        return [r for r in self.releases if r.season.number == number]
+
+
+def _localise(value: date | datetime, zone: ZoneInfo) -> datetime:
+    """A date or date-time from the records as an aware date-time in ``zone``."""
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            return value.replace(tzinfo=zone)
+        return value.astimezone(zone)
+    return datetime.combine(value, time(0), tzinfo=zone)
+
+
+def _slot(day: date, premiere: date, step: int) -> int:
+    """The grid slot nearest to ``day`` (round half up)."""
+    if step == 0:
+        return 0
+    return (2 * (day - premiere).days + step) // (2 * step)
+
+
+def _local_day_and_time(value: date | datetime, zone: ZoneInfo) -> tuple[date, time | None]:
+    if isinstance(value, datetime):
+        local = _localise(value, zone)
+        return local.date(), local.timetz().replace(tzinfo=None)
+    return value, None
+
+
+def schedule_season(
+    show: Show, season: Season, per_day: dict[date, int] | None = None
+) -> tuple[list[Release], list[Problem]]:
+    """Place one season's episodes in time; warnings for surprising orders.
+
+    ``per_day`` counts releases per day across seasons, so that every release
+    of the show has its own instant.
+    """
+    zone = show.zone
+    step = CADENCE_DAYS[season.cadence]
+    releases: list[Release] = []
+    warnings: list[Problem] = []
+    slot: int | None = None
+    per_day = {} if per_day is None else per_day
+    for episode in season.episodes:
+        if episode.release is not None:
+            day, clock = _local_day_and_time(episode.release, zone)
+            slot = _slot(day, season.premiere, step)
+        else:
+            slot = 0 if slot is None else slot + (1 if step else 0)
+            day, clock = season.premiere + timedelta(days=step * slot), None
+        clock = clock if clock is not None else season.release_time
+        if clock is not None and not _exists(day, clock, zone):
+            warnings.append(
+                Problem(
+                    episode.source,
+                    None,
+                    f"S{season.number} E{episode.number}",
+                    "release",
+                    f"{day} {clock:%H:%M} does not exist in {show.timezone} (the clocks skip it)",
+                    "choose another time; it is read as the same wall time after the change",
+                )
+            )
+        if releases and day < releases[-1].day:
+            warnings.append(
+                Problem(
+                    episode.source,
+                    None,
+                    f"S{season.number} E{episode.number}",
+                    "release",
+                    f"released {day}, before episode {releases[-1].episode.number} "
+                    f"({releases[-1].day})",
+                    "check the release dates",
+                )
+            )
+        rank = per_day.get(day, 0)
+        per_day[day] = rank + 1
+        releases.append(Release(show, season, episode, day, clock, rank))
+    return releases, warnings
+
+
+def _exists(day: date, clock: time, zone: ZoneInfo) -> bool:
+    """False when a wall-clock time falls in a daylight-saving gap."""
+    local = datetime.combine(day, clock, tzinfo=zone)
+    round_trip = local.astimezone(UTC).astimezone(zone)
+    return round_trip.replace(tzinfo=None) == local.replace(tzinfo=None)
+
+
+def build_schedule(catalogue: Catalogue) -> Schedule:
+    """Schedule every season of the catalogue."""
+    releases: list[Release] = []
+    warnings: list[Problem] = []
+    per_day: dict[date, int] = {}
+    for season in catalogue.seasons:
+        found, problems = schedule_season(catalogue.show, season, per_day)
+        releases += found
+        warnings += problems
+    return Schedule(tuple(releases), tuple(warnings))

@@ -1,0 +1,41 @@
+"""Rebuild tests/golden/ from the shipped content: python tests/regenerate_golden.py"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from famfeeds.cli import cli
+
+TESTS = Path(__file__).resolve().parent
+sys.path.insert(0, str(TESTS))
+from test_golden import AS_OF, GOLDEN  # noqa: E402
+
+
+def main() -> None:
+    for as_of in AS_OF:
+        target = GOLDEN / f"as-of-{as_of}"
+        shutil.rmtree(target, ignore_errors=True)
+        args = [
+            "build",
+            "--content",
+            str(TESTS.parent / "content"),
+            "--output",
+            str(target),
+            "--templates",
+            str(TESTS.parent / "templates"),
+            "--as-of",
+            as_of,
+        ]
+        result = CliRunner().invoke(cli, args, catch_exceptions=False)
+        if result.exit_code:
+            sys.exit(result.output)
+        (target / ".famfeeds-manifest").unlink()
+        print(f"wrote {target.relative_to(TESTS.parent)}")
+
+
+if __name__ == "__main__":
+    main()

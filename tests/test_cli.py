@@ -1,0 +1,156 @@
+"""The command line: help for everything, summaries, dates, and reproducible output."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import Result
+
+from conftest import Project, build_args
+from famfeeds import __version__
+from famfeeds.cli import cli
+
+
+def all_commands() -> list[tuple[str, click.Command]]:
+    ctx = click.Context(cli)
+    return [("famfeeds", cli)] + [
+        (f"famfeeds {n}", cli.get_command(ctx, n))  # type: ignore[misc]
+        for n in cli.list_commands(ctx)
+    ]
+
+
+@pytest.mark.parametrize("name,command", all_commands(), ids=lambda v: str(v))
+def test_every_command_and_option_has_help_and_an_example(
+    name: str, command: click.Command
+) -> None:
+    assert command.help and "Example:" in command.help, f"{name} has no help with an example"
+    for param in command.params:
+        if isinstance(param, click.Option) and param.name not in {"help", "version"}:
+            assert param.help, f"{name} {param.opts[0]} has no help text"
+
+
+def test_help_and_version(run: Callable[..., Result]) -> None:
+    assert run("--version").output.strip() == f"famfeeds, version {__version__}"
+    for args in (["--help"], ["build", "--help"], ["check", "--help"]):
+        result = run(*args)
+        assert result.exit_code == 0
+        assert "Usage:" in result.output
+
+
+def test_help_does_not_import_heavy_libraries() -> None:
+    code = (
+        "import sys; from famfeeds.cli import main; sys.argv=['famfeeds','--help']\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "heavy = {'feedgen','jinja2','icalendar','premailer','pydantic','lxml','cmarkgfm'}\n"
+        "print(sorted(m for m in heavy if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_python_dash_m_runs(tmp_path: Path) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "famfeeds", "--version"], capture_output=True, text=True, check=True
+    )
+    assert __version__ in out.stdout
+
+
+def test_build_prints_a_summary(shipped: Project, run: Callable[..., Result]) -> None:
+    result = run(*build_args(shipped, "--as-of", "2023-11-24"))
+    assert result.exit_code == 0
+    assert "as of 2023-11-24: 3 of 10 episodes released" in result.output
+    for name in ("feed.xml", "rss.xml", "feed.json", "index.html"):
+        assert name in result.output
+        assert (shipped.output / name).is_file()
+
+
+def test_check_reports_ok_and_writes_nothing(shipped: Project, run: Callable[..., Result]) -> None:
+    result = run("check", "--content", shipped.content)
+    assert result.exit_code == 0
+    assert "For All Mankind, 1 season(s), 10 episodes" in result.output
+    assert not shipped.output.exists()
+
+
+def test_build_with_defaults_in_the_project_folder(
+    shipped: Project, run: Callable[..., Result], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(shipped.root)
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700870400")  # 2023-11-25 00:00 UTC
+    result = run("build")
+    assert result.exit_code == 0, result.output
+    # 2023-11-25 00:00 UTC is still 2023-11-24 in Los Angeles.
+    assert "as of 2023-11-24" in result.output
+    assert (shipped.root / "output/feed.xml").is_file()
+
+
+def test_bad_source_date_epoch_is_a_clear_error(
+    shipped: Project, run: Callable[..., Result], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "yesterday")
+    result = run(*build_args(shipped))
+    assert result.exit_code == 1
+    assert "SOURCE_DATE_EPOCH" in result.output
+
+
+def test_bad_as_of_is_a_usage_error(shipped: Project, run: Callable[..., Result]) -> None:
+    result = run(*build_args(shipped, "--as-of", "2023-11-31"))
+    assert result.exit_code == 2
+    assert "YYYY-MM-DD" in result.output
+
+
+def test_base_url_option_moves_every_link(shipped: Project, run: Callable[..., Result]) -> None:
+    result = run(
+        *build_args(
+            shipped, "--as-of", "2023-11-24", "--base-url", "https://staging.example.com/fam"
+        )
+    )
+    assert result.exit_code == 0
+    atom = (shipped.output / "feed.xml").read_text()
+    assert 'href="https://staging.example.com/fam/feed.xml" rel="self"' in atom
+    assert "famfeeds.example.org/for-all-mankind" not in atom
+    bad = run(*build_args(shipped, "--base-url", "staging/"))
+    assert bad.exit_code == 1
+    assert "--base-url staging/" in bad.output
+
+
+def test_missing_templates_folder_is_an_error(shipped: Project, run: Callable[..., Result]) -> None:
+    result = run(*build_args(shipped, "--templates", shipped.root / "nope"))
+    assert result.exit_code == 1
+    assert "no such folder" in result.output
+
+
+def test_output_is_identical_in_any_time_zone_and_locale(shipped: Project, tmp_path: Path) -> None:
+    outputs = []
+    for tz, lang in (
+        ("UTC", "C.UTF-8"),
+        ("Pacific/Kiritimati", "de_DE.UTF-8"),
+        ("America/Adak", "fr_FR.UTF-8"),
+    ):
+        out = tmp_path / f"out-{len(outputs)}"
+        env = {**os.environ, "TZ": tz, "LC_ALL": lang, "LANG": lang}
+        env.pop("SOURCE_DATE_EPOCH", None)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "famfeeds",
+                "build",
+                "--content",
+                str(shipped.content),
+                "--output",
+                str(out),
+                "--as-of",
+                "2023-12-01",
+            ],
+            check=True,
+            env=env,
+            capture_output=True,
+        )
+        outputs.append({p.name: p.read_bytes() for p in out.iterdir()})
+    assert outputs[0] == outputs[1] == outputs[2]

@@ -1,0 +1,45 @@
+"""Golden files: the shipped season built at fixed dates must match tests/golden/ byte for byte.
+
+After an intended change, regenerate them with:
+
+    python tests/regenerate_golden.py
+
+and review the diff before committing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from click.testing import Result
+
+from conftest import Project, build_args
+
+GOLDEN = Path(__file__).parent / "golden"
+AS_OF = ["2023-11-24", "2024-01-31"]  # mid-season, and after the finale
+
+
+@pytest.mark.parametrize("as_of", AS_OF)
+def test_shipped_season_matches_golden_files(
+    shipped: Project, run: Callable[..., Result], as_of: str
+) -> None:
+    assert run(*build_args(shipped, "--as-of", as_of)).exit_code == 0
+    expected_dir = GOLDEN / f"as-of-{as_of}"
+    expected = {
+        p.relative_to(expected_dir).as_posix(): p.read_bytes()
+        for p in sorted(expected_dir.rglob("*"))
+        if p.is_file()
+    }
+    got = {k: v for k, v in shipped.snapshot().items() if not k.startswith(".")}
+    assert sorted(got) == sorted(expected)
+    for name, data in expected.items():
+        assert got[name] == data, f"{name} differs from {expected_dir / name}"
+
+
+def test_two_builds_are_byte_identical(shipped: Project, run: Callable[..., Result]) -> None:
+    assert run(*build_args(shipped, "--as-of", "2023-12-01")).exit_code == 0
+    first = shipped.snapshot()
+    assert run(*build_args(shipped, "--as-of", "2023-12-01")).exit_code == 0
+    assert shipped.snapshot() == first
