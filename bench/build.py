@@ -125,7 +125,21 @@ def main() -> None:
                 ],
                 args.repeat,
             )
-            rows.append((f"build: {n:,} episodes", sizes[n]))
+            rows.append((f"build: {n:,} episodes (rebuild)", sizes[n]))
+        cold = best(
+            [
+                *famfeeds,
+                "build",
+                "--content",
+                str(root / "content-10000"),
+                "--output",
+                str(root / "out-cold"),
+                "--as-of",
+                "2030-01-01",
+            ],
+            1,
+        )
+        rows.append(("build: 10,000 episodes, first build (empty output/)", cold))
         click_only = best([py, "-c", "import click"], args.repeat)
         help_time = best([*famfeeds, "--help"], args.repeat)
         rows.append(('python -c "import click"', click_only))
@@ -135,7 +149,8 @@ def main() -> None:
         print(f"{label:<{width}}  {seconds * 1000:8.0f} ms")
     print()
     print(f"shipped build / bare import:        {shipped / base:5.2f}x  (target <= 1.3x)")
-    print(f"10,000 episodes:                    {sizes[10000]:5.2f} s  (target < 5 s)")
+    print(f"10,000 episodes, rebuild:           {sizes[10000]:5.2f} s  (target < 5 s)")
+    print(f"10,000 episodes, first build:       {cold:5.2f} s")
     ratio = sizes[10000] / sizes[1000]
     print(f"10,000 / 1,000 episodes:            {ratio:5.2f}x (linear: 10x or less)")
     print(f"--help / import click:              {help_time / click_only:5.2f}x  (target <= 1.5x)")

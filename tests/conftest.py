@@ -106,6 +106,7 @@ def project(tmp_path: Path) -> Project:
 def shipped(tmp_path: Path) -> Project:
     """A copy of the shipped For All Mankind content."""
     shutil.copytree(SHIPPED_CONTENT, tmp_path / "content")
+    shutil.copy(REPO / "famfeeds.lock", tmp_path / "famfeeds.lock")
     return Project(tmp_path)
 
 

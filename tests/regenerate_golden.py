@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -19,10 +20,14 @@ def main() -> None:
     for as_of in AS_OF:
         target = GOLDEN / f"as-of-{as_of}"
         shutil.rmtree(target, ignore_errors=True)
+        # Build from a copy, as the tests do, so the repository's famfeeds.lock is untouched.
+        work = Path(tempfile.mkdtemp())
+        shutil.copytree(TESTS.parent / "content", work / "content")
+        shutil.copy(TESTS.parent / "famfeeds.lock", work / "famfeeds.lock")
         args = [
             "build",
             "--content",
-            str(TESTS.parent / "content"),
+            str(work / "content"),
             "--output",
             str(target),
             "--templates",
@@ -34,6 +39,7 @@ def main() -> None:
         if result.exit_code:
             sys.exit(result.output)
         (target / ".famfeeds-manifest").unlink()
+        shutil.rmtree(work)
         print(f"wrote {target.relative_to(TESTS.parent)}")
 
 

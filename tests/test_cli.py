@@ -152,5 +152,5 @@ def test_output_is_identical_in_any_time_zone_and_locale(shipped: Project, tmp_p
             env=env,
             capture_output=True,
         )
-        outputs.append({p.name: p.read_bytes() for p in out.iterdir()})
+        outputs.append({p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()})
     assert outputs[0] == outputs[1] == outputs[2]

@@ -106,3 +106,13 @@ def test_a_render_failure_writes_nothing(
     assert result.exit_code == 1
     assert "index.html.j2:1: template syntax error" in result.output
     assert shipped.snapshot() == before
+
+
+def test_unchanged_files_are_carried_by_link_and_changed_ones_rewritten(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    write_output({"same.ics": b"unchanged", "feed.xml": b"old"}, out)
+    inode = (out / "same.ics").stat().st_ino
+    write_output({"same.ics": b"unchanged", "feed.xml": b"new!"}, out)
+    assert (out / "same.ics").read_bytes() == b"unchanged"
+    assert (out / "same.ics").stat().st_ino == inode
+    assert (out / "feed.xml").read_bytes() == b"new!"

@@ -12,6 +12,7 @@ from famfeeds.content import Catalogue, load_catalogue
 from famfeeds.errors import ContentError, FamfeedsError, Problem
 from famfeeds.models import normalise_base_url
 from famfeeds.schedule import Schedule, build_schedule
+from famfeeds.state import LOCK_NAME, Lock, load_lock
 from famfeeds.writer import WriteReport, write_output
 
 
@@ -24,6 +25,8 @@ class Build:
     as_of: date
     files: dict[str, bytes]
     warnings: tuple[Problem, ...]
+    lock: Lock
+    """The calendar's published state after this build; saved once the output is written."""
 
 
 def reference_date(
@@ -43,6 +46,11 @@ def reference_date(
             ) from None
         return instant.astimezone(zone).date()
     return datetime.now(tz=zone).date()
+
+
+def lock_path(content: Path) -> Path:
+    """famfeeds.lock lives beside the content folder, at the project's root."""
+    return content.absolute().parent / LOCK_NAME
 
 
 def check(content: Path, base_url: str | None = None) -> tuple[Catalogue, Schedule]:
@@ -69,6 +77,7 @@ def render(
     base_url: str | None = None,
 ) -> Build:
     """Everything a build writes, in memory: nothing touches output/ here."""
+    from famfeeds.calendar import render_calendars
     from famfeeds.feeds import render_feeds
     from famfeeds.site import render_site
     from famfeeds.templating import environment
@@ -82,6 +91,8 @@ def render(
     env = environment(templates)
     files: dict[str, bytes] = {}
     files.update(render_feeds(catalogue.show, schedule, day))
+    calendars, lock = render_calendars(catalogue.show, schedule, load_lock(lock_path(content)), day)
+    files.update(calendars)
     try:
         files.update(render_site(catalogue, schedule, day, env))
     except TemplateSyntaxError as exc:
@@ -89,7 +100,7 @@ def render(
         raise FamfeedsError(f"{where}: template syntax error: {exc.message}") from None
     except TemplateError as exc:
         raise FamfeedsError(f"template error: {exc}") from None
-    return Build(catalogue, schedule, day, files, schedule.warnings)
+    return Build(catalogue, schedule, day, files, schedule.warnings, lock)
 
 
 def build(
@@ -102,4 +113,6 @@ def build(
 ) -> tuple[Build, WriteReport]:
     """Render everything, then swap it into ``output``."""
     result = render(content, templates, as_of, strict, base_url)
-    return result, write_output(result.files, output)
+    report = write_output(result.files, output)
+    result.lock.save()
+    return result, report

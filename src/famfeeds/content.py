@@ -43,6 +43,18 @@ class Loader:
 
     root: Path
     problems: list[Problem] = field(default_factory=list)
+    shown_root: str = ""
+
+    def __post_init__(self) -> None:
+        self.shown_root = display_path(self.root)
+
+    def shown(self, path: Path) -> str:
+        """``path`` as the user would type it (computed once for the root: it is per file)."""
+        try:
+            inner = path.relative_to(self.root).as_posix()
+        except ValueError:
+            return display_path(path)
+        return self.shown_root if inner == "." else f"{self.shown_root}/{inner}"
 
     def problem(
         self,
@@ -55,7 +67,7 @@ class Loader:
         hint: str = "",
     ) -> None:
         """Record one problem."""
-        self.problems.append(Problem(display_path(path), line, record, field, message, hint))
+        self.problems.append(Problem(self.shown(path), line, record, field, message, hint))
 
     def read_text(self, path: Path, record: str) -> str | None:
         """Read a UTF-8 file, reporting unreadable files and forbidden control characters."""
@@ -247,7 +259,7 @@ class Loader:
         episodes = self.load_episodes(folder, number)
         if meta is None or episodes is None:
             return None
-        return Season.model_construct(**dict(meta), episodes=episodes, source=display_path(path))
+        return Season.model_construct(**dict(meta), episodes=episodes, source=self.shown(path))
 
     def load_episodes(self, folder: Path, season: int) -> tuple[Episode, ...] | None:
         """Read every episode file of a season and check numbering and slugs."""
@@ -352,7 +364,7 @@ class Loader:
             return None
         synopsis = "\n".join(lines[end + 1 :]).strip()
         return Episode.model_construct(
-            **dict(meta), slug=slug, synopsis=synopsis, source=display_path(path)
+            **dict(meta), slug=slug, synopsis=synopsis, source=self.shown(path)
         )
 
 

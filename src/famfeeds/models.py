@@ -121,6 +121,15 @@ class Newsletter(Record):
     smtp_url: str | None = None
 
 
+class CalendarSettings(Record):
+    """The [calendar] table of show.toml."""
+
+    all_day: bool = False
+    """Show timed releases as all-day events."""
+    reminder: Annotated[int, Field(ge=0, le=40320, description="minutes before")] = 0
+    """A reminder (VALARM) this many minutes before each release; 0 for none."""
+
+
 class Show(Record):
     """content/show.toml."""
 
@@ -137,6 +146,7 @@ class Show(Record):
     feed_entries: Annotated[int, Field(ge=1, le=10_000)] = 50
     author: Person
     newsletter: Newsletter | None = None
+    calendar: CalendarSettings = CalendarSettings()
 
     @property
     def zone(self) -> ZoneInfo:

@@ -47,14 +47,18 @@ class Release:
         return self.local_time is None
 
     @property
+    def start(self) -> datetime:
+        """The scheduled start in the show's time zone (midnight for an all-day release)."""
+        return datetime.combine(self.day, self.local_time or time(0), tzinfo=self.show.zone)
+
+    @property
     def instant(self) -> datetime:
         """The release instant, in the show's time zone.
 
         An all-day release counts from midnight. Episodes sharing a day are a
         second apart in episode order, so every entry has its own timestamp.
         """
-        start = datetime.combine(self.day, self.local_time or time(0), tzinfo=self.show.zone)
-        return start + timedelta(seconds=self.rank)
+        return self.start + timedelta(seconds=self.rank)
 
     @property
     def updated(self) -> datetime:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING
 
+from famfeeds.calendar import CALENDAR_FILE, episode_file, google_calendar_link, webcal
 from famfeeds.content import Catalogue
 from famfeeds.richtext import markdown_to_html
 from famfeeds.schedule import Release, Schedule
@@ -23,6 +24,8 @@ class Row:
     state: str
     """released, next, upcoming or cancelled."""
     title: str
+    ics_url: str
+    google_url: str
 
 
 def schedule_rows(schedule: Schedule, as_of: date) -> list[Row]:
@@ -38,7 +41,15 @@ def schedule_rows(schedule: Schedule, as_of: date) -> list[Row]:
             state, next_seen = "next", True
         else:
             state = "upcoming"
-        rows.append(Row(release, state, episode_title(release)))
+        rows.append(
+            Row(
+                release,
+                state,
+                episode_title(release),
+                release.show.url(episode_file(release)),
+                google_calendar_link(release),
+            )
+        )
     return rows
 
 
@@ -47,12 +58,14 @@ def render_site(
 ) -> dict[str, bytes]:
     """output/index.html."""
     show = catalogue.show
-    rows = schedule_rows(schedule, as_of)
+    by_season: dict[int, list[Row]] = {}
+    for row in schedule_rows(schedule, as_of):
+        by_season.setdefault(row.release.season.number, []).append(row)
     seasons = [
         {
             "season": season,
             "description_html": markdown_to_html(season.description, show.base_url),
-            "rows": [r for r in rows if r.release.season.number == season.number],
+            "rows": by_season.get(season.number, []),
         }
         for season in catalogue.seasons
     ]
@@ -61,11 +74,13 @@ def render_site(
         {"title": "RSS", "href": show.url(RSS_FILE), "type": "application/rss+xml"},
         {"title": "JSON Feed", "href": show.url(JSON_FILE), "type": "application/feed+json"},
     ]
+    calendar_url = show.url(CALENDAR_FILE)
     page = env.get_template("index.html.j2").render(
         show=show,
         seasons=seasons,
         feeds=feeds,
         as_of=as_of,
+        calendar={"https": calendar_url, "webcal": webcal(calendar_url)},
         description_html=markdown_to_html(show.description, show.base_url),
     )
     return {SITE_FILE: page.encode("utf-8")}

@@ -1,0 +1,333 @@
+"""The iCalendar files: every episode, past and future, as an event that updates in place.
+
+- calendar.ics: every season; season-NN.ics: one season; episodes/sNNeMM.ics: one
+  episode, for "add to calendar" links.
+- One event per episode, even when several share a day: each keeps its own UID,
+  so moving one episode never disturbs the others in a subscriber's calendar.
+- All-day releases are VALUE=DATE events (DTEND the next day); timed releases are
+  written in UTC, which every client reads at the same instant across
+  daylight-saving changes (no VTIMEZONE to get wrong).
+- SEQUENCE and DTSTAMP come from famfeeds.lock (see state.py). Each VEVENT is
+  serialised once and its bytes reused in every file that holds it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from urllib.parse import urlencode
+
+from famfeeds.models import Show
+from famfeeds.richtext import html_to_text, markdown_to_html
+from famfeeds.schedule import Release, Schedule
+from famfeeds.state import Lock, Published
+from famfeeds.urls import episode_url
+
+CALENDAR_FILE = "calendar.ics"
+PRODID = "-//famfeeds//famfeeds//EN"
+REFRESH = "PT12H"
+DEFAULT_RUNTIME = 60  # minutes
+STAMP_FORMAT = "%Y%m%dT%H%M%SZ"
+
+
+def uid(show: Show, season: int, episode: int) -> str:
+    """The event's UID: show, season, episode and the site's domain; never changes."""
+    return f"{show.slug}-s{season:02d}e{episode:02d}@{show.domain}"
+
+
+def season_file(season: int) -> str:
+    """The file name of one season's calendar."""
+    return f"season-{season:02d}.ics"
+
+
+def episode_file(release: Release) -> str:
+    """The file name of one episode's "add to calendar" .ics."""
+    return f"episodes/{release.key}.ics"
+
+
+def webcal(url: str) -> str:
+    """The webcal:// form of an http(s) URL, which calendar apps open as a subscription."""
+    return "webcal://" + url.split("://", 1)[1]
+
+
+@dataclass(frozen=True)
+class EventData:
+    """What an event says, before SEQUENCE and DTSTAMP."""
+
+    uid: str
+    season: int
+    summary: str
+    start: date | datetime
+    end: date | datetime
+    description: str
+    url: str
+    location: str
+    categories: tuple[str, ...]
+    cancelled: bool
+    reminder: int
+
+    @property
+    def major(self) -> str:
+        """Fingerprint of the fields whose change raises SEQUENCE."""
+        return _digest(_value(self.start), _value(self.end), self.summary, str(self.cancelled))
+
+    @property
+    def minor(self) -> str:
+        """Fingerprint of everything else."""
+        return _digest(
+            self.description, self.url, self.location, *self.categories, str(self.reminder)
+        )
+
+
+def _digest(*parts: str) -> str:
+    return hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()[:16]
+
+
+def _value(moment: date | datetime) -> str:
+    return moment.strftime(STAMP_FORMAT) if isinstance(moment, datetime) else moment.isoformat()
+
+
+def event_data(release: Release) -> EventData:
+    """The event for one release."""
+    show, episode = release.show, release.episode
+    all_day = release.all_day or show.calendar.all_day
+    start: date | datetime
+    end: date | datetime
+    if all_day:
+        start, end = release.day, release.day + timedelta(days=1)
+    else:
+        start = release.start.astimezone(UTC)
+        end = start + timedelta(minutes=episode.runtime or DEFAULT_RUNTIME)
+    link = episode_url(release)
+    synopsis = html_to_text(markdown_to_html(episode.synopsis, show.base_url))
+    where = f"Streaming on {show.service}."
+    description = "\n\n".join(p for p in (synopsis, where, link) if p)
+    return EventData(
+        uid=uid(show, release.season.number, episode.number),
+        season=release.season.number,
+        summary=f"{show.title} {release.code}: {episode.title}",
+        start=start,
+        end=end,
+        description=description,
+        url=link,
+        location=show.service,
+        categories=(show.title, release.season.title),
+        cancelled=release.cancelled,
+        reminder=show.calendar.reminder,
+    )
+
+
+def publish(data: EventData, previous: Published | None, stamp: datetime) -> Published:
+    """The published state of an event: SEQUENCE rises on a major change, DTSTAMP on any."""
+    if previous is None:
+        return Published(
+            0,
+            stamp,
+            data.major,
+            data.minor,
+            data.summary,
+            data.start,
+            data.cancelled,
+            season=data.season,
+        )
+    if previous.major == data.major and previous.minor == data.minor and not previous.removed:
+        return previous
+    sequence = previous.sequence + (previous.major != data.major or previous.removed)
+    later = max(stamp, previous.dtstamp + timedelta(seconds=1))
+    return Published(
+        sequence,
+        later,
+        data.major,
+        data.minor,
+        data.summary,
+        data.start,
+        data.cancelled,
+        season=data.season,
+    )
+
+
+def removed(previous: Published, stamp: datetime) -> Published:
+    """An event whose episode left the content: cancelled, SEQUENCE raised once."""
+    if previous.removed:
+        return previous
+    return Published(
+        previous.sequence + 1,
+        max(stamp, previous.dtstamp + timedelta(seconds=1)),
+        previous.major,
+        previous.minor,
+        previous.summary,
+        previous.start,
+        cancelled=True,
+        removed=True,
+        season=previous.season,
+    )
+
+
+def fold(line: bytes) -> bytes:
+    """Fold one content line at 75 octets (RFC 5545 3.1), never inside a UTF-8 character
+    or a backslash escape. icalendar's own folding walks the line a character at a time,
+    which is most of a large calendar's build time; this cuts whole chunks of bytes.
+    """
+    if len(line) <= 75:
+        return line + b"\r\n"
+    chunks = []
+    start, limit = 0, 75
+    while len(line) - start > limit:
+        cut = start + limit
+        while line[cut] & 0xC0 == 0x80:  # a UTF-8 continuation byte: step back
+            cut -= 1
+        slashes = 0
+        while line[cut - 1 - slashes] == 0x5C:  # count backslashes before the cut
+            slashes += 1
+        if slashes % 2:  # the cut would part an escape from its character
+            cut -= 1
+        chunks.append(line[start:cut])
+        start, limit = cut, 74  # continuation lines start with a space
+    chunks.append(line[start:])
+    return b"\r\n ".join(chunks) + b"\r\n"
+
+
+def _moment(name: str, moment: date | datetime) -> bytes:
+    from icalendar import vDate, vDatetime
+
+    if isinstance(moment, datetime):
+        return fold(name.encode() + b":" + vDatetime(moment.astimezone(UTC)).to_ical())
+    return fold(name.encode() + b";VALUE=DATE:" + vDate(moment).to_ical())
+
+
+def serialise_event(uid_: str, data: EventData | None, state: Published) -> bytes:
+    """One VEVENT as iCalendar bytes: CRLF, folded at 75 octets, values escaped by icalendar."""
+    from icalendar import vCategory, vDuration, vText, vUri
+
+    def text(name: str, value: str) -> bytes:
+        return fold(name.encode() + b":" + vText(value).to_ical())
+
+    lines = [
+        b"BEGIN:VEVENT\r\n",
+        text("UID", uid_),
+        _moment("DTSTAMP", state.dtstamp),
+        fold(b"SEQUENCE:%d" % state.sequence),
+    ]
+    if data is None:  # removed from the content: what the lock remembers
+        lines += [
+            text("SUMMARY", state.summary),
+            _moment("DTSTART", state.start),
+            b"STATUS:CANCELLED\r\n",
+            b"TRANSP:TRANSPARENT\r\n",
+            b"END:VEVENT\r\n",
+        ]
+        return b"".join(lines)
+    lines += [
+        text("SUMMARY", data.summary),
+        _moment("DTSTART", data.start),
+        _moment("DTEND", data.end),
+        text("DESCRIPTION", data.description),
+        fold(b"URL:" + vUri(data.url).to_ical()),
+        text("LOCATION", data.location),
+        fold(b"CATEGORIES:" + vCategory(list(data.categories)).to_ical()),
+        b"STATUS:CANCELLED\r\n" if data.cancelled else b"STATUS:CONFIRMED\r\n",
+        b"TRANSP:TRANSPARENT\r\n",
+    ]
+    if data.reminder and not data.cancelled:
+        trigger = vDuration(timedelta(minutes=-data.reminder)).to_ical()
+        lines += [
+            b"BEGIN:VALARM\r\n",
+            b"ACTION:DISPLAY\r\n",
+            text("DESCRIPTION", data.summary),
+            fold(b"TRIGGER:" + trigger),
+            b"END:VALARM\r\n",
+        ]
+    lines.append(b"END:VEVENT\r\n")
+    return b"".join(lines)
+
+
+def calendar_bytes(show: Show, name: str, description: str, events: list[bytes]) -> bytes:
+    """A VCALENDAR around already serialised VEVENTs."""
+    from icalendar import Calendar, vDuration, vText
+
+    cal = Calendar()
+    cal.add("prodid", PRODID)
+    cal.add("version", "2.0")
+    cal.add("calscale", "GREGORIAN")
+    cal.add("name", vText(name))
+    cal.add("x-wr-calname", vText(name))
+    cal.add("x-wr-caldesc", vText(description))
+    cal.add("refresh-interval", vDuration(timedelta(hours=12)), parameters={"VALUE": "DURATION"})
+    cal.add("x-published-ttl", REFRESH)
+    head = bytes(cal.to_ical())
+    end = b"END:VCALENDAR\r\n"
+    assert head.endswith(end)
+    return head[: -len(end)] + b"".join(events) + end
+
+
+def _single_event_header() -> bytes:
+    """The head of a one-event "add to calendar" file: no name, so apps import the event
+    into a calendar of the user's choosing instead of creating a new one."""
+    from icalendar import Calendar
+
+    cal = Calendar()
+    cal.add("prodid", PRODID)
+    cal.add("version", "2.0")
+    cal.add("calscale", "GREGORIAN")
+    return bytes(cal.to_ical()).removesuffix(b"END:VCALENDAR\r\n")
+
+
+def google_calendar_link(release: Release) -> str:
+    """A Google Calendar event-template link that adds one episode."""
+    show = release.show
+    if release.all_day or show.calendar.all_day:
+        end_day = release.day + timedelta(days=1)
+        dates = f"{release.day:%Y%m%d}/{end_day:%Y%m%d}"
+    else:
+        start = release.start.astimezone(UTC)
+        end = start + timedelta(minutes=release.episode.runtime or DEFAULT_RUNTIME)
+        dates = f"{_value(start)}/{_value(end)}"
+    query = urlencode(
+        {
+            "action": "TEMPLATE",
+            "text": f"{show.title} {release.code}: {release.episode.title}",
+            "dates": dates,
+            "details": f"Streaming on {show.service}. {episode_url(release)}",
+            "location": show.service,
+        }
+    )
+    return f"https://calendar.google.com/calendar/render?{query}"
+
+
+def render_calendars(
+    show: Show, schedule: Schedule, lock: Lock, as_of: date
+) -> tuple[dict[str, bytes], Lock]:
+    """Every .ics file, and the lock updated with what they publish."""
+    stamp = datetime.combine(as_of, time(0), tzinfo=show.zone).astimezone(UTC)
+    single = _single_event_header()
+    events: dict[str, Published] = {}
+    by_season: dict[int, list[bytes]] = {}
+    everything: list[bytes] = []
+    files: dict[str, bytes] = {}
+    for release in schedule.releases:
+        data = event_data(release)
+        state = publish(data, lock.events.get(data.uid), stamp)
+        events[data.uid] = state
+        serialised = serialise_event(data.uid, data, state)
+        everything.append(serialised)
+        by_season.setdefault(data.season, []).append(serialised)
+        files[episode_file(release)] = single + serialised + b"END:VCALENDAR\r\n"
+    for uid_, previous in sorted(lock.events.items()):
+        if uid_ in events:
+            continue
+        state = removed(previous, stamp)
+        events[uid_] = state
+        serialised = serialise_event(uid_, None, state)
+        everything.append(serialised)
+        if previous.season in by_season:
+            by_season[previous.season].append(serialised)
+    description = f"Release dates of {show.title} episodes on {show.service}."
+    files[CALENDAR_FILE] = calendar_bytes(show, show.title, description, everything)
+    titles = {r.season.number: r.season.title for r in schedule.releases}
+    for number, serialised_events in by_season.items():
+        name = f"{show.title}: {titles[number]}"
+        files[season_file(number)] = calendar_bytes(
+            show, name, f"Release dates of {name} on {show.service}.", serialised_events
+        )
+    return files, Lock(lock.path, events)
