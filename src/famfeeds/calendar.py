@@ -121,23 +121,15 @@ def event_data(release: Release) -> EventData:
 def publish(data: EventData, previous: Published | None, stamp: datetime) -> Published:
     """The published state of an event: SEQUENCE rises on a major change, DTSTAMP on any."""
     if previous is None:
-        return Published(
-            0,
-            stamp,
-            data.major,
-            data.minor,
-            data.summary,
-            data.start,
-            data.cancelled,
-            season=data.season,
-        )
-    if previous.major == data.major and previous.minor == data.minor and not previous.removed:
+        sequence = 0
+    elif previous.major == data.major and previous.minor == data.minor and not previous.removed:
         return previous
-    sequence = previous.sequence + (previous.major != data.major or previous.removed)
-    later = max(stamp, previous.dtstamp + timedelta(seconds=1))
+    else:
+        sequence = previous.sequence + (previous.major != data.major or previous.removed)
+        stamp = max(stamp, previous.dtstamp + timedelta(seconds=1))
     return Published(
         sequence,
-        later,
+        stamp,
         data.major,
         data.minor,
         data.summary,

@@ -12,7 +12,13 @@ import click
 
 from famfeeds import __version__
 
-CONTENT_HELP = "Folder holding show.toml and the season-NN folders."
+content_option = click.option(
+    "--content",
+    type=click.Path(path_type=Path, file_okay=False),
+    default="content",
+    show_default=True,
+    help="Folder holding show.toml and the season-NN folders.",
+)
 
 
 def _parse_date(ctx: click.Context, param: click.Parameter, value: str | None) -> date | None:
@@ -37,13 +43,7 @@ def cli() -> None:
 
 
 @cli.command()
-@click.option(
-    "--content",
-    type=click.Path(path_type=Path, file_okay=False),
-    default="content",
-    show_default=True,
-    help=CONTENT_HELP,
-)
+@content_option
 @click.option(
     "--output",
     type=click.Path(path_type=Path, file_okay=False),
@@ -119,13 +119,7 @@ def build(
 
 
 @cli.command()
-@click.option(
-    "--content",
-    type=click.Path(path_type=Path, file_okay=False),
-    default="content",
-    show_default=True,
-    help=CONTENT_HELP,
-)
+@content_option
 @click.option("--strict", is_flag=True, help="Treat warnings as errors (exit 1 on any).")
 def check(content: Path, strict: bool) -> None:
     """Validate the content and report every problem, writing nothing.
