@@ -204,3 +204,16 @@ def test_entry_html_is_sanitised_and_every_url_absolute(
     item = json.loads((project.output / "feed.json").read_text())["items"][0]
     assert item["image"] == "https://img.example.net/1.jpg"
     assert "<script" not in item["content_html"]
+
+
+def test_an_updated_date_after_as_of_is_not_shown(
+    project: Project, run: Callable[..., Result]
+) -> None:
+    project.show()
+    project.season(episodes={1: {"updated": "2024-03-01"}})
+    assert run(*build_args(project, "--as-of", "2024-02-01")).exit_code == 0
+    (entry,) = parse(project, "feed.xml").entries
+    assert entry.updated == entry.published
+    assert run(*build_args(project, "--as-of", "2024-03-02")).exit_code == 0
+    (entry,) = parse(project, "feed.xml").entries
+    assert entry.updated.startswith("2024-03-01")

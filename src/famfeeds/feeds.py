@@ -47,7 +47,7 @@ class Entry:
 def feed_entries(show: Show, schedule: Schedule, as_of: date) -> list[Entry]:
     """The entries a feed shows as of ``as_of``: released episodes, newest first, capped."""
     shown = schedule.released(as_of)[: show.feed_entries]
-    updated = _distinct(shown)
+    updated = _distinct(shown, as_of)
     entries = []
     for release in shown:
         html = markdown_to_html(release.episode.synopsis, show.base_url)
@@ -71,16 +71,25 @@ def feed_entries(show: Show, schedule: Schedule, as_of: date) -> list[Entry]:
     return entries
 
 
-def _distinct(releases: list[Release]) -> dict[tuple[str, int], datetime]:
+def _updated(release: Release, as_of: date) -> datetime:
+    """The record's updated stamp, unless it lies after ``as_of`` (a feed never shows a
+    future date): then the release instant."""
+    stamp = release.updated
+    return stamp if stamp.astimezone(release.show.zone).date() <= as_of else release.instant
+
+
+def _distinct(releases: list[Release], as_of: date) -> dict[tuple[str, int], datetime]:
     """Each release's updated stamp, moved on by whole seconds where two would be equal.
 
     Feed validators flag entries that share an updated value.
     """
     out: dict[tuple[str, int], datetime] = {}
     last: datetime | None = None
-    ordered = sorted(releases, key=lambda r: (r.updated, r.season.number, r.episode.number))
+    ordered = sorted(
+        releases, key=lambda r: (_updated(r, as_of), r.season.number, r.episode.number)
+    )
     for release in ordered:
-        stamp = release.updated
+        stamp = _updated(release, as_of)
         if last is not None and stamp <= last:
             stamp = last + timedelta(seconds=1)
         out[release.key, release.season.number] = stamp
