@@ -29,6 +29,7 @@ PRODID = "-//famfeeds//famfeeds//EN"
 REFRESH = "PT12H"
 DEFAULT_RUNTIME = 60  # minutes
 STAMP_FORMAT = "%Y%m%dT%H%M%SZ"
+CALENDAR_END = b"END:VCALENDAR\r\n"
 
 
 def uid(show: Show, season: int, episode: int) -> str:
@@ -88,17 +89,22 @@ def _value(moment: date | datetime) -> str:
     return moment.strftime(STAMP_FORMAT) if isinstance(moment, datetime) else moment.isoformat()
 
 
+def _span(release: Release) -> tuple[date | datetime, date | datetime]:
+    """Start and (exclusive) end: whole days, or UTC instants lasting the runtime."""
+    if release.all_day or release.show.calendar.all_day:
+        return release.day, release.day + timedelta(days=1)
+    start = release.start.astimezone(UTC)
+    return start, start + timedelta(minutes=release.episode.runtime or DEFAULT_RUNTIME)
+
+
+def _summary(release: Release) -> str:
+    return f"{release.show.title} {release.code}: {release.episode.title}"
+
+
 def event_data(release: Release) -> EventData:
     """The event for one release."""
     show, episode = release.show, release.episode
-    all_day = release.all_day or show.calendar.all_day
-    start: date | datetime
-    end: date | datetime
-    if all_day:
-        start, end = release.day, release.day + timedelta(days=1)
-    else:
-        start = release.start.astimezone(UTC)
-        end = start + timedelta(minutes=episode.runtime or DEFAULT_RUNTIME)
+    start, end = _span(release)
     link = episode_url(release)
     synopsis = html_to_text(markdown_to_html(episode.synopsis, show.base_url))
     where = f"Streaming on {show.service}."
@@ -106,7 +112,7 @@ def event_data(release: Release) -> EventData:
     return EventData(
         uid=uid(show, release.season.number, episode.number),
         season=release.season.number,
-        summary=f"{show.title} {release.code}: {episode.title}",
+        summary=_summary(release),
         start=start,
         end=end,
         description=description,
@@ -126,7 +132,7 @@ def publish(data: EventData, previous: Published | None, stamp: datetime) -> Pub
         return previous
     else:
         sequence = previous.sequence + (previous.major != data.major or previous.removed)
-        stamp = max(stamp, previous.dtstamp + timedelta(seconds=1))
+        stamp = _restamp(previous, stamp)
     return Published(
         sequence,
         stamp,
@@ -139,13 +145,18 @@ def publish(data: EventData, previous: Published | None, stamp: datetime) -> Pub
     )
 
 
+def _restamp(previous: Published, stamp: datetime) -> datetime:
+    """A changed event's DTSTAMP: the build's, but never at or before the last one."""
+    return max(stamp, previous.dtstamp + timedelta(seconds=1))
+
+
 def removed(previous: Published, stamp: datetime) -> Published:
     """An event whose episode left the content: cancelled, SEQUENCE raised once."""
     if previous.removed:
         return previous
     return Published(
         previous.sequence + 1,
-        max(stamp, previous.dtstamp + timedelta(seconds=1)),
+        _restamp(previous, stamp),
         previous.major,
         previous.minor,
         previous.summary,
@@ -234,51 +245,41 @@ def serialise_event(uid_: str, data: EventData | None, state: Published) -> byte
     return b"".join(lines)
 
 
-def calendar_bytes(show: Show, name: str, description: str, events: list[bytes]) -> bytes:
-    """A VCALENDAR around already serialised VEVENTs."""
+def _head(name: str | None = None, description: str = "") -> bytes:
+    """A VCALENDAR's properties, without END:VCALENDAR. Without ``name`` (a one-event
+    "add to calendar" file) apps import the event into a calendar of the user's choosing
+    instead of creating a new one; with it, the file is a named subscription."""
     from icalendar import Calendar, vDuration, vText
 
     cal = Calendar()
     cal.add("prodid", PRODID)
     cal.add("version", "2.0")
     cal.add("calscale", "GREGORIAN")
-    cal.add("name", vText(name))
-    cal.add("x-wr-calname", vText(name))
-    cal.add("x-wr-caldesc", vText(description))
-    cal.add("refresh-interval", vDuration(timedelta(hours=12)), parameters={"VALUE": "DURATION"})
-    cal.add("x-published-ttl", REFRESH)
-    head = bytes(cal.to_ical())
-    end = b"END:VCALENDAR\r\n"
-    assert head.endswith(end)
-    return head[: -len(end)] + b"".join(events) + end
+    if name is not None:
+        cal.add("name", vText(name))
+        cal.add("x-wr-calname", vText(name))
+        cal.add("x-wr-caldesc", vText(description))
+        cal.add(
+            "refresh-interval", vDuration(timedelta(hours=12)), parameters={"VALUE": "DURATION"}
+        )
+        cal.add("x-published-ttl", REFRESH)
+    return bytes(cal.to_ical()).removesuffix(CALENDAR_END)
 
 
-def _single_event_header() -> bytes:
-    """The head of a one-event "add to calendar" file: no name, so apps import the event
-    into a calendar of the user's choosing instead of creating a new one."""
-    from icalendar import Calendar
-
-    cal = Calendar()
-    cal.add("prodid", PRODID)
-    cal.add("version", "2.0")
-    cal.add("calscale", "GREGORIAN")
-    return bytes(cal.to_ical()).removesuffix(b"END:VCALENDAR\r\n")
+def calendar_bytes(head: bytes, events: list[bytes]) -> bytes:
+    """A VCALENDAR around already serialised VEVENTs."""
+    return head + b"".join(events) + CALENDAR_END
 
 
 def google_calendar_link(release: Release) -> str:
     """A Google Calendar event-template link that adds one episode."""
     show = release.show
-    if release.all_day or show.calendar.all_day:
-        end_day = release.day + timedelta(days=1)
-        dates = f"{release.day:%Y%m%d}/{end_day:%Y%m%d}"
-    else:
-        start = release.start.astimezone(UTC)
-        end = start + timedelta(minutes=release.episode.runtime or DEFAULT_RUNTIME)
-        dates = f"{_value(start)}/{_value(end)}"
+    start, end = _span(release)
+    dates = f"{_value(start)}/{_value(end)}".replace("-", "")
     query = urlencode(
         {
             "action": "TEMPLATE",
-            "text": f"{show.title} {release.code}: {release.episode.title}",
+            "text": _summary(release),
             "dates": dates,
             "details": f"Streaming on {show.service}. {episode_url(release)}",
             "location": show.service,
@@ -292,7 +293,7 @@ def render_calendars(
 ) -> tuple[dict[str, bytes], Lock]:
     """Every .ics file, and the lock updated with what they publish."""
     stamp = datetime.combine(as_of, time(0), tzinfo=show.zone).astimezone(UTC)
-    single = _single_event_header()
+    single = _head()
     events: dict[str, Published] = {}
     by_season: dict[int, list[bytes]] = {}
     everything: list[bytes] = []
@@ -304,7 +305,7 @@ def render_calendars(
         serialised = serialise_event(data.uid, data, state)
         everything.append(serialised)
         by_season.setdefault(data.season, []).append(serialised)
-        files[episode_file(release)] = single + serialised + b"END:VCALENDAR\r\n"
+        files[episode_file(release)] = calendar_bytes(single, [serialised])
     for uid_, previous in sorted(lock.events.items()):
         if uid_ in events:
             continue
@@ -315,11 +316,10 @@ def render_calendars(
         if previous.season in by_season:
             by_season[previous.season].append(serialised)
     description = f"Release dates of {show.title} episodes on {show.service}."
-    files[CALENDAR_FILE] = calendar_bytes(show, show.title, description, everything)
+    files[CALENDAR_FILE] = calendar_bytes(_head(show.title, description), everything)
     titles = {r.season.number: r.season.title for r in schedule.releases}
     for number, serialised_events in by_season.items():
         name = f"{show.title}: {titles[number]}"
-        files[season_file(number)] = calendar_bytes(
-            show, name, f"Release dates of {name} on {show.service}.", serialised_events
-        )
+        head = _head(name, f"Release dates of {name} on {show.service}.")
+        files[season_file(number)] = calendar_bytes(head, serialised_events)
     return files, Lock(lock.path, events)

@@ -43,13 +43,13 @@ class Loader:
 
     root: Path
     problems: list[Problem] = field(default_factory=list)
-    shown_root: str = ""
+    shown_root: str = field(init=False, default="")
 
     def __post_init__(self) -> None:
         self.shown_root = display_path(self.root)
 
     def shown(self, path: Path) -> str:
-        """``path`` as the user would type it (computed once for the root: it is per file)."""
+        """``path`` as the user would type it; resolving the root once keeps this cheap."""
         try:
             inner = path.relative_to(self.root).as_posix()
         except ValueError:
