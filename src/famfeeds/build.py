@@ -8,8 +8,10 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from famfeeds.cache import CACHE_DIR, IssueCache
 from famfeeds.content import Catalogue, load_catalogue
 from famfeeds.errors import ContentError, FamfeedsError, Problem
+from famfeeds.issues import plan_issues
 from famfeeds.models import normalise_base_url
 from famfeeds.schedule import Schedule, build_schedule
 from famfeeds.state import LOCK_NAME, Lock, load_lock
@@ -27,6 +29,9 @@ class Build:
     warnings: tuple[Problem, ...]
     lock: Lock
     """The calendar's published state after this build; saved once the output is written."""
+    rendered: dict[str, str]
+    """Newly rendered newsletter issues, for the cache."""
+    cache: IssueCache
 
 
 def reference_date(
@@ -56,6 +61,8 @@ def lock_path(content: Path) -> Path:
 def check(content: Path, base_url: str | None = None) -> tuple[Catalogue, Schedule]:
     """Load, validate and schedule; ContentError lists every problem.
 
+    The schedule's warnings include newsletter notes that match no issue.
+
     ``base_url`` replaces show.toml's, e.g. to build a staging copy of the site.
     """
     catalogue = load_catalogue(content)
@@ -66,7 +73,11 @@ def check(content: Path, base_url: str | None = None) -> tuple[Catalogue, Schedu
             raise FamfeedsError(f"--base-url {base_url}: {exc}") from None
         show = catalogue.show.model_copy(update={"base_url": url})
         catalogue = replace(catalogue, show=show)
-    return catalogue, build_schedule(catalogue)
+    schedule = build_schedule(catalogue)
+    _, note_warnings = plan_issues(catalogue, schedule)
+    if note_warnings:
+        schedule = replace(schedule, warnings=schedule.warnings + tuple(note_warnings))
+    return catalogue, schedule
 
 
 def render(
@@ -93,14 +104,22 @@ def render(
     files.update(render_feeds(catalogue.show, schedule, day))
     calendars, lock = render_calendars(catalogue.show, schedule, load_lock(lock_path(content)), day)
     files.update(calendars)
+    cache = IssueCache(content.absolute().parent / CACHE_DIR)
+    rendered: dict[str, str] = {}
     try:
+        if catalogue.show.newsletter is not None:
+            from famfeeds.newsletter import render_newsletter
+
+            issues, _ = plan_issues(catalogue, schedule)
+            letters, rendered, _ = render_newsletter(issues, day, env, cache)
+            files.update(letters)
         files.update(render_site(catalogue, schedule, day, env))
     except TemplateSyntaxError as exc:
         where = f"{exc.filename or exc.name}:{exc.lineno}"
         raise FamfeedsError(f"{where}: template syntax error: {exc.message}") from None
     except TemplateError as exc:
         raise FamfeedsError(f"template error: {exc}") from None
-    return Build(catalogue, schedule, day, files, schedule.warnings, lock)
+    return Build(catalogue, schedule, day, files, schedule.warnings, lock, rendered, cache)
 
 
 def build(
@@ -115,4 +134,5 @@ def build(
     result = render(content, templates, as_of, strict, base_url)
     report = write_output(result.files, output)
     result.lock.save()
+    result.cache.update(result.rendered)
     return result, report

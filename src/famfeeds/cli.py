@@ -5,6 +5,7 @@ Heavy libraries are imported inside the commands, so ``famfeeds --help`` starts 
 
 from __future__ import annotations
 
+import sys
 from datetime import date
 from pathlib import Path
 
@@ -30,6 +31,38 @@ def _parse_date(ctx: click.Context, param: click.Parameter, value: str | None) -
         raise click.BadParameter(f"{value!r} is not a date; write YYYY-MM-DD") from None
 
 
+output_option = click.option(
+    "--output",
+    type=click.Path(path_type=Path, file_okay=False),
+    default="output",
+    show_default=True,
+    help="Folder to build into. Replaced in one step; files famfeeds did not make are kept.",
+)
+templates_option = click.option(
+    "--templates",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Folder of your own templates, searched before the shipped ones "
+    "[default: ./templates if it exists].",
+)
+as_of_option = click.option(
+    "--as-of",
+    "as_of",
+    metavar="YYYY-MM-DD",
+    callback=_parse_date,
+    help="Reference date: episodes released by then appear in the feeds "
+    "[default: SOURCE_DATE_EPOCH if set, else today in the show's time zone].",
+)
+
+
+def _templates(templates: Path | None) -> Path:
+    from famfeeds.errors import FamfeedsError
+
+    if templates is not None and not templates.is_dir():
+        raise FamfeedsError(f"--templates {templates}: no such folder")
+    return templates or Path("templates")
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, "-V", "--version", prog_name="famfeeds")
 def cli() -> None:
@@ -44,28 +77,9 @@ def cli() -> None:
 
 @cli.command()
 @content_option
-@click.option(
-    "--output",
-    type=click.Path(path_type=Path, file_okay=False),
-    default="output",
-    show_default=True,
-    help="Folder to build into. Replaced in one step; files famfeeds did not make are kept.",
-)
-@click.option(
-    "--templates",
-    type=click.Path(path_type=Path, file_okay=False),
-    default=None,
-    help="Folder of your own templates, searched before the shipped ones "
-    "[default: ./templates if it exists].",
-)
-@click.option(
-    "--as-of",
-    "as_of",
-    metavar="YYYY-MM-DD",
-    callback=_parse_date,
-    help="Reference date: episodes released by then appear in the feeds "
-    "[default: SOURCE_DATE_EPOCH if set, else today in the show's time zone].",
-)
+@output_option
+@templates_option
+@as_of_option
 @click.option(
     "--base-url",
     metavar="URL",
@@ -91,13 +105,9 @@ def build(
         famfeeds build --content content --output public --as-of 2023-11-24
     """
     from famfeeds.build import build as run_build
-    from famfeeds.errors import FamfeedsError, display_path
+    from famfeeds.errors import display_path
 
-    if templates is not None and not templates.is_dir():
-        raise FamfeedsError(f"--templates {templates}: no such folder")
-    result, report = run_build(
-        content, output, templates or Path("templates"), as_of, strict, base_url
-    )
+    result, report = run_build(content, output, _templates(templates), as_of, strict, base_url)
     for warning in result.warnings:
         click.echo(f"warning: {warning}", err=True)
     released = len(result.schedule.released(result.as_of))
@@ -106,8 +116,15 @@ def build(
         f"Built {len(report.written)} files in {display_path(output)}/ "
         f"as of {result.as_of}: {released} of {total} episodes released."
     )
+    folders: dict[str, int] = {}
     for name in report.written:
-        click.echo(f"  {name}")
+        if "/" in name:
+            folder = name.split("/", 1)[0]
+            folders[folder] = folders.get(folder, 0) + 1
+        else:
+            click.echo(f"  {name}")
+    for folder, count in folders.items():
+        click.echo(f"  {folder}/ ({count} files)")
     if report.kept:
         click.echo(
             f"Kept {len(report.kept)} files famfeeds did not make: "
@@ -142,6 +159,79 @@ def check(content: Path, strict: bool) -> None:
         f"OK: {catalogue.show.title}, {len(catalogue.seasons)} season(s), "
         f"{catalogue.episode_count()} episodes."
     )
+
+
+@cli.command()
+@content_option
+@output_option
+@templates_option
+@as_of_option
+@click.option(
+    "--date",
+    "day",
+    metavar="YYYY-MM-DD",
+    callback=_parse_date,
+    help="The issue of this date (a release day, or a week before a premiere).",
+)
+@click.option(
+    "--latest", is_flag=True, help="The newest issue out by the reference date (the default)."
+)
+@click.option(
+    "--eml",
+    is_flag=True,
+    help="Write the issue's ready-to-send .eml to standard output, for another mail tool.",
+)
+def newsletter(
+    content: Path,
+    output: Path,
+    templates: Path | None,
+    as_of: date | None,
+    day: date | None,
+    latest: bool,
+    eml: bool,
+) -> None:
+    """Show which newsletter issue a date means and where its files are.
+
+    \b
+    Example:
+        famfeeds newsletter --latest
+        famfeeds newsletter --date 2023-11-24 --as-of 2024-01-31
+        famfeeds newsletter --latest --eml | sendmail -t
+    """
+    from famfeeds.build import render
+    from famfeeds.errors import FamfeedsError, display_path
+    from famfeeds.issues import plan_issues, published
+    from famfeeds.newsletter import FOLDER
+
+    if day is not None and latest:
+        raise click.UsageError("give --date or --latest, not both")
+    result = render(content, _templates(templates), as_of)
+    if result.catalogue.show.newsletter is None:
+        raise FamfeedsError("show.toml has no [newsletter] table: add one to make issues")
+    issues = published(plan_issues(result.catalogue, result.schedule)[0], result.as_of)
+    if not issues:
+        raise FamfeedsError(f"no newsletter issue is out as of {result.as_of}")
+    if day is None:
+        issue = issues[-1]
+    else:
+        found = [i for i in issues if i.day == day]
+        if not found:
+            dates = ", ".join(i.slug for i in issues)
+            raise FamfeedsError(
+                f"no issue dated {day} as of {result.as_of}; issues so far: {dates}"
+            )
+        issue = found[0]
+    stem = f"{FOLDER}/{issue.slug}"
+    if eml:
+        sys.stdout.flush()
+        sys.stdout.buffer.write(result.files[f"{stem}.eml"])
+        return
+    click.echo(f"Issue {issue.slug}: {issue.subject()}")
+    for suffix in (".html", ".txt", ".eml"):
+        path = output / f"{stem}{suffix}"
+        built = path.is_file() and path.read_bytes() == result.files[f"{stem}{suffix}"]
+        state = "" if built else "  (not built yet: run famfeeds build)"
+        click.echo(f"  {display_path(path)}{state}")
 
 
 def main() -> None:

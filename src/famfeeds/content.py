@@ -6,6 +6,7 @@ import re
 import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -20,6 +21,7 @@ EPISODE_FILE = re.compile(r"^(\d+)-([a-z0-9]+(?:-[a-z0-9]+)*)\.md$")
 CONTROL_CHARS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff]")
 TOML_ERROR_POSITION = re.compile(r"^(.*) \(at line (\d+), column (\d+)\)$")
 FRONT_MATTER_FENCE = "+++"
+NOTES_DIR = "newsletter"
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -257,9 +259,37 @@ class Loader:
                         hint=f"rename the folder to season-{meta.number:02d} or fix the number",
                     )
         episodes = self.load_episodes(folder, number)
-        if meta is None or episodes is None:
+        notes = self.load_notes(folder / NOTES_DIR, record)
+        if meta is None or episodes is None or notes is None:
             return None
-        return Season.model_construct(**dict(meta), episodes=episodes, source=self.shown(path))
+        return Season.model_construct(
+            **dict(meta), episodes=episodes, source=self.shown(path), notes=notes
+        )
+
+    def load_notes(self, folder: Path, record: str) -> dict[date, str] | None:
+        """Editor's notes for newsletter issues: newsletter/YYYY-MM-DD.md, Markdown."""
+        if not folder.is_dir():
+            return {}
+        before = len(self.problems)
+        notes: dict[date, str] = {}
+        for path in sorted(folder.iterdir()):
+            try:
+                day = date.fromisoformat(path.name.removesuffix(".md"))
+                valid = path.suffix == ".md" and path.is_file()
+            except ValueError:
+                valid = False
+            if not valid:
+                self.problem(
+                    path,
+                    record,
+                    "editor's note file name not understood",
+                    hint="name it after the issue's date, e.g. newsletter/2023-11-24.md",
+                )
+                continue
+            text = self.read_text(path, f"{record}, note {day}")
+            if text is not None:
+                notes[day] = text.strip()
+        return notes if len(self.problems) == before else None
 
     def load_episodes(self, folder: Path, season: int) -> tuple[Episode, ...] | None:
         """Read every episode file of a season and check numbering and slugs."""
@@ -375,8 +405,6 @@ def load_catalogue(root: Path) -> Catalogue:
 
 def _invalid_date(line: str) -> str | None:
     """A date-like token on ``line`` that is not a real date, such as 2023-02-30."""
-    from datetime import date
-
     token: str
     for token in re.findall(r"\d{4}-\d{2}-\d{2}", line):
         try:

@@ -76,6 +76,21 @@ def _date_or_datetime(value: object) -> object:
     return value
 
 
+def _one_line(value: str) -> str:
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise ValueError("must be one line of text, without line breaks or control characters")
+    return value
+
+
+def _token_template(value: str) -> str:
+    if "{token}" not in value:
+        raise ValueError(
+            "must contain {token}, where each subscriber's unsubscribe token goes, "
+            "e.g. https://example.org/unsubscribe?token={token}"
+        )
+    return value
+
+
 def _plain_date(value: object) -> object:
     if isinstance(value, datetime):
         raise ValueError("expected a date (YYYY-MM-DD) without a time of day")
@@ -91,6 +106,8 @@ Slug = Annotated[str, Field(pattern=SLUG_PATTERN)]
 Day = Annotated[date, BeforeValidator(_plain_date), BeforeValidator(_date_or_datetime)]
 DayOrInstant = Annotated[datetime | date, BeforeValidator(_date_or_datetime)]
 Text = Annotated[str, Field(min_length=1)]
+Line = Annotated[str, Field(min_length=1), AfterValidator(_one_line)]
+UnsubscribeUrl = Annotated[str, AfterValidator(_absolute_url), AfterValidator(_token_template)]
 
 
 class Record(BaseModel):
@@ -102,7 +119,7 @@ class Record(BaseModel):
 class Person(Record):
     """Who publishes the feeds."""
 
-    name: Text
+    name: Line
     email: EmailAddress | None = None
     uri: AbsoluteUrl | None = None
 
@@ -110,11 +127,11 @@ class Person(Record):
 class Newsletter(Record):
     """Sender settings for the newsletter and the send command."""
 
-    sender_name: Text
+    sender_name: Line
     sender_address: EmailAddress
     reply_to: EmailAddress | None = None
-    unsubscribe_url: AbsoluteUrl | None = Field(
-        default=None, description="URL template; {token} is replaced per subscriber"
+    unsubscribe_url: UnsubscribeUrl = Field(
+        description="URL template; {token} is replaced per subscriber"
     )
     unsubscribe_mailto: EmailAddress | None = None
     signup_url: AbsoluteUrl | None = None
@@ -133,12 +150,12 @@ class CalendarSettings(Record):
 class Show(Record):
     """content/show.toml."""
 
-    title: Text
+    title: Line
     slug: Slug
     base_url: BaseUrl
     id_date: Day
     language: LanguageTag = "en"
-    service: Text
+    service: Line
     timezone: TimeZoneName
     description: Text
     homepage: AbsoluteUrl | None = None
@@ -167,7 +184,7 @@ class SeasonMeta(Record):
     """content/season-NN/season.toml."""
 
     number: Annotated[int, Field(ge=0, le=9999)]
-    title: Text
+    title: Line
     description: str = ""
     premiere: Day
     cadence: Cadence = "weekly"
@@ -178,11 +195,11 @@ class EpisodeMeta(Record):
     """The TOML front matter of content/season-NN/EE-slug.md."""
 
     number: Annotated[int, Field(ge=1, le=9999)]
-    title: Text
+    title: Line
     release: DayOrInstant | None = None
     status: Status = "scheduled"
     image: AbsoluteUrl | None = None
-    image_alt: str | None = None
+    image_alt: Line | None = None
     runtime: Annotated[int, Field(ge=1, le=600, description="minutes")] | None = None
     updated: DayOrInstant | None = None
 
@@ -207,6 +224,8 @@ class Season(SeasonMeta):
 
     episodes: tuple[Episode, ...]
     source: str
+    notes: dict[date, str] = Field(default_factory=dict)
+    """Editor's notes for newsletter issues, by issue date (Markdown)."""
 
     @property
     def code(self) -> str:
