@@ -18,8 +18,8 @@ from click.testing import Result
 from conftest import Project, build_args
 from famfeeds.build import render
 from famfeeds.issues import plan_issues, published
-from famfeeds.mail import issue_message
-from famfeeds.newsletter import NAME_MARKER, TOKEN_MARKER, RenderedIssue
+from famfeeds.mail import NAME_MARKER, TOKEN_MARKER, MessageTemplate
+from famfeeds.newsletter import RenderedIssue
 
 BASE = "https://famfeeds.example.org/for-all-mankind/"
 ONCE = (
@@ -184,13 +184,24 @@ def test_personalisation_is_escaped_and_leaves_no_markers(shipped: Project) -> N
     assert "Hi &lt;b&gt;Ana&lt;/b&gt; &amp; &quot;Co&quot;," in html
     assert 'Hi <b>Ana</b> & "Co",' in text
     assert "unsubscribe?token=tok%2F1%202" in html and "unsubscribe?token=tok%2F1%202" in text
-    msg = issue_message(item, html, text, to="ana@example.com", token="tok/1 2")
+    template = MessageTemplate.of(item)
+
+    def send_copy(to: str, name: str | None, token: str | None) -> EmailMessage:
+        msg = email.message_from_bytes(template.render(to, name, token), policy=policy.default)
+        assert isinstance(msg, EmailMessage) and not msg.defects
+        return msg
+
+    msg = send_copy("ana@example.com", '<b>Ana</b> & "Co"', "tok/1 2")
     assert msg["To"] == "ana@example.com"
     assert "token=tok%2F1%202" in msg["List-Unsubscribe"]
-    other = issue_message(item, html, text, to="bob@example.com", token="x")
+    plain, html_part = parts(msg)
+    assert plain.replace("\r\n", "\n") == text.replace("\r\n", "\n")
+    assert html_part.replace("\r\n", "\n") == html
+    other = send_copy("bob@example.com", None, "x")
     assert msg["Message-ID"] != other["Message-ID"]
-    again = issue_message(item, html, text, to="ANA@example.com ", token="tok/1 2")
+    again = send_copy("ANA@example.com ", None, None)
     assert msg["Message-ID"] == again["Message-ID"]
+    assert "Hi," in parts(again)[0]
     bare_html, bare_text = item.personalise(None, None)
     assert "Hi," in bare_text and NAME_MARKER not in bare_html + bare_text
     assert TOKEN_MARKER not in bare_html + bare_text
@@ -242,8 +253,7 @@ def test_header_injection_is_impossible_even_past_validation(shipped: Project) -
     hostile = RenderedIssue(
         item.issue, "Glasnost\r\nBcc: someone@example.com", item.html, item.text
     )
-    msg = issue_message(hostile, item.html, item.text)
-    parsed = email.message_from_bytes(msg.as_bytes(), policy=policy.default)
+    parsed = email.message_from_bytes(MessageTemplate.of(hostile).render(), policy=policy.default)
     assert parsed.get_all("Bcc") is None
     assert parsed["Subject"] == "Glasnost Bcc: someone@example.com"
 

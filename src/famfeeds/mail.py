@@ -1,24 +1,67 @@
-"""Email messages of newsletter issues: multipart/alternative, deterministic bytes."""
+"""Email messages of newsletter issues: multipart/alternative, deterministic bytes.
+
+A :class:`MessageTemplate` is built once per issue. It encodes the constant headers
+(RFC 2047 where needed, by the standard library's SMTP policy) and the quoted-
+printable bodies once, cut at the personalisation markers; a subscriber's message
+is then those bytes joined with their own few values. No subscriber's message is
+re-rendered, re-inlined or re-encoded as a whole, so personalising is cheap.
+
+Each cut ends in a quoted-printable soft line break ("=" at the end of a line),
+which decodes to nothing: every piece starts a fresh line, so pieces encoded
+separately join into valid quoted-printable with lines of at most 76 characters.
+"""
 
 from __future__ import annotations
 
+import binascii
 import hashlib
+import re
+from dataclasses import dataclass
 from datetime import datetime, time
-from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime, formataddr
+from html import escape
 from typing import TYPE_CHECKING
+from urllib.parse import quote
 
 if TYPE_CHECKING:
     from famfeeds.newsletter import RenderedIssue
 
 PLACEHOLDER_TO = "undisclosed-recipients:;"
 """The To of a built .eml: a valid empty group, which sending replaces per subscriber."""
+NAME_MARKER = "famfeeds-subscriber-name"
+TOKEN_MARKER = "famfeeds-unsubscribe-token"
+_MARKERS = re.compile(f"( {NAME_MARKER}|{TOKEN_MARKER})")
+CRLF = b"\r\n"
+SOFT_BREAK = b"=\r\n"
 
 
-def _one_line(value: str) -> str:
-    """Header text on one line: CR, LF and other whitespace runs become one space."""
+def one_line(value: str) -> str:
+    """Text on one line: CR, LF and other whitespace runs become one space."""
     return " ".join(value.split())
+
+
+def _header(name: str, value: str) -> bytes:
+    """One header line, folded, non-ASCII text encoded as RFC 2047 words."""
+    return bytes(SMTP.fold_binary(name, SMTP.header_store_parse(name, value)[1]))
+
+
+def _qp(text: str) -> bytes:
+    """Quoted-printable with CRLF line ends (lines of at most 76 characters)."""
+    encoded = binascii.b2a_qp(text.encode("utf-8"), istext=True)
+    return encoded.replace(b"\n", CRLF)
+
+
+def _pieces(body: str) -> list[bytes | str]:
+    """The body cut at its markers: encoded bytes for the fixed parts, the marker names
+    for the places a subscriber's value goes."""
+    out: list[bytes | str] = []
+    for i, part in enumerate(_MARKERS.split(body)):
+        if i % 2:
+            out.append(part.strip())
+        elif part:
+            out.append(_qp(part) + SOFT_BREAK)
+    return out
 
 
 def message_id(item: RenderedIssue, recipient: str | None = None) -> str:
@@ -31,39 +74,90 @@ def message_id(item: RenderedIssue, recipient: str | None = None) -> str:
     return f"<{local}@{show.domain}>"
 
 
-def issue_message(
-    item: RenderedIssue, html: str, text: str, to: str | None = None, token: str | None = None
-) -> EmailMessage:
-    """The message of one issue, personalised already (``html`` and ``text``).
+@dataclass(frozen=True)
+class MessageTemplate:
+    """An issue's message, encoded once, ready to be completed per subscriber."""
 
-    Without ``to`` it is the ready-to-send .eml, with a placeholder recipient.
-    """
-    from famfeeds.newsletter import unsubscribe_url
+    item: RenderedIssue
+    head: bytes
+    """From, Reply-To: the headers before To."""
+    middle: bytes
+    """Subject and Date: between To and Message-ID."""
+    tail: bytes
+    """List-Id, MIME headers and the boundary: after List-Unsubscribe."""
+    text: list[bytes | str]
+    html: list[bytes | str]
+    boundary: bytes
+    unsubscribe: str
+    """The List-Unsubscribe targets after the https one (the mailto, if any)."""
 
-    issue = item.issue
-    show = issue.show
-    newsletter = show.newsletter
-    assert newsletter is not None
-    msg = EmailMessage(policy=SMTP)
-    msg["From"] = formataddr((_one_line(newsletter.sender_name), newsletter.sender_address))
-    if newsletter.reply_to:
-        msg["Reply-To"] = newsletter.reply_to
-    msg["To"] = to or PLACEHOLDER_TO
-    msg["Subject"] = _one_line(item.subject)
-    msg["Date"] = format_datetime(datetime.combine(issue.day, time(0), tzinfo=show.zone))
-    msg["Message-ID"] = message_id(item, to)
-    msg["List-Id"] = f"{_one_line(newsletter.sender_name)} <{show.slug}.{show.domain}>"
-    targets = [f"<{unsubscribe_url(newsletter, token)}>"]
-    if newsletter.unsubscribe_mailto:
-        targets.append(f"<mailto:{newsletter.unsubscribe_mailto}?subject=unsubscribe>")
-    msg["List-Unsubscribe"] = ", ".join(targets)
-    msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-    msg.set_content(text, subtype="plain", charset="utf-8", cte="quoted-printable")
-    msg.add_alternative(html, subtype="html", charset="utf-8", cte="quoted-printable")
-    for part in msg.iter_parts():
-        del part["MIME-Version"]  # belongs to the message, not to each part
-    for part in msg.iter_parts():
-        del part["MIME-Version"]  # belongs to the message, not to each part
-    digest = hashlib.sha256((html + "\x00" + text).encode("utf-8")).hexdigest()[:32]
-    msg.set_boundary(f"famfeeds-{digest}")
-    return msg
+    @classmethod
+    def of(cls, item: RenderedIssue) -> MessageTemplate:
+        """Encode an issue's constant parts."""
+        issue = item.issue
+        show = issue.show
+        newsletter = show.newsletter
+        assert newsletter is not None
+        head = _header(
+            "From", formataddr((one_line(newsletter.sender_name), newsletter.sender_address))
+        )
+        if newsletter.reply_to:
+            head += _header("Reply-To", newsletter.reply_to)
+        middle = _header("Subject", one_line(item.subject)) + _header(
+            "Date", format_datetime(datetime.combine(issue.day, time(0), tzinfo=show.zone))
+        )
+        digest = hashlib.sha256((item.html + "\x00" + item.text).encode()).hexdigest()[:32]
+        boundary = f"famfeeds-{digest}".encode()
+        tail = (
+            _header("List-Id", f"{one_line(newsletter.sender_name)} <{show.slug}.{show.domain}>")
+            + b"List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"
+            + b"MIME-Version: 1.0\r\n"
+            + b'Content-Type: multipart/alternative;\r\n boundary="'
+            + boundary
+            + b'"\r\n'
+        )
+        mailto = ""
+        if newsletter.unsubscribe_mailto:
+            mailto = f",\r\n <mailto:{newsletter.unsubscribe_mailto}?subject=unsubscribe>"
+        return cls(
+            item, head, middle, tail, _pieces(item.text), _pieces(item.html), boundary, mailto
+        )
+
+    def render(
+        self, to: str | None = None, name: str | None = None, token: str | None = None
+    ) -> bytes:
+        """The complete message for one subscriber (or, without ``to``, the .eml)."""
+        from famfeeds.newsletter import unsubscribe_url
+
+        newsletter = self.item.issue.show.newsletter
+        assert newsletter is not None
+        clean = one_line(name or "")
+        token_value = quote(token or "", safe="")
+        url = unsubscribe_url(newsletter, token)
+        to_line = f"To: {one_line(to)}\r\n".encode() if to else _header("To", PLACEHOLDER_TO)
+        parts = [
+            self.head,
+            to_line,
+            self.middle,
+            f"Message-ID: {message_id(self.item, to)}\r\n".encode(),
+            f"List-Unsubscribe: <{url}>{self.unsubscribe}\r\n".encode(),
+            self.tail,
+            CRLF,
+        ]
+        for subtype, pieces, value in (
+            ("plain", self.text, clean),
+            ("html", self.html, escape(clean)),
+        ):
+            parts.append(b"--" + self.boundary + CRLF)
+            parts.append(
+                f'Content-Type: text/{subtype}; charset="utf-8"\r\n'
+                "Content-Transfer-Encoding: quoted-printable\r\n\r\n".encode()
+            )
+            values = {
+                NAME_MARKER: _qp(f" {value}") + SOFT_BREAK if value else b"",
+                TOKEN_MARKER: _qp(token_value) + SOFT_BREAK if token_value else b"",
+            }
+            parts += [values[p] if isinstance(p, str) else p for p in pieces]
+            parts.append(CRLF)
+        parts.append(b"--" + self.boundary + b"--" + CRLF)
+        return b"".join(parts)

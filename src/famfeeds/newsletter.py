@@ -18,6 +18,7 @@ from urllib.parse import quote
 
 from famfeeds.calendar import CALENDAR_FILE, episode_file, google_calendar_link, season_file, webcal
 from famfeeds.issues import Issue, published
+from famfeeds.mail import NAME_MARKER, TOKEN_MARKER, MessageTemplate
 from famfeeds.models import Newsletter
 from famfeeds.richtext import html_to_text, markdown_to_html
 from famfeeds.urls import ATOM_FILE
@@ -27,8 +28,6 @@ if TYPE_CHECKING:
     from premailer import Premailer
 
 FOLDER = "newsletter"
-NAME_MARKER = "famfeeds-subscriber-name"
-TOKEN_MARKER = "famfeeds-unsubscribe-token"
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
 
@@ -265,8 +264,6 @@ def render_newsletter(
     """
     import json
 
-    from famfeeds.mail import issue_message
-
     out = published(issues, as_of)
     if not out:
         return {}, {}, []
@@ -282,24 +279,15 @@ def render_newsletter(
         if entry is not None:
             saved = json.loads(entry)
             item = RenderedIssue(issue, saved["subject"], saved["html"], saved["text"])
-            eml = saved["eml"].encode("ascii")
         else:
             premailer = premailer or inliner(show.base_url)
             item = render_issue(issue, env, premailer)
-            eml = issue_message(item, *item.personalise(None, None)).as_bytes()
-            fresh[key] = json.dumps(
-                {
-                    "subject": item.subject,
-                    "html": item.html,
-                    "text": item.text,
-                    "eml": eml.decode("ascii"),
-                }
-            )
+            fresh[key] = json.dumps({"subject": item.subject, "html": item.html, "text": item.text})
         rendered.append(item)
         html, text = item.personalise(None, None)
         files[f"{FOLDER}/{issue.slug}.html"] = html.encode("utf-8")
         files[f"{FOLDER}/{issue.slug}.txt"] = text.encode("utf-8")
-        files[f"{FOLDER}/{issue.slug}.eml"] = eml
+        files[f"{FOLDER}/{issue.slug}.eml"] = MessageTemplate.of(item).render()
     archive = env.get_template("newsletter-archive.html.j2").render(
         show=show,
         newsletter=show.newsletter,
