@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from famfeeds.cache import CACHE_DIR, IssueCache
@@ -16,6 +17,9 @@ from famfeeds.models import normalise_base_url
 from famfeeds.schedule import Schedule, build_schedule
 from famfeeds.state import LOCK_NAME, Lock, load_lock
 from famfeeds.writer import WriteReport, write_output
+
+if TYPE_CHECKING:
+    from famfeeds.newsletter import RenderedIssue
 
 
 @dataclass(frozen=True)
@@ -31,6 +35,8 @@ class Build:
     """The calendar's published state after this build; saved once the output is written."""
     rendered: dict[str, str]
     """Newly rendered newsletter issues, for the cache."""
+    letters: list[RenderedIssue]
+    """The published newsletter issues, still holding their personalisation markers."""
     cache: IssueCache
 
 
@@ -106,20 +112,21 @@ def render(
     files.update(calendars)
     cache = IssueCache(content.absolute().parent / CACHE_DIR)
     rendered: dict[str, str] = {}
+    letters: list[RenderedIssue] = []
     try:
         if catalogue.show.newsletter is not None:
             from famfeeds.newsletter import render_newsletter
 
             issues, _ = plan_issues(catalogue, schedule)
-            letters, rendered, _ = render_newsletter(issues, day, env, cache)
-            files.update(letters)
+            newsletter_files, rendered, letters = render_newsletter(issues, day, env, cache)
+            files.update(newsletter_files)
         files.update(render_site(catalogue, schedule, day, env))
     except TemplateSyntaxError as exc:
         where = f"{exc.filename or exc.name}:{exc.lineno}"
         raise FamfeedsError(f"{where}: template syntax error: {exc.message}") from None
     except TemplateError as exc:
         raise FamfeedsError(f"template error: {exc}") from None
-    return Build(catalogue, schedule, day, files, schedule.warnings, lock, rendered, cache)
+    return Build(catalogue, schedule, day, files, schedule.warnings, lock, rendered, letters, cache)
 
 
 def build(

@@ -234,6 +234,122 @@ def newsletter(
         click.echo(f"  {display_path(path)}{state}")
 
 
+@cli.command()
+@click.argument("issue", metavar="ISSUE")
+@click.option(
+    "--subscribers",
+    "subscribers_file",
+    required=True,
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="CSV with a header row: email (required), name and token (optional).",
+)
+@click.option(
+    "--smtp",
+    "smtp_url",
+    metavar="URL",
+    help="smtp://[user@]host:port (STARTTLS when offered; add ?starttls=required "
+    "to insist) or smtps://[user@]host:465 [default: show.toml's smtp_url]. "
+    "The password comes from FAMFEEDS_SMTP_PASSWORD.",
+)
+@click.option(
+    "--rate",
+    type=click.FloatRange(min=0),
+    default=0,
+    show_default=True,
+    help="Messages per second across all connections; 0 for no limit.",
+)
+@click.option(
+    "--connections",
+    type=click.IntRange(1, 32),
+    default=2,
+    show_default=True,
+    help="SMTP connections in parallel, each reused for many messages.",
+)
+@click.option(
+    "--attempts",
+    type=click.IntRange(1, 20),
+    default=3,
+    show_default=True,
+    help="Tries per subscriber in this run when the server defers (4xx, dropped connection).",
+)
+@click.option(
+    "--retry-wait",
+    type=click.FloatRange(min=0),
+    default=30,
+    show_default=True,
+    help="Seconds before the first retry of a deferred subscriber; doubled after.",
+)
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Render every message and report the counts, without connecting.",
+)
+@click.option(
+    "--test-to",
+    metavar="ADDRESS",
+    help="Send one copy to this address only, outside the delivery ledger.",
+)
+@click.option("--yes", is_flag=True, help="Send without asking for confirmation.")
+@click.option(
+    "--skip-invalid",
+    is_flag=True,
+    help="Send to the valid rows even if some rows of the list are invalid.",
+)
+@click.option(
+    "--retry-failed",
+    is_flag=True,
+    help="Try again the subscribers whose server refused the issue for good (5xx).",
+)
+@click.option(
+    "--resend-uncertain",
+    is_flag=True,
+    help="Send again to subscribers whose delivery was cut off after the message "
+    "was handed over (they may get it twice).",
+)
+@content_option
+@templates_option
+def send(
+    issue: str,
+    subscribers_file: Path,
+    smtp_url: str | None,
+    rate: float,
+    connections: int,
+    attempts: int,
+    retry_wait: float,
+    dry_run: bool,
+    test_to: str | None,
+    yes: bool,
+    skip_invalid: bool,
+    retry_failed: bool,
+    resend_uncertain: bool,
+    content: Path,
+    templates: Path | None,
+) -> None:
+    """Email a newsletter issue to every subscriber, exactly once each.
+
+    ISSUE is the issue's date (YYYY-MM-DD) or "latest". Every delivery is recorded in
+    .famfeeds-state/ledger.sqlite3 beside the content folder: run the same command again
+    after an interruption and it sends only to those who did not get the issue.
+
+    \b
+    Example:
+        famfeeds send latest --subscribers subscribers.csv --dry-run
+        FAMFEEDS_SMTP_PASSWORD=... famfeeds send 2023-11-24 \\
+            --subscribers subscribers.csv --smtp smtp://news@mail.example.org:587
+    """
+    from famfeeds.campaign import Campaign
+    from famfeeds.send import SendOptions
+
+    options = SendOptions(connections, rate, attempts, retry_wait, retry_failed, resend_uncertain)
+    campaign = Campaign(content, _templates(templates), issue, subscribers_file, smtp_url)
+    if test_to:
+        campaign.test(test_to)
+    elif dry_run:
+        campaign.dry_run(options, skip_invalid)
+    else:
+        campaign.send(options, yes, skip_invalid)
+
+
 def main() -> None:
     """Console script entry point."""
     cli(prog_name="famfeeds")
