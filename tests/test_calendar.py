@@ -305,3 +305,23 @@ def test_fold_keeps_lines_short_and_unfolds_to_the_original(value: str) -> None:
     assert str(cal.walk("VEVENT")[0]["description"]) == value.replace("\r\n", "\n").replace(
         "\r", "\n"
     ) or value != value.strip("\r")
+
+
+def test_a_build_at_another_address_keeps_the_published_history(
+    built: Project, run: Callable[..., Result]
+) -> None:
+    lock = (built.root / "famfeeds.lock").read_bytes()
+    move(built, "season-04/05-goldilocks.md", "2023-12-07")
+    result = run(
+        *build_args(
+            built, "--as-of", "2023-11-30", "--base-url", "https://staging.example.com/fam/"
+        )
+    )
+    assert result.exit_code == 0
+    assert (built.root / "famfeeds.lock").read_bytes() == lock
+    events = events_icalendar(built.output / "calendar.ics")
+    assert sorted(events) == [
+        f"for-all-mankind-s04e{n:02d}@staging.example.com" for n in range(1, 11)
+    ]
+    assert {e["status"] for e in events.values()} == {"CONFIRMED"}
+    assert events["for-all-mankind-s04e05@staging.example.com"]["sequence"] == 1

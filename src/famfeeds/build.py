@@ -140,6 +140,7 @@ def build(
     """Render everything, then swap it into ``output``."""
     result = render(content, templates, as_of, strict, base_url)
     report = write_output(result.files, output)
-    result.lock.save()
+    if base_url is None:  # a build at another address must not rewrite the published history
+        result.lock.save()
     result.cache.update(result.rendered)
     return result, report

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 CACHE_DIR = ".famfeeds-cache"
 SUFFIX = ".json"
+KEEP_UNUSED_SECONDS = 14 * 86400
+"""Entries no build used are kept this long (a preview at another address uses others)."""
 
 
 class IssueCache(Mapping[str, str]):
@@ -41,8 +44,8 @@ class IssueCache(Mapping[str, str]):
         return sum(1 for _ in self)
 
     def update(self, fresh: Mapping[str, str]) -> None:
-        """Store new results and forget those this build did not use. Best effort: a cache
-        that cannot be written only makes the next build slower."""
+        """Store new results and forget old ones this build did not use. Best effort: a
+        cache that cannot be written only makes the next build slower."""
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
             for key, entry in fresh.items():
@@ -51,8 +54,10 @@ class IssueCache(Mapping[str, str]):
                     handle.write(entry)
                 Path(tmp).replace(self.folder / f"{key}{SUFFIX}")
             keep = self.used | set(fresh)
+            stale = time.time() - KEEP_UNUSED_SECONDS
             for key in list(self):
-                if key not in keep:
-                    (self.folder / f"{key}{SUFFIX}").unlink(missing_ok=True)
+                path = self.folder / f"{key}{SUFFIX}"
+                if key not in keep and path.stat().st_mtime < stale:
+                    path.unlink(missing_ok=True)
         except OSError:
             pass

@@ -32,9 +32,15 @@ STAMP_FORMAT = "%Y%m%dT%H%M%SZ"
 CALENDAR_END = b"END:VCALENDAR\r\n"
 
 
-def uid(show: Show, season: int, episode: int) -> str:
-    """The event's UID: show, season, episode and the site's domain; never changes."""
-    return f"{show.slug}-s{season:02d}e{episode:02d}@{show.domain}"
+def event_key(show: Show, season: int, episode: int) -> str:
+    """The event's key in famfeeds.lock: show, season and episode (no domain, so a
+    preview or staging build at another address shares the published history)."""
+    return f"{show.slug}-s{season:02d}e{episode:02d}"
+
+
+def uid(show: Show, key: str) -> str:
+    """The event's UID: its key and the site's domain; never changes."""
+    return f"{key}@{show.domain}"
 
 
 def season_file(season: int) -> str:
@@ -56,7 +62,7 @@ def webcal(url: str) -> str:
 class EventData:
     """What an event says, before SEQUENCE and DTSTAMP."""
 
-    uid: str
+    key: str
     season: int
     summary: str
     start: date | datetime
@@ -110,7 +116,7 @@ def event_data(release: Release) -> EventData:
     where = f"Streaming on {show.service}."
     description = "\n\n".join(p for p in (synopsis, where, link) if p)
     return EventData(
-        uid=uid(show, release.season.number, episode.number),
+        key=event_key(show, release.season.number, episode.number),
         season=release.season.number,
         summary=_summary(release),
         start=start,
@@ -300,18 +306,18 @@ def render_calendars(
     files: dict[str, bytes] = {}
     for release in schedule.releases:
         data = event_data(release)
-        state = publish(data, lock.events.get(data.uid), stamp)
-        events[data.uid] = state
-        serialised = serialise_event(data.uid, data, state)
+        state = publish(data, lock.events.get(data.key), stamp)
+        events[data.key] = state
+        serialised = serialise_event(uid(show, data.key), data, state)
         everything.append(serialised)
         by_season.setdefault(data.season, []).append(serialised)
         files[episode_file(release)] = calendar_bytes(single, [serialised])
-    for uid_, previous in sorted(lock.events.items()):
-        if uid_ in events:
+    for key, previous in sorted(lock.events.items()):
+        if key in events:
             continue
         state = removed(previous, stamp)
-        events[uid_] = state
-        serialised = serialise_event(uid_, None, state)
+        events[key] = state
+        serialised = serialise_event(uid(show, key), None, state)
         everything.append(serialised)
         if previous.season in by_season:
             by_season[previous.season].append(serialised)

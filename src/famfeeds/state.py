@@ -3,8 +3,8 @@
 A calendar client keeps an event by its UID and replaces it only when SEQUENCE
 rises, so a change to a published event must raise SEQUENCE, and an unchanged
 event must keep SEQUENCE and DTSTAMP from build to build. The lock file records,
-per UID, what was published: small, human-readable TOML that is committed with
-the content so it survives a fresh clone.
+per event (its UID without the domain), what was published: small, human-readable
+TOML that is committed with the content so it survives a fresh clone.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import json
 import os
 import tempfile
 import tomllib
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -24,6 +24,7 @@ HEADER = """\
 # famfeeds.lock: what the calendar has published, so that a changed event's SEQUENCE
 # rises and an unchanged one stays byte-identical. famfeeds build updates this file.
 # Commit it with your content. Delete an entry only to forget that event entirely.
+# Keys are the events' UIDs without the domain of base_url.
 """
 
 
@@ -48,23 +49,23 @@ class Published:
 
 @dataclass
 class Lock:
-    """Every published event, by UID."""
+    """Every published event, by its key (the UID without the domain)."""
 
     path: Path
     events: dict[str, Published] = field(default_factory=dict)
 
     def to_toml(self) -> str:
-        """Serialise in UID order, one table per event."""
+        """Serialise in key order, one table per event."""
         parts = [HEADER]
-        for uid in sorted(self.events):
-            e = self.events[uid]
+        for key in sorted(self.events):
+            e = self.events[key]
             start = (
                 e.start.strftime("%Y-%m-%dT%H:%M:%SZ")
                 if isinstance(e.start, datetime)
                 else e.start.isoformat()
             )
             lines = [
-                f"\n[events.{_string(uid)}]",
+                f"\n[events.{_string(key)}]",
                 f"summary = {_string(e.summary)}",
                 f"season = {e.season}",
                 f"start = {start}",
@@ -98,10 +99,6 @@ class Lock:
             raise
         return True
 
-    def with_event(self, uid: str, event: Published) -> Lock:
-        """A copy with ``uid`` set to ``event``."""
-        return replace(self, events={**self.events, uid: event})
-
 
 def _string(value: str) -> str:
     """A TOML basic string (JSON's escaping is valid TOML)."""
@@ -121,10 +118,10 @@ def load_lock(path: Path) -> Lock:
         ) from None
     events = {}
     try:
-        for uid, row in data.get("events", {}).items():
+        for key, row in data.get("events", {}).items():
             stamp = row["dtstamp"]
             start = row["start"]
-            events[uid] = Published(
+            events[key] = Published(
                 sequence=int(row["sequence"]),
                 dtstamp=stamp.astimezone(UTC),
                 major=str(row["major"]),
