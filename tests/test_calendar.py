@@ -261,7 +261,7 @@ def test_hostile_text_round_trips(project: Project, run: Callable[..., Result]) 
 
 def test_google_calendar_link_on_the_page(built: Project) -> None:
     html = (built.output / "index.html").read_text()
-    links = re.findall(r'href="(https://calendar\.google\.com/[^"]+)"', html)
+    links = re.findall(r'href="(https://calendar\.google\.com/[^"]+action=TEMPLATE[^"]*)"', html)
     assert len(links) == 10
     query = parse_qs(urlsplit(links[2].replace("&amp;", "&")).query)
     assert query["text"] == ["For All Mankind S4 E3: The Bear Hug"]

@@ -113,6 +113,7 @@ def render(
     cache = IssueCache(content.absolute().parent / CACHE_DIR)
     rendered: dict[str, str] = {}
     letters: list[RenderedIssue] = []
+    latest: date | None = None
     try:
         if catalogue.show.newsletter is not None:
             from famfeeds.newsletter import render_newsletter
@@ -120,7 +121,8 @@ def render(
             issues, _ = plan_issues(catalogue, schedule)
             newsletter_files, rendered, letters = render_newsletter(issues, day, env, cache)
             files.update(newsletter_files)
-        files.update(render_site(catalogue, schedule, day, env))
+            latest = letters[-1].issue.day if letters else None
+        files.update(render_site(catalogue, schedule, day, env, latest))
     except TemplateSyntaxError as exc:
         where = f"{exc.filename or exc.name}:{exc.lineno}"
         raise FamfeedsError(f"{where}: template syntax error: {exc.message}") from None

@@ -350,6 +350,98 @@ def send(
         campaign.send(options, yes, skip_invalid)
 
 
+@cli.command()
+@content_option
+@click.option(
+    "--output",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=".famfeeds-preview",
+    show_default=True,
+    help="Folder for the preview build, kept apart from output/ because its links "
+    "point at this server.",
+)
+@templates_option
+@as_of_option
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on; 0.0.0.0 shows the preview to your network.",
+)
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8000,
+    show_default=True,
+    help="Port to listen on; 0 picks a free one.",
+)
+@click.option(
+    "--public-urls",
+    is_flag=True,
+    help="Build with show.toml's base_url instead of this server's address.",
+)
+def serve(
+    content: Path,
+    output: Path,
+    templates: Path | None,
+    as_of: date | None,
+    host: str,
+    port: int,
+    public_urls: bool,
+) -> None:
+    """Build, serve the result over HTTP, and rebuild when content or templates change.
+
+    Open pages reload themselves after a good rebuild; a failed rebuild keeps the last
+    good output and prints the error. Stop with Ctrl-C.
+
+    \b
+    Example:
+        famfeeds serve
+        famfeeds serve --port 8080 --as-of 2023-11-24
+    """
+    import threading
+
+    from famfeeds.build import build as run_build
+    from famfeeds.serve import Preview, PreviewServer, watch
+
+    template_dir = _templates(templates)
+    preview = Preview(output, lambda: None)
+    try:
+        server = PreviewServer((host, port), preview)
+    except OSError as exc:
+        from famfeeds.errors import FamfeedsError
+
+        raise FamfeedsError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    bound = server.server_address[1]
+    shown = "localhost" if host in ("127.0.0.1", "::1") else host
+    url = f"http://{host if ':' not in host else f'[{host}]'}:{bound}/"
+    base_url = None if public_urls else url
+
+    def rebuild() -> None:
+        run_build(content, output, template_dir, as_of, base_url=base_url)
+
+    preview.rebuild = rebuild
+    if not preview.refresh():
+        server.server_close()
+        raise SystemExit(1)
+    stop = threading.Event()
+    watcher = threading.Thread(
+        target=watch, args=([content, template_dir], preview, stop), daemon=True
+    )
+    watcher.start()
+    click.echo(
+        f"Serving {url} (also http://{shown}:{bound}/); watching {content} and "
+        f"{template_dir}. Ctrl-C stops."
+    )
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        click.echo("Stopped.")
+    finally:
+        stop.set()
+        server.server_close()
+
+
 def main() -> None:
     """Console script entry point."""
     cli(prog_name="famfeeds")

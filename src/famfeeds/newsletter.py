@@ -21,13 +21,13 @@ from famfeeds.issues import Issue, published
 from famfeeds.mail import NAME_MARKER, TOKEN_MARKER, MessageTemplate
 from famfeeds.models import Newsletter
 from famfeeds.richtext import html_to_text, markdown_to_html
-from famfeeds.urls import ATOM_FILE
+from famfeeds.urls import ATOM_FILE, NEWSLETTER_FOLDER
 
 if TYPE_CHECKING:
     from jinja2 import Environment
     from premailer import Premailer
 
-FOLDER = "newsletter"
+FOLDER = NEWSLETTER_FOLDER
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
 

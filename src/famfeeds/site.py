@@ -5,12 +5,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING
+from urllib.parse import urlencode
 
 from famfeeds.calendar import CALENDAR_FILE, episode_file, google_calendar_link, webcal
 from famfeeds.content import Catalogue
 from famfeeds.richtext import markdown_to_html
 from famfeeds.schedule import Release, Schedule
-from famfeeds.urls import ATOM_FILE, JSON_FILE, RSS_FILE, SITE_FILE, episode_title
+from famfeeds.urls import (
+    ATOM_FILE,
+    JSON_FILE,
+    NEWSLETTER_FOLDER,
+    RSS_FILE,
+    SITE_FILE,
+    episode_title,
+)
 
 if TYPE_CHECKING:
     from jinja2 import Environment
@@ -53,10 +61,33 @@ def schedule_rows(schedule: Schedule, as_of: date) -> list[Row]:
     return rows
 
 
+def qr_svg(text: str) -> str:
+    """An inline SVG QR code of ``text``: dark on white with a quiet zone, so a phone
+    reads it in dark mode too."""
+    import segno
+
+    code = segno.make(text, error="m")
+    return str(
+        code.svg_inline(
+            scale=5,
+            border=4,
+            dark="#000",
+            light="#fff",
+            title="QR code of the calendar subscription link",
+            svgclass="qr",
+            lineclass=None,
+        )
+    )
+
+
 def render_site(
-    catalogue: Catalogue, schedule: Schedule, as_of: date, env: Environment
+    catalogue: Catalogue,
+    schedule: Schedule,
+    as_of: date,
+    env: Environment,
+    latest_issue: date | None = None,
 ) -> dict[str, bytes]:
-    """output/index.html."""
+    """output/index.html: what the show is, when episodes come, and every way to follow."""
     show = catalogue.show
     by_season: dict[int, list[Row]] = {}
     for row in schedule_rows(schedule, as_of):
@@ -70,17 +101,50 @@ def render_site(
         for season in catalogue.seasons
     ]
     feeds = [
-        {"title": "Atom", "href": show.url(ATOM_FILE), "type": "application/atom+xml"},
-        {"title": "RSS", "href": show.url(RSS_FILE), "type": "application/rss+xml"},
-        {"title": "JSON Feed", "href": show.url(JSON_FILE), "type": "application/feed+json"},
+        {
+            "title": "Atom",
+            "label": "Atom feed",
+            "href": show.url(ATOM_FILE),
+            "type": "application/atom+xml",
+        },
+        {
+            "title": "RSS",
+            "label": "RSS feed",
+            "href": show.url(RSS_FILE),
+            "type": "application/rss+xml",
+        },
+        {
+            "title": "JSON Feed",
+            "label": "JSON Feed",
+            "href": show.url(JSON_FILE),
+            "type": "application/feed+json",
+        },
     ]
     calendar_url = show.url(CALENDAR_FILE)
+    subscription = webcal(calendar_url)
+    newsletter = None
+    if show.newsletter is not None:
+        newsletter = {
+            "archive": show.url(f"{NEWSLETTER_FOLDER}/"),
+            "latest": show.url(f"{NEWSLETTER_FOLDER}/{latest_issue}.html")
+            if latest_issue
+            else None,
+            "latest_day": latest_issue,
+            "signup": show.newsletter.signup_url,
+        }
     page = env.get_template("index.html.j2").render(
         show=show,
         seasons=seasons,
         feeds=feeds,
         as_of=as_of,
-        calendar={"https": calendar_url, "webcal": webcal(calendar_url)},
+        newsletter=newsletter,
+        calendar={
+            "https": calendar_url,
+            "webcal": subscription,
+            "google": "https://calendar.google.com/calendar/render?"
+            + urlencode({"cid": subscription}),
+            "qr_svg": qr_svg(subscription),
+        },
         description_html=markdown_to_html(show.description, show.base_url),
     )
     return {SITE_FILE: page.encode("utf-8")}

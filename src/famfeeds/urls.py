@@ -9,6 +9,7 @@ ATOM_FILE = "feed.xml"
 RSS_FILE = "rss.xml"
 JSON_FILE = "feed.json"
 SITE_FILE = "index.html"
+NEWSLETTER_FOLDER = "newsletter"
 
 
 def tag_uri(show: Show, *parts: str) -> str:
