@@ -255,21 +255,23 @@ def _head(name: str | None = None, description: str = "") -> bytes:
     """A VCALENDAR's properties, without END:VCALENDAR. Without ``name`` (a one-event
     "add to calendar" file) apps import the event into a calendar of the user's choosing
     instead of creating a new one; with it, the file is a named subscription."""
-    from icalendar import Calendar, vDuration, vText
+    from icalendar import vText
 
-    cal = Calendar()
-    cal.add("prodid", PRODID)
-    cal.add("version", "2.0")
-    cal.add("calscale", "GREGORIAN")
+    lines = [
+        b"BEGIN:VCALENDAR\r\n",
+        b"VERSION:2.0\r\n",
+        fold(b"PRODID:" + PRODID.encode()),
+        b"CALSCALE:GREGORIAN\r\n",
+    ]
     if name is not None:
-        cal.add("name", vText(name))
-        cal.add("x-wr-calname", vText(name))
-        cal.add("x-wr-caldesc", vText(description))
-        cal.add(
-            "refresh-interval", vDuration(timedelta(hours=12)), parameters={"VALUE": "DURATION"}
-        )
-        cal.add("x-published-ttl", REFRESH)
-    return bytes(cal.to_ical()).removesuffix(CALENDAR_END)
+        lines += [
+            fold(b"NAME:" + vText(name).to_ical()),
+            fold(b"X-WR-CALNAME:" + vText(name).to_ical()),
+            fold(b"X-WR-CALDESC:" + vText(description).to_ical()),
+            f"REFRESH-INTERVAL;VALUE=DURATION:{REFRESH}\r\n".encode(),
+            f"X-PUBLISHED-TTL:{REFRESH}\r\n".encode(),
+        ]
+    return b"".join(lines)
 
 
 def calendar_bytes(head: bytes, events: list[bytes]) -> bytes:

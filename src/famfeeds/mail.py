@@ -43,6 +43,8 @@ def one_line(value: str) -> str:
 
 def _header(name: str, value: str) -> bytes:
     """One header line, folded, non-ASCII text encoded as RFC 2047 words."""
+    if value.isascii() and len(name) + 2 + len(value) <= 78:
+        return f"{name}: {value}\r\n".encode("ascii")  # what the policy would write
     return bytes(SMTP.fold_binary(name, SMTP.header_store_parse(name, value)[1]))
 
 

@@ -279,15 +279,24 @@ def render_newsletter(
         if entry is not None:
             saved = json.loads(entry)
             item = RenderedIssue(issue, saved["subject"], saved["html"], saved["text"])
+            eml = saved["eml"].encode("ascii")
         else:
             premailer = premailer or inliner(show.base_url)
             item = render_issue(issue, env, premailer)
-            fresh[key] = json.dumps({"subject": item.subject, "html": item.html, "text": item.text})
+            eml = MessageTemplate.of(item).render()
+            fresh[key] = json.dumps(
+                {
+                    "subject": item.subject,
+                    "html": item.html,
+                    "text": item.text,
+                    "eml": eml.decode("ascii"),
+                }
+            )
         rendered.append(item)
         html, text = item.personalise(None, None)
         files[f"{FOLDER}/{issue.slug}.html"] = html.encode("utf-8")
         files[f"{FOLDER}/{issue.slug}.txt"] = text.encode("utf-8")
-        files[f"{FOLDER}/{issue.slug}.eml"] = MessageTemplate.of(item).render()
+        files[f"{FOLDER}/{issue.slug}.eml"] = eml
     archive = env.get_template("newsletter-archive.html.j2").render(
         show=show,
         newsletter=show.newsletter,
