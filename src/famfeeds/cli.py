@@ -201,7 +201,7 @@ def newsletter(
     from famfeeds.build import render
     from famfeeds.errors import FamfeedsError, display_path
     from famfeeds.issues import plan_issues, published
-    from famfeeds.newsletter import FOLDER
+    from famfeeds.urls import NEWSLETTER_FOLDER
 
     if day is not None and latest:
         raise click.UsageError("give --date or --latest, not both")
@@ -221,7 +221,7 @@ def newsletter(
                 f"no issue dated {day} as of {result.as_of}; issues so far: {dates}"
             )
         issue = found[0]
-    stem = f"{FOLDER}/{issue.slug}"
+    stem = f"{NEWSLETTER_FOLDER}/{issue.slug}"
     if eml:
         sys.stdout.flush()
         sys.stdout.buffer.write(result.files[f"{stem}.eml"])

@@ -15,6 +15,7 @@ from famfeeds.content import Catalogue
 from famfeeds.errors import Problem
 from famfeeds.models import Season, Show
 from famfeeds.schedule import Release, Schedule
+from famfeeds.templating import long_date
 
 PREVIEW_DAYS = 7
 
@@ -42,7 +43,7 @@ class Issue:
     @property
     def finale(self) -> bool:
         """True when this issue carries the last episode of a season."""
-        return any(r.episode.number == _last_episode(r.season) for r in self.releases)
+        return any(r.episode.number == last_episode(r.season) for r in self.releases)
 
     @property
     def season_complete(self) -> bool:
@@ -66,18 +67,13 @@ class Issue:
                 )
             parts.append(text + (" (season finale)" if self.finale else ""))
         for season in self.previews:
-            parts.append(f"{self.show.title} {season.title} starts {_long_date(season.premiere)}")
+            parts.append(f"{self.show.title} {season.title} starts {long_date(season.premiere)}")
         return " · ".join(" ".join(p.split()) for p in parts)
 
 
-def _last_episode(season: Season) -> int:
-    return max(e.number for e in season.episodes if e.status != "cancelled")
-
-
-def _long_date(day: date) -> str:
-    from famfeeds.templating import long_date
-
-    return long_date(day)
+def last_episode(season: Season) -> int:
+    """The number of the season's finale: its last episode that is not cancelled."""
+    return max((e.number for e in season.episodes if e.status != "cancelled"), default=0)
 
 
 def plan_issues(catalogue: Catalogue, schedule: Schedule) -> tuple[list[Issue], list[Problem]]:

@@ -56,12 +56,6 @@ class Ledger:
         rows = self.db.execute("SELECT recipient, state FROM deliveries WHERE issue = ?", (issue,))
         return dict(rows.fetchall())
 
-    def attempts(self, issue: str, recipient: str) -> int:
-        row = self.db.execute(
-            "SELECT attempts FROM deliveries WHERE issue = ? AND recipient = ?", (issue, recipient)
-        ).fetchone()
-        return int(row[0]) if row else 0
-
     def begin(self, issue: str, recipient: str) -> None:
         """Record the start of an attempt (state ``sending``, one more attempt)."""
         self.db.execute(
@@ -78,22 +72,6 @@ class Ledger:
             "WHERE issue = ? AND recipient = ?",
             (state, reply[:500], time.time(), issue, recipient),
         )
-
-    def summary(self, issue: str) -> dict[str, int]:
-        """How many recipients are in each state."""
-        rows = self.db.execute(
-            "SELECT state, COUNT(*) FROM deliveries WHERE issue = ? GROUP BY state", (issue,)
-        )
-        return dict(rows.fetchall())
-
-    def failures(self, issue: str) -> list[tuple[str, str, str]]:
-        """(recipient, state, last reply) for recipients not delivered."""
-        rows = self.db.execute(
-            "SELECT recipient, state, last_reply FROM deliveries "
-            "WHERE issue = ? AND state IN ('failed', 'deferred') ORDER BY recipient",
-            (issue,),
-        )
-        return list(rows.fetchall())
 
     def close(self) -> None:
         self.db.close()

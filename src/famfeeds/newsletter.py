@@ -1,7 +1,7 @@
 """Render newsletter issues: Jinja2 templates, CSS inlined once per issue with premailer.
 
 An issue is rendered with personalisation markers where the subscriber's name and
-unsubscribe token go. The markers survive inlining, and :func:`personalise` fills
+unsubscribe token go. The markers survive inlining, and :meth:`RenderedIssue.personalise` fills
 them afterwards (escaped for HTML in the HTML part), so sending never re-inlines.
 """
 
@@ -17,17 +17,17 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from famfeeds.calendar import CALENDAR_FILE, episode_file, google_calendar_link, season_file, webcal
-from famfeeds.issues import Issue, published
-from famfeeds.mail import NAME_MARKER, TOKEN_MARKER, MessageTemplate
-from famfeeds.models import Newsletter
+from famfeeds.issues import Issue, last_episode, published
+from famfeeds.mail import NAME_MARKER, TOKEN_MARKER, MessageTemplate, one_line
+from famfeeds.models import Newsletter, Season
 from famfeeds.richtext import html_to_text, markdown_to_html
+from famfeeds.templating import long_date
 from famfeeds.urls import ATOM_FILE, NEWSLETTER_FOLDER
 
 if TYPE_CHECKING:
     from jinja2 import Environment
     from premailer import Premailer
 
-FOLDER = NEWSLETTER_FOLDER
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
 
@@ -41,8 +41,14 @@ class RenderedIssue:
     text: str
 
     def personalise(self, name: str | None, token: str | None) -> tuple[str, str]:
-        """The HTML and text for one subscriber; a missing value leaves no marker behind."""
-        return personalise(self.html, self.text, name, token)
+        """The HTML and text for one subscriber: the name escaped for HTML in the HTML
+        part, plain in the text; a missing value leaves no marker behind."""
+        clean = one_line(name or "")
+        greeting = f" {clean}" if clean else ""
+        token_text = quote(token or "", safe="")
+        html = self.html.replace(f" {NAME_MARKER}", escape(greeting))
+        text = self.text.replace(f" {NAME_MARKER}", greeting)
+        return html.replace(TOKEN_MARKER, token_text), text.replace(TOKEN_MARKER, token_text)
 
 
 def unsubscribe_url(newsletter: Newsletter, token: str | None) -> str:
@@ -50,17 +56,7 @@ def unsubscribe_url(newsletter: Newsletter, token: str | None) -> str:
     return newsletter.unsubscribe_url.replace("{token}", quote(token or "", safe=""))
 
 
-def personalise(html: str, text: str, name: str | None, token: str | None) -> tuple[str, str]:
-    """Fill the markers: the name escaped for HTML in the HTML part, plain in the text."""
-    clean = " ".join((name or "").split())
-    greeting = f" {clean}" if clean else ""
-    token_text = quote(token or "", safe="")
-    html = html.replace(f" {NAME_MARKER}", escape(greeting)).replace(TOKEN_MARKER, token_text)
-    text = text.replace(f" {NAME_MARKER}", greeting).replace(TOKEN_MARKER, token_text)
-    return html, text
-
-
-def _cadence(issue_season: Any) -> str:
+def _cadence(issue_season: Season) -> str:
     weekday = WEEKDAYS[issue_season.premiere.weekday()]
     return {
         "weekly": f"new episodes on {weekday}s",
@@ -71,8 +67,6 @@ def _cadence(issue_season: Any) -> str:
 
 
 def _next_text(issue: Issue) -> str:
-    from famfeeds.templating import long_date
-
     nxt = issue.next_release
     if issue.releases and issue.season_complete:
         season = issue.releases[-1].season
@@ -85,12 +79,7 @@ def _next_text(issue: Issue) -> str:
         )
     if nxt is None:
         return "No further episodes are scheduled yet."
-    finale = (
-        " (the season finale)"
-        if nxt.episode.number
-        == max(e.number for e in nxt.season.episodes if e.status != "cancelled")
-        else ""
-    )
+    finale = " (the season finale)" if nxt.episode.number == last_episode(nxt.season) else ""
     return f"{nxt.code} “{nxt.episode.title}”{finale} on {long_date(nxt.day)}."
 
 
@@ -109,14 +98,14 @@ def issue_context(issue: Issue) -> dict[str, Any]:
     assert show.newsletter is not None
     episodes = []
     for r in issue.releases:
-        total = len([e for e in r.season.episodes if e.status != "cancelled"])
+        total = len(r.season.episodes)
         synopsis_html = markdown_to_html(r.episode.synopsis, show.base_url)
         episodes.append(
             {
                 "release": r,
                 "title": f"{r.code} · {r.episode.title}",
                 "position": f"Episode {r.episode.number} of {total}"
-                + (", the season finale" if r.episode.number == total else ""),
+                + (", the season finale" if r.episode.number == last_episode(r.season) else ""),
                 "synopsis_html": synopsis_html,
                 "synopsis_text": html_to_text(synopsis_html),
                 "image_alt": r.episode.image_alt or r.episode.title,
@@ -159,8 +148,8 @@ def issue_context(issue: Issue) -> dict[str, Any]:
             "feed": show.url(ATOM_FILE),
             "calendar": show.url(CALENDAR_FILE),
             "calendar_webcal": webcal(show.url(CALENDAR_FILE)),
-            "archive": show.url(f"{FOLDER}/"),
-            "browser": show.url(f"{FOLDER}/{issue.slug}.html"),
+            "archive": show.url(f"{NEWSLETTER_FOLDER}/"),
+            "browser": show.url(f"{NEWSLETTER_FOLDER}/{issue.slug}.html"),
         },
     }
 
@@ -294,9 +283,9 @@ def render_newsletter(
             )
         rendered.append(item)
         html, text = item.personalise(None, None)
-        files[f"{FOLDER}/{issue.slug}.html"] = html.encode("utf-8")
-        files[f"{FOLDER}/{issue.slug}.txt"] = text.encode("utf-8")
-        files[f"{FOLDER}/{issue.slug}.eml"] = eml
+        files[f"{NEWSLETTER_FOLDER}/{issue.slug}.html"] = html.encode("utf-8")
+        files[f"{NEWSLETTER_FOLDER}/{issue.slug}.txt"] = text.encode("utf-8")
+        files[f"{NEWSLETTER_FOLDER}/{issue.slug}.eml"] = eml
     archive = env.get_template("newsletter-archive.html.j2").render(
         show=show,
         newsletter=show.newsletter,
@@ -306,5 +295,5 @@ def render_newsletter(
             for r in reversed(rendered)
         ],
     )
-    files[f"{FOLDER}/index.html"] = archive.encode("utf-8")
+    files[f"{NEWSLETTER_FOLDER}/index.html"] = archive.encode("utf-8")
     return files, fresh, rendered
