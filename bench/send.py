@@ -50,16 +50,16 @@ def main() -> None:
     args = parser.parse_args()
 
     from famfeeds.build import render
-    from famfeeds.mail import MessageTemplate
-    from famfeeds.send import SendOptions, send_issue
-    from famfeeds.smtp import SmtpTarget
-    from famfeeds.subscribers import Subscriber
+    from famfeeds.delivery.engine import SendOptions, send_issue
+    from famfeeds.delivery.smtp import SmtpTarget
+    from famfeeds.delivery.subscribers import Subscriber
+    from famfeeds.render.message import MessageTemplate
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         shutil.copytree(REPO / "content", root / "content")
-        build = render(root / "content", REPO / "templates", date(2024, 1, 31))
-        template = MessageTemplate.of(build.letters[3])
+        build = render(root / "content", templates=REPO / "templates", as_of=date(2024, 1, 31))
+        template = MessageTemplate.of(build.letters[3].item)
         subs = [
             Subscriber(f"fan{i}@example.com", f"Fan {i}", f"token-{i:06d}")
             for i in range(args.subscribers)
@@ -91,7 +91,12 @@ def main() -> None:
                 ledger = root / f"ledger-{k}.sqlite3"
                 start = time.perf_counter()
                 outcome = send_issue(
-                    template, subs, target, None, ledger, SendOptions(connections=k)
+                    template,
+                    subs,
+                    target=target,
+                    password=None,
+                    ledger_path=ledger,
+                    options=SendOptions(connections=k),
                 )
                 assert outcome.sent == len(subs), outcome
                 rates[f"famfeeds send, {k} connection(s)"] = len(subs) / (

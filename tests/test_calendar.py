@@ -16,7 +16,7 @@ from click.testing import Result
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import Project, build_args
+from support import Project, build_args
 
 UID = "for-all-mankind-s04e{:02d}@famfeeds.example.org"
 
@@ -284,7 +284,7 @@ def test_a_corrupt_lock_file_is_a_clear_error(built: Project, run: Callable[...,
     st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\r"), max_size=400)
 )
 def test_fold_keeps_lines_short_and_unfolds_to_the_original(value: str) -> None:
-    from famfeeds.calendar import fold
+    from famfeeds.render.calendar import fold
 
     escaped = icalendar.vText(value).to_ical()
     folded = fold(b"DESCRIPTION:" + escaped)

@@ -12,9 +12,9 @@ import click
 import pytest
 from click.testing import Result
 
-from conftest import Project, build_args
 from famfeeds import __version__
 from famfeeds.cli import cli
+from support import Project, build_args
 
 
 def all_commands() -> list[tuple[str, click.Command]]:

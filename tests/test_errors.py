@@ -7,7 +7,7 @@ from collections.abc import Callable
 import pytest
 from click.testing import Result
 
-from conftest import Project, build_args, episode_text
+from support import Project, build_args, episode_text
 
 
 @pytest.fixture
@@ -89,7 +89,7 @@ CASES: dict[str, tuple[Callable[[Project], None], list[str]]] = {
     ),
     "unknown cadence": (
         lambda p: rewrite(p, SEASON, '"weekly"', '"fortnightly-ish"'),
-        [f"content/{SEASON}:4", "'cadence'", "'fortnightly-ish' is not allowed"],
+        [f"content/{SEASON}:4", "'cadence'", "unknown cadence 'fortnightly-ish'"],
     ),
     "control character": (
         lambda p: p.write(EP1, episode_text(1, "One", "Bell \x07 here.")),

@@ -12,7 +12,7 @@ import lxml.html
 import pytest
 from click.testing import Result
 
-from conftest import Project, build_args
+from support import Project, build_args
 
 BASE = "https://famfeeds.example.org/for-all-mankind/"
 ATOM = "{http://www.w3.org/2005/Atom}"

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from click.testing import Result
 
-from conftest import Project, build_args
+from support import Project, build_args
 
 GOLDEN = Path(__file__).parent / "golden"
 AS_OF = ["2023-11-24", "2024-01-31"]  # mid-season, and after the finale

@@ -15,11 +15,12 @@ import lxml.html
 import pytest
 from click.testing import Result
 
-from conftest import Project, build_args
 from famfeeds.build import render
-from famfeeds.issues import plan_issues, published
-from famfeeds.mail import NAME_MARKER, TOKEN_MARKER, MessageTemplate
-from famfeeds.newsletter import RenderedIssue
+from famfeeds.render.message import MessageTemplate
+from famfeeds.render.personal import RenderedIssue
+from support import Project, build_args
+
+MARKER = re.compile(rb"famfeeds[0-9a-f]{16}[nt][0-9]+")
 
 BASE = "https://famfeeds.example.org/for-all-mankind/"
 ONCE = (
@@ -151,7 +152,7 @@ def test_the_html_is_email_safe(finished: Project) -> None:
     )
     style = doc.findtext(".//style")
     assert "prefers-color-scheme: dark" in style and "!important" in style
-    assert NAME_MARKER.encode() not in raw and TOKEN_MARKER.encode() not in raw
+    assert not MARKER.search(raw)
 
 
 def test_what_an_issue_says(finished: Project) -> None:
@@ -177,8 +178,7 @@ def test_what_an_issue_says(finished: Project) -> None:
 
 
 def test_personalisation_is_escaped_and_leaves_no_markers(shipped: Project) -> None:
-    build = render(shipped.content, None, date(2024, 1, 31))
-    issues, _ = plan_issues(build.catalogue, build.schedule)
+    build = render(shipped.content, as_of=date(2024, 1, 31))
     item = rendered_issue(shipped, date(2023, 11, 24))
     html, text = item.personalise('<b>Ana</b> & "Co"', "tok/1 2")
     assert "Hi &lt;b&gt;Ana&lt;/b&gt; &amp; &quot;Co&quot;," in html
@@ -203,20 +203,18 @@ def test_personalisation_is_escaped_and_leaves_no_markers(shipped: Project) -> N
     assert msg["Message-ID"] == again["Message-ID"]
     assert "Hi," in parts(again)[0]
     bare_html, bare_text = item.personalise(None, None)
-    assert "Hi," in bare_text and NAME_MARKER not in bare_html + bare_text
-    assert TOKEN_MARKER not in bare_html + bare_text
-    assert len(published(issues, date(2024, 1, 31))) == 11
+    assert "Hi," in bare_text and not MARKER.search((bare_html + bare_text).encode())
+    assert len(build.plan.published(date(2024, 1, 31))) == 11
 
 
 def rendered_issue(project: Project, day: date) -> RenderedIssue:
-    from famfeeds.newsletter import inliner, render_issue
-    from famfeeds.templating import environment
+    from famfeeds.project import template_environment
+    from famfeeds.render.newsletter import inliner, render_issue
 
-    build = render(project.content, None, date(2024, 1, 31))
-    issues, _ = plan_issues(build.catalogue, build.schedule)
-    (issue,) = [i for i in issues if i.day == day]
-    env = environment(None)
-    return render_issue(issue, env, inliner(build.catalogue.show.base_url))
+    build = render(project.content, as_of=date(2024, 1, 31))
+    (issue,) = [i for i in build.plan.issues if i.day == day]
+    env = template_environment(None)
+    return render_issue(issue, env, inliner(build.plan.show.base_url))
 
 
 def test_hostile_synopsis_never_reaches_the_html(
@@ -251,7 +249,7 @@ def test_a_title_with_a_line_break_is_rejected(
 def test_header_injection_is_impossible_even_past_validation(shipped: Project) -> None:
     item = rendered_issue(shipped, date(2023, 11, 24))
     hostile = RenderedIssue(
-        item.issue, "Glasnost\r\nBcc: someone@example.com", item.html, item.text
+        item.issue, "Glasnost\r\nBcc: someone@example.com", item.html, item.text, item.markers
     )
     parsed = email.message_from_bytes(MessageTemplate.of(hostile).render(), policy=policy.default)
     assert parsed.get_all("Bcc") is None
@@ -309,7 +307,9 @@ def test_newsletter_command(finished: Project, run: Callable[..., Result]) -> No
     msg = email.message_from_bytes(eml.stdout_bytes, policy=policy.default)
     assert msg["Subject"] == "For All Mankind S4 E2: Have a Nice Sol"
     assert eml.stdout_bytes == (finished.output / "newsletter/2023-11-17.eml").read_bytes()
-    missing = run("newsletter", *common, "--date", "2023-12-08")
+    future = run("newsletter", *common, "--date", "2023-12-08")
+    assert future.exit_code == 1 and "not out yet as of 2023-12-02" in future.output
+    missing = run("newsletter", *common, "--date", "2023-11-11")
     assert missing.exit_code == 1 and "issues so far: 2023-11-03" in missing.output
     both = run("newsletter", *common, "--date", "2023-11-10", "--latest")
     assert both.exit_code == 2

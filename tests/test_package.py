@@ -32,4 +32,4 @@ def test_wheel_contains_templates_and_typing_marker(tmp_path: Path) -> None:
     for name in shipped:
         assert f"famfeeds/templates/{name}" in names
     assert "famfeeds/py.typed" in names
-    assert "famfeeds/cli.py" in names
+    assert "famfeeds/cli/__init__.py" in names

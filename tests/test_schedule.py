@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, time
 
-from conftest import Project
 from famfeeds.build import check
+from support import Project
 
 
 def days(project: Project) -> dict[int, date]:
-    _, schedule = check(project.content)
+    schedule = check(project.content).schedule
     return {r.episode.number: r.day for r in schedule.releases}
 
 
@@ -67,7 +67,7 @@ def test_all_at_once_and_daily_cadences(project: Project) -> None:
     project.show()
     project.season(number=1, premiere="2024-03-01", cadence="all-at-once", episodes=3)
     project.season(number=2, premiere="2024-04-01", cadence="daily", episodes=3)
-    _, schedule = check(project.content)
+    schedule = check(project.content).schedule
     got = {(r.season.number, r.episode.number): r.day for r in schedule.releases}
     assert got[1, 1] == got[1, 2] == got[1, 3] == date(2024, 3, 1)
     assert [got[2, n] for n in (1, 2, 3)] == [date(2024, 4, 1), date(2024, 4, 2), date(2024, 4, 3)]
@@ -76,7 +76,7 @@ def test_all_at_once_and_daily_cadences(project: Project) -> None:
 def test_episodes_on_one_day_get_distinct_instants_in_episode_order(project: Project) -> None:
     project.show()
     project.season(premiere="2024-01-05", cadence="all-at-once", episodes=3)
-    _, schedule = check(project.content)
+    schedule = check(project.content).schedule
     instants = [r.instant for r in schedule.releases]
     assert instants == sorted(instants)
     assert len(set(instants)) == 3
@@ -85,7 +85,7 @@ def test_episodes_on_one_day_get_distinct_instants_in_episode_order(project: Pro
 def test_release_time_applies_in_the_show_time_zone(project: Project) -> None:
     project.show(timezone="America/Los_Angeles")
     project.season(premiere="2024-01-05", extra="release_time = 21:00:00", episodes=1)
-    (release,) = check(project.content)[1].releases
+    (release,) = check(project.content).schedule.releases
     assert not release.all_day
     assert release.instant.astimezone(UTC) == datetime(2024, 1, 6, 5, 0, tzinfo=UTC)
 
@@ -94,7 +94,7 @@ def test_utc_datetime_near_midnight_lands_on_the_local_day(project: Project) -> 
     # 02:00 UTC on the 6th is 18:00 on the 5th in Los Angeles: the release day is the 5th.
     project.show(timezone="America/Los_Angeles")
     project.season(premiere="2024-01-05", episodes={1: {"release": "2024-01-06T02:00:00Z"}, 2: {}})
-    _, schedule = check(project.content)
+    schedule = check(project.content).schedule
     first, second = schedule.releases
     assert first.day == date(2024, 1, 5)
     assert first.local_time == time(18, 0)
@@ -104,7 +104,7 @@ def test_utc_datetime_near_midnight_lands_on_the_local_day(project: Project) -> 
 def test_local_datetime_at_23_59_stays_on_its_day(project: Project) -> None:
     project.show(timezone="Europe/Berlin")
     project.season(premiere="2024-01-05", episodes={1: {"release": "2024-01-05T23:59:00"}})
-    (release,) = check(project.content)[1].releases
+    (release,) = check(project.content).schedule.releases
     assert release.day == date(2024, 1, 5)
     assert release.instant.astimezone(UTC) == datetime(2024, 1, 5, 22, 59, tzinfo=UTC)
 
@@ -112,14 +112,14 @@ def test_local_datetime_at_23_59_stays_on_its_day(project: Project) -> None:
 def test_release_time_in_a_daylight_saving_gap_is_a_warning(project: Project) -> None:
     project.show(timezone="America/New_York")
     project.season(premiere="2024-03-10", extra='release_time = "02:30"', episodes=1)
-    _, schedule = check(project.content)
+    schedule = check(project.content).schedule
     assert any("does not exist" in w.message for w in schedule.warnings)
 
 
 def test_an_episode_dated_before_its_predecessor_is_a_warning(project: Project) -> None:
     project.show()
     project.season(premiere="2024-01-05", episodes={1: {}, 2: {"release": "2024-01-01"}})
-    _, schedule = check(project.content)
+    schedule = check(project.content).schedule
     (warning,) = schedule.warnings
     assert warning.field == "release"
     assert "02-episode-2.md" in warning.file

@@ -19,7 +19,7 @@ import feedparser
 import lxml.html
 import pytest
 
-from conftest import Project
+from support import Project
 
 
 @dataclass

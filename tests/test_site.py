@@ -16,7 +16,7 @@ import zxingcpp
 from click.testing import Result
 from PIL import Image
 
-from conftest import Project, build_args
+from support import Project, build_args
 
 BASE = "https://famfeeds.example.org/for-all-mankind/"
 WEBCAL = "webcal://famfeeds.example.org/for-all-mankind/calendar.ics"

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from click.testing import Result
 
-from conftest import Project, build_args
 from famfeeds import writer
 from famfeeds.writer import write_output
+from support import Project, build_args
 
 
 def test_first_write_creates_the_folder(tmp_path: Path) -> None:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, time
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -14,11 +15,52 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    model_validator,
 )
 
 SLUG_PATTERN = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
-CADENCE_DAYS = {"daily": 1, "weekly": 7, "biweekly": 14, "all-at-once": 0}
-Cadence = Literal["daily", "weekly", "biweekly", "all-at-once"]
+
+
+@dataclass(frozen=True)
+class CadenceRule:
+    """How often a season releases: the step between release slots, and how a newsletter
+    describes it (``{weekday}`` is the premiere's weekday)."""
+
+    name: str
+    step: int
+    """Days between slots; 0 puts every undated episode on the premiere."""
+    phrase: str
+
+    def day_of_slot(self, premiere: date, slot: int) -> date:
+        """The day of release slot ``slot`` (0 is the premiere)."""
+        return premiere + timedelta(days=self.step * slot)
+
+    def slot_of_day(self, premiere: date, day: date) -> int:
+        """The slot nearest to ``day`` (round half up); always 0 for all-at-once."""
+        if self.step == 0:
+            return 0
+        return (2 * (day - premiere).days + self.step) // (2 * self.step)
+
+
+CADENCES: dict[str, CadenceRule] = {
+    rule.name: rule
+    for rule in (
+        CadenceRule("daily", 1, "a new episode every day"),
+        CadenceRule("weekly", 7, "new episodes on {weekday}s"),
+        CadenceRule("biweekly", 14, "new episodes every other {weekday}"),
+        CadenceRule("all-at-once", 0, "every episode at once"),
+    )
+}
+
+
+def _cadence(value: str) -> str:
+    if value not in CADENCES:
+        names = ", ".join(repr(n) for n in CADENCES)
+        raise ValueError(f"unknown cadence {value!r}; use one of {names}")
+    return value
+
+
+Cadence = Annotated[str, AfterValidator(_cadence)]
 Status = Literal["scheduled", "cancelled"]
 
 
@@ -130,12 +172,40 @@ class Newsletter(Record):
     sender_name: Line
     sender_address: EmailAddress
     reply_to: EmailAddress | None = None
-    unsubscribe_url: UnsubscribeUrl = Field(
-        description="URL template; {token} is replaced per subscriber"
+    service_url: AbsoluteUrl | None = None
+    """Where the subscriptions service (famfeeds subscriptions) is reachable publicly."""
+    unsubscribe_url: UnsubscribeUrl | None = Field(
+        default=None,
+        description="URL template; {token} is replaced per subscriber "
+        "[default: {service_url}/unsubscribe?token={token}]",
     )
     unsubscribe_mailto: EmailAddress | None = None
     signup_url: AbsoluteUrl | None = None
     smtp_url: str | None = None
+
+    @model_validator(mode="after")
+    def _unsubscribe_target(self) -> Newsletter:
+        if self.unsubscribe_url is None:
+            if self.service_url is None:
+                raise ValueError(
+                    "set unsubscribe_url (with {token}) or service_url (where famfeeds "
+                    "subscriptions runs), so every message can carry a one-click unsubscribe"
+                )
+            object.__setattr__(
+                self, "unsubscribe_url", self.service_endpoint("unsubscribe") + "?token={token}"
+            )
+        return self
+
+    def service_endpoint(self, name: str) -> str:
+        """The public URL of one of the subscriptions service's endpoints."""
+        assert self.service_url is not None
+        return self.service_url.rstrip("/") + "/" + name
+
+    @property
+    def unsubscribe_template(self) -> str:
+        """The unsubscribe URL template, with {token}."""
+        assert self.unsubscribe_url is not None
+        return self.unsubscribe_url
 
 
 class CalendarSettings(Record):
@@ -179,6 +249,10 @@ class Show(Record):
         """The public URL of ``path`` under the site."""
         return self.base_url + path.lstrip("/")
 
+    def midnight(self, day: date) -> datetime:
+        """The start of ``day`` in the show's time zone."""
+        return datetime.combine(day, time(0), tzinfo=self.zone)
+
 
 class SeasonMeta(Record):
     """content/season-NN/season.toml."""
@@ -202,6 +276,11 @@ class EpisodeMeta(Record):
     image_alt: Line | None = None
     runtime: Annotated[int, Field(ge=1, le=600, description="minutes")] | None = None
     updated: DayOrInstant | None = None
+
+    @property
+    def alt_text(self) -> str:
+        """The image's text alternative: given, or the title."""
+        return self.image_alt or self.title
 
 
 class Episode(EpisodeMeta):
@@ -231,3 +310,13 @@ class Season(SeasonMeta):
     def code(self) -> str:
         """Zero-padded folder-style code, e.g. ``season-04``."""
         return f"season-{self.number:02d}"
+
+    @property
+    def rule(self) -> CadenceRule:
+        """The season's cadence."""
+        return CADENCES[self.cadence]
+
+    @property
+    def finale_number(self) -> int:
+        """The number of the season's finale: its last episode that is not cancelled."""
+        return max((e.number for e in self.episodes if e.status != "cancelled"), default=0)

@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo
 
 from famfeeds.content import Catalogue
 from famfeeds.errors import Problem
-from famfeeds.models import CADENCE_DAYS, Episode, Season, Show
+from famfeeds.models import Episode, Season, Show
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,9 @@ class Release:
     @property
     def start(self) -> datetime:
         """The scheduled start in the show's time zone (midnight for an all-day release)."""
-        return datetime.combine(self.day, self.local_time or time(0), tzinfo=self.show.zone)
+        if self.local_time is None:
+            return self.show.midnight(self.day)
+        return datetime.combine(self.day, self.local_time, tzinfo=self.show.zone)
 
     @property
     def instant(self) -> datetime:
@@ -84,6 +86,11 @@ class Release:
         """True when the episode will not be released."""
         return self.episode.status == "cancelled"
 
+    @property
+    def is_finale(self) -> bool:
+        """True for the season's last episode that is not cancelled."""
+        return self.episode.number == self.season.finale_number
+
     def released_by(self, as_of: date) -> bool:
         """True when the episode is out on ``as_of`` (a day in the show's time zone)."""
         return not self.cancelled and self.day <= as_of
@@ -103,10 +110,6 @@ class Schedule:
             out, key=lambda r: (r.instant, r.season.number, r.episode.number), reverse=True
         )
 
-    def season(self, number: int) -> list[Release]:
-        """The releases of one season."""
-        return [r for r in self.releases if r.season.number == number]
-
 
 def _localise(value: date | datetime, zone: ZoneInfo) -> datetime:
     """A date or date-time from the records as an aware date-time in ``zone``."""
@@ -114,14 +117,7 @@ def _localise(value: date | datetime, zone: ZoneInfo) -> datetime:
         if value.tzinfo is None:
             return value.replace(tzinfo=zone)
         return value.astimezone(zone)
-    return datetime.combine(value, time(0), tzinfo=zone)
-
-
-def _slot(day: date, premiere: date, step: int) -> int:
-    """The grid slot nearest to ``day`` (round half up)."""
-    if step == 0:
-        return 0
-    return (2 * (day - premiere).days + step) // (2 * step)
+    return datetime.combine(value, time(0), tzinfo=zone)  # a record's date: midnight there
 
 
 def _local_day_and_time(value: date | datetime, zone: ZoneInfo) -> tuple[date, time | None]:
@@ -140,7 +136,7 @@ def schedule_season(
     of the show has its own instant.
     """
     zone = show.zone
-    step = CADENCE_DAYS[season.cadence]
+    rule = season.rule
     releases: list[Release] = []
     warnings: list[Problem] = []
     slot: int | None = None
@@ -148,10 +144,10 @@ def schedule_season(
     for episode in season.episodes:
         if episode.release is not None:
             day, clock = _local_day_and_time(episode.release, zone)
-            slot = _slot(day, season.premiere, step)
+            slot = rule.slot_of_day(season.premiere, day)
         else:
-            slot = 0 if slot is None else slot + (1 if step else 0)
-            day, clock = season.premiere + timedelta(days=step * slot), None
+            slot = 0 if slot is None else slot + (1 if rule.step else 0)
+            day, clock = rule.day_of_slot(season.premiere, slot), None
         clock = clock if clock is not None else season.release_time
         if clock is not None and not _exists(day, clock, zone):
             warnings.append(

@@ -23,25 +23,10 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from famfeeds.errors import FamfeedsError
-from famfeeds.urls import ATOM_FILE, JSON_FILE, RSS_FILE
+from famfeeds.render.outputs import media_type
 from famfeeds.writer import MANIFEST
 
 BUILD_ENDPOINT = "/__famfeeds/build"
-CONTENT_TYPES = {
-    ATOM_FILE: "application/atom+xml; charset=utf-8",
-    RSS_FILE: "application/rss+xml; charset=utf-8",
-    JSON_FILE: "application/feed+json; charset=utf-8",
-}
-SUFFIX_TYPES = {
-    ".ics": "text/calendar; charset=utf-8",
-    ".html": "text/html; charset=utf-8",
-    ".txt": "text/plain; charset=utf-8",
-    ".eml": "message/rfc822",
-    ".json": "application/json",
-    ".xml": "application/xml",
-    ".css": "text/css; charset=utf-8",
-    ".svg": "image/svg+xml",
-}
 RELOAD_SCRIPT = """<script>
 (function () {{
   var seen = "{build}";
@@ -56,11 +41,7 @@ RELOAD_SCRIPT = """<script>
 
 def content_type(path: Path) -> str:
     """The Content-Type a client expects for a built file."""
-    if path.name in CONTENT_TYPES:
-        return CONTENT_TYPES[path.name]
-    if path.suffix in SUFFIX_TYPES:
-        return SUFFIX_TYPES[path.suffix]
-    return mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    return media_type(path.name) or mimetypes.guess_type(path.name)[0] or "application/octet-stream"
 
 
 @dataclass

@@ -62,6 +62,25 @@ def write_output(files: Mapping[str, bytes], output: Path) -> WriteReport:
     return WriteReport(tuple(names), tuple(kept), tuple(replaced))
 
 
+def atomic_write(path: Path, data: bytes, mode: int | None = None, fsync: bool = True) -> None:
+    """Replace ``path`` with ``data`` in one step: a temporary file beside it, flushed to
+    disk (unless ``fsync`` is False, for caches), then renamed over it. A crash leaves the
+    old file or the new one, never a mix."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            if fsync:
+                handle.flush()
+                os.fsync(handle.fileno())
+        if mode is not None:
+            Path(tmp).chmod(mode)
+        Path(tmp).replace(path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def _check_name(name: str) -> None:
     path = PurePosixPath(name)
     if path.is_absolute() or ".." in path.parts or not path.parts or name == MANIFEST:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from html import escape
 
 from famfeeds.models import Show
-from famfeeds.richtext import first_paragraph, html_to_text, markdown_to_html
-from famfeeds.schedule import Release, Schedule
-from famfeeds.urls import (
+from famfeeds.render.context import RenderContext
+from famfeeds.render.richtext import first_paragraph, html_to_text, markdown_to_html
+from famfeeds.render.urls import (
     ATOM_FILE,
     JSON_FILE,
     RSS_FILE,
@@ -19,6 +19,7 @@ from famfeeds.urls import (
     episode_url,
     tag_uri,
 )
+from famfeeds.schedule import Release, Schedule
 
 GENERATOR = "famfeeds"
 GENERATOR_URI = "https://pypi.org/project/famfeeds/"
@@ -38,11 +39,6 @@ class Entry:
     content_html: str
     category: str
 
-    @property
-    def image_alt(self) -> str:
-        """The image's text alternative: given, or the episode title."""
-        return self.release.episode.image_alt or self.release.episode.title
-
 
 def feed_entries(show: Show, schedule: Schedule, as_of: date) -> list[Entry]:
     """The entries a feed shows as of ``as_of``: released episodes, newest first, capped."""
@@ -53,7 +49,7 @@ def feed_entries(show: Show, schedule: Schedule, as_of: date) -> list[Entry]:
         html = markdown_to_html(release.episode.synopsis, show.base_url)
         image = release.episode.image
         if image:
-            alt = escape(release.episode.image_alt or release.episode.title)
+            alt = escape(release.episode.alt_text)
             html = f'<p><img src="{escape(image)}" alt="{alt}"></p>\n{html}'
         entries.append(
             Entry(
@@ -107,7 +103,7 @@ def feed_updated(show: Show, entries: list[Entry], as_of: date) -> datetime:
     """The feed's updated stamp: its newest entry's, or the start of ``as_of`` when empty."""
     if entries:
         return max(e.updated for e in entries)
-    return datetime.combine(as_of, time(0), tzinfo=show.zone)
+    return show.midnight(as_of)
 
 
 def render_xml_feeds(show: Show, entries: list[Entry], as_of: date) -> tuple[bytes, bytes]:
@@ -191,3 +187,8 @@ def render_feeds(show: Show, schedule: Schedule, as_of: date) -> dict[str, bytes
     entries = feed_entries(show, schedule, as_of)
     atom, rss = render_xml_feeds(show, entries, as_of)
     return {ATOM_FILE: atom, RSS_FILE: rss, JSON_FILE: render_json_feed(show, entries)}
+
+
+def render(ctx: RenderContext) -> dict[str, bytes]:
+    """The feeds, as a renderer."""
+    return render_feeds(ctx.plan.show, ctx.plan.schedule, ctx.as_of)

@@ -20,25 +20,15 @@ from dataclasses import dataclass
 from datetime import datetime, time
 from email.policy import SMTP
 from email.utils import format_datetime, formataddr
-from html import escape
-from typing import TYPE_CHECKING
-from urllib.parse import quote
 
-if TYPE_CHECKING:
-    from famfeeds.newsletter import RenderedIssue
+from famfeeds.render.personal import Markers, RenderedIssue, one_line, values
+from famfeeds.render.urls import unsubscribe_url
 
 PLACEHOLDER_TO = "undisclosed-recipients:;"
 """The To of a built .eml: a valid empty group, which sending replaces per subscriber."""
-NAME_MARKER = "famfeeds-subscriber-name"
-TOKEN_MARKER = "famfeeds-unsubscribe-token"
-_MARKERS = re.compile(f"( {NAME_MARKER}|{TOKEN_MARKER})")
 CRLF = b"\r\n"
 SOFT_BREAK = b"=\r\n"
-
-
-def one_line(value: str) -> str:
-    """Text on one line: CR, LF and other whitespace runs become one space."""
-    return " ".join(value.split())
+NAME, TOKEN = "name", "token"
 
 
 def _header(name: str, value: str) -> bytes:
@@ -54,13 +44,14 @@ def _qp(text: str) -> bytes:
     return encoded.replace(b"\n", CRLF)
 
 
-def _pieces(body: str) -> list[bytes | str]:
-    """The body cut at its markers: encoded bytes for the fixed parts, the marker names
-    for the places a subscriber's value goes."""
+def _pieces(body: str, markers: Markers) -> list[bytes | str]:
+    """The body cut at its markers: encoded bytes for the fixed parts, NAME or TOKEN for
+    the places a subscriber's value goes."""
+    cut = re.compile(f"({re.escape(markers.greeting)}|{re.escape(markers.token)})")
     out: list[bytes | str] = []
-    for i, part in enumerate(_MARKERS.split(body)):
+    for i, part in enumerate(cut.split(body)):
         if i % 2:
-            out.append(part.strip())
+            out.append(NAME if part == markers.greeting else TOKEN)
         elif part:
             out.append(_qp(part) + SOFT_BREAK)
     return out
@@ -108,7 +99,8 @@ class MessageTemplate:
         middle = _header("Subject", one_line(item.subject)) + _header(
             "Date", format_datetime(datetime.combine(issue.day, time(0), tzinfo=show.zone))
         )
-        digest = hashlib.sha256((item.html + "\x00" + item.text).encode()).hexdigest()[:32]
+        html, text = item.personalise(None, None)
+        digest = hashlib.sha256((html + "\x00" + text).encode()).hexdigest()[:32]
         boundary = f"famfeeds-{digest}".encode()
         tail = (
             _header("List-Id", f"{one_line(newsletter.sender_name)} <{show.slug}.{show.domain}>")
@@ -121,20 +113,16 @@ class MessageTemplate:
         mailto = ""
         if newsletter.unsubscribe_mailto:
             mailto = f",\r\n <mailto:{newsletter.unsubscribe_mailto}?subject=unsubscribe>"
-        return cls(
-            item, head, middle, tail, _pieces(item.text), _pieces(item.html), boundary, mailto
-        )
+        pieces = (_pieces(item.text, item.markers), _pieces(item.html, item.markers))
+        return cls(item, head, middle, tail, *pieces, boundary, mailto)
 
     def render(
         self, to: str | None = None, name: str | None = None, token: str | None = None
     ) -> bytes:
         """The complete message for one subscriber (or, without ``to``, the .eml)."""
-        from famfeeds.newsletter import unsubscribe_url
-
         newsletter = self.item.issue.show.newsletter
         assert newsletter is not None
-        clean = one_line(name or "")
-        token_value = quote(token or "", safe="")
+        personal = values(name, token)
         url = unsubscribe_url(newsletter, token)
         to_line = f"To: {one_line(to)}\r\n".encode() if to else _header("To", PLACEHOLDER_TO)
         parts = [
@@ -146,20 +134,20 @@ class MessageTemplate:
             self.tail,
             CRLF,
         ]
-        for subtype, pieces, value in (
-            ("plain", self.text, clean),
-            ("html", self.html, escape(clean)),
+        for subtype, pieces, greeting in (
+            ("plain", self.text, personal.greeting_text),
+            ("html", self.html, personal.greeting_html),
         ):
             parts.append(b"--" + self.boundary + CRLF)
             parts.append(
                 f'Content-Type: text/{subtype}; charset="utf-8"\r\n'
                 "Content-Transfer-Encoding: quoted-printable\r\n\r\n".encode()
             )
-            values = {
-                NAME_MARKER: _qp(f" {value}") + SOFT_BREAK if value else b"",
-                TOKEN_MARKER: _qp(token_value) + SOFT_BREAK if token_value else b"",
+            filled = {
+                NAME: _qp(greeting) + SOFT_BREAK if greeting else b"",
+                TOKEN: _qp(personal.token) + SOFT_BREAK if personal.token else b"",
             }
-            parts += [values[p] if isinstance(p, str) else p for p in pieces]
+            parts += [filled[p] if isinstance(p, str) else p for p in pieces]
             parts.append(CRLF)
         parts.append(b"--" + self.boundary + b"--" + CRLF)
         return b"".join(parts)

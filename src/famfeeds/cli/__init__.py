@@ -8,10 +8,15 @@ from __future__ import annotations
 import sys
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from famfeeds import __version__
+
+if TYPE_CHECKING:
+    from famfeeds.delivery.campaign import Campaign, Report
+    from famfeeds.delivery.engine import SendOptions
 
 content_option = click.option(
     "--content",
@@ -55,12 +60,13 @@ as_of_option = click.option(
 )
 
 
-def _templates(templates: Path | None) -> Path:
+def _templates(templates: Path | None) -> Path | None:
+    """``--templates`` checked; None means the project's own templates/ folder, if any."""
     from famfeeds.errors import FamfeedsError
 
     if templates is not None and not templates.is_dir():
         raise FamfeedsError(f"--templates {templates}: no such folder")
-    return templates or Path("templates")
+    return templates
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -107,7 +113,14 @@ def build(
     from famfeeds.build import build as run_build
     from famfeeds.errors import display_path
 
-    result, report = run_build(content, output, _templates(templates), as_of, strict, base_url)
+    result, report = run_build(
+        content,
+        output,
+        templates=_templates(templates),
+        as_of=as_of,
+        strict=strict,
+        base_url=base_url,
+    )
     for warning in result.warnings:
         click.echo(f"warning: {warning}", err=True)
     released = len(result.schedule.released(result.as_of))
@@ -148,13 +161,11 @@ def check(content: Path, strict: bool) -> None:
         famfeeds check --content content
     """
     from famfeeds.build import check as run_check
-    from famfeeds.errors import ContentError
 
-    catalogue, schedule = run_check(content)
-    if strict and schedule.warnings:
-        raise ContentError(schedule.warnings, warnings_as_errors=True)
-    for warning in schedule.warnings:
+    planned = run_check(content, strict=strict)
+    for warning in planned.warnings:
         click.echo(f"warning: {warning}", err=True)
+    catalogue = planned.catalogue
     click.echo(
         f"OK: {catalogue.show.title}, {len(catalogue.seasons)} season(s), "
         f"{catalogue.episode_count()} episodes."
@@ -200,36 +211,27 @@ def newsletter(
     """
     from famfeeds.build import render
     from famfeeds.errors import FamfeedsError, display_path
-    from famfeeds.issues import plan_issues, published
-    from famfeeds.urls import NEWSLETTER_FOLDER
+    from famfeeds.planning import find_issue
+    from famfeeds.render.urls import issue_file
 
     if day is not None and latest:
         raise click.UsageError("give --date or --latest, not both")
-    result = render(content, _templates(templates), as_of)
-    if result.catalogue.show.newsletter is None:
+    result = render(content, templates=_templates(templates), as_of=as_of)
+    if result.plan.show.newsletter is None:
         raise FamfeedsError("show.toml has no [newsletter] table: add one to make issues")
-    issues = published(plan_issues(result.catalogue, result.schedule)[0], result.as_of)
-    if not issues:
-        raise FamfeedsError(f"no newsletter issue is out as of {result.as_of}")
-    if day is None:
-        issue = issues[-1]
-    else:
-        found = [i for i in issues if i.day == day]
-        if not found:
-            dates = ", ".join(i.slug for i in issues)
-            raise FamfeedsError(
-                f"no issue dated {day} as of {result.as_of}; issues so far: {dates}"
-            )
-        issue = found[0]
-    stem = f"{NEWSLETTER_FOLDER}/{issue.slug}"
+    issue = find_issue(
+        result.plan.issues, "latest" if day is None else day.isoformat(), result.as_of
+    )
+    letter = next(x for x in result.letters if x.item.issue.day == issue.day)
     if eml:
         sys.stdout.flush()
-        sys.stdout.buffer.write(result.files[f"{stem}.eml"])
+        sys.stdout.buffer.write(result.files[issue_file(issue.slug, ".eml")])
         return
-    click.echo(f"Issue {issue.slug}: {issue.subject()}")
+    click.echo(f"Issue {issue.slug}: {letter.item.subject}")
     for suffix in (".html", ".txt", ".eml"):
-        path = output / f"{stem}{suffix}"
-        built = path.is_file() and path.read_bytes() == result.files[f"{stem}{suffix}"]
+        name = issue_file(issue.slug, suffix)
+        path = output / name
+        built = path.is_file() and path.read_bytes() == result.files[name]
         state = "" if built else "  (not built yet: run famfeeds build)"
         click.echo(f"  {display_path(path)}{state}")
 
@@ -337,17 +339,93 @@ def send(
         FAMFEEDS_SMTP_PASSWORD=... famfeeds send 2023-11-24 \\
             --subscribers subscribers.csv --smtp smtp://news@mail.example.org:587
     """
-    from famfeeds.campaign import Campaign
-    from famfeeds.send import SendOptions
+    from famfeeds.delivery.campaign import Campaign
+    from famfeeds.delivery.engine import SendOptions
 
-    options = SendOptions(connections, rate, attempts, retry_wait, retry_failed, resend_uncertain)
+    options = SendOptions(
+        connections=connections,
+        rate=rate,
+        attempts=attempts,
+        retry_wait=retry_wait,
+        retry_failed=retry_failed,
+        resend_uncertain=resend_uncertain,
+    )
     campaign = Campaign(content, _templates(templates), issue, subscribers_file, smtp_url)
     if test_to:
-        campaign.test(test_to)
-    elif dry_run:
-        campaign.dry_run(options, skip_invalid)
+        address = campaign.test(test_to)
+        click.echo(f"Sent a test copy of {campaign.label} to {address} via {campaign.target}.")
+        return
+    if dry_run:
+        report = campaign.dry_run(options, skip_invalid)
     else:
-        campaign.send(options, yes, skip_invalid)
+        report = _send(campaign, options, yes=yes, skip_invalid=skip_invalid)
+    _print_report(report)
+    raise SystemExit(report.exit_code)
+
+
+def _send(campaign: Campaign, options: SendOptions, *, yes: bool, skip_invalid: bool) -> Report:
+    """Send with a confirmation prompt (unless --yes) and a progress bar on a terminal."""
+    from famfeeds.errors import FamfeedsError
+
+    def confirm(question: str) -> bool:
+        if yes:
+            return True
+        if not sys.stdin.isatty():
+            raise FamfeedsError("not asking on a non-interactive input: pass --yes to send")
+        return click.confirm(question, abort=True)
+
+    if not sys.stdout.isatty():
+        return campaign.send(options, skip_invalid=skip_invalid, confirm=confirm)
+    bars: list[Any] = []
+
+    def start(total: int) -> None:
+        bars.append(click.progressbar(length=total, label="Sending", show_eta=True, show_pos=True))
+        bars[0].__enter__()
+
+    try:
+        return campaign.send(
+            options,
+            skip_invalid=skip_invalid,
+            confirm=confirm,
+            progress=lambda n: bars[0].update(n),
+            start_progress=start,
+        )
+    finally:
+        if bars:
+            bars[0].__exit__(None, None, None)
+
+
+def _print_report(report: Report) -> None:
+    """The outcome of a send or a dry run, as a person reads it."""
+    for note in report.notes:
+        click.echo(note, err=True)
+    planned, outcome = report.plan, report.outcome
+    skips = (
+        f"skipping {planned.already_sent} already sent, {len(planned.uncertain)} "
+        f"uncertain, {len(planned.failed_before)} failed before"
+    )
+    if report.dry_run:
+        click.echo(
+            f"Dry run for {report.label}: would send {len(planned.todo)} message(s) "
+            f"({report.size / 1024:.0f} KiB); {skips}. Nothing was sent."
+        )
+        return
+    click.echo(
+        f"{report.label}: sent {outcome.sent}, deferred {len(outcome.deferred)}, "
+        f"failed {len(outcome.failed)}; {skips}."
+    )
+    for address in planned.uncertain:
+        click.echo(
+            f"  uncertain: {address} (cut off after the message was handed over; "
+            "--resend-uncertain sends it again)",
+            err=True,
+        )
+    for address, reply in outcome.failed:
+        click.echo(f"  failed: {address}: {reply}", err=True)
+    for address in planned.failed_before:
+        click.echo(f"  failed before: {address} (--retry-failed tries again)", err=True)
+    for address, reply in outcome.deferred:
+        click.echo(f"  deferred: {address}: {reply} (run the command again later)", err=True)
 
 
 @cli.command()
@@ -402,9 +480,10 @@ def serve(
     import threading
 
     from famfeeds.build import build as run_build
+    from famfeeds.project import Project
     from famfeeds.serve import Preview, PreviewServer, watch
 
-    template_dir = _templates(templates)
+    template_dir = Project.of(content).templates(_templates(templates))
     preview = Preview(output, lambda: None)
     try:
         server = PreviewServer((host, port), preview)
@@ -418,7 +497,14 @@ def serve(
     base_url = None if public_urls else url
 
     def rebuild() -> None:
-        run_build(content, output, template_dir, as_of, base_url=base_url)
+        run_build(
+            content,
+            output,
+            templates=template_dir,
+            as_of=as_of,
+            base_url=base_url,
+            save_lock=False,
+        )
 
     preview.rebuild = rebuild
     if not preview.refresh():

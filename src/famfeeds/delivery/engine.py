@@ -21,13 +21,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from famfeeds.ledger import Ledger
-from famfeeds.mail import MessageTemplate
-from famfeeds.smtp import Connection, DeliveryError, SmtpTarget
-from famfeeds.subscribers import Subscriber
+from famfeeds.delivery.ledger import Ledger
+from famfeeds.delivery.smtp import Connection, DeliveryError, SmtpTarget
+from famfeeds.delivery.subscribers import Subscriber
+from famfeeds.render.message import MessageTemplate
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class SendOptions:
     """How to send."""
 
@@ -43,7 +43,7 @@ class SendOptions:
 
 
 @dataclass(frozen=True)
-class Plan:
+class SendPlan:
     """Who gets the issue in this run, and who is skipped and why."""
 
     todo: list[Subscriber]
@@ -52,7 +52,9 @@ class Plan:
     failed_before: list[str]
 
 
-def plan(subscribers: list[Subscriber], states: dict[str, str], options: SendOptions) -> Plan:
+def plan_sends(
+    subscribers: list[Subscriber], states: dict[str, str], options: SendOptions
+) -> SendPlan:
     """Decide, from the ledger's states, whom to send to."""
     todo, uncertain, failed = [], [], []
     sent = 0
@@ -66,7 +68,7 @@ def plan(subscribers: list[Subscriber], states: dict[str, str], options: SendOpt
             failed.append(sub.email)
         else:
             todo.append(sub)
-    return Plan(todo, sent, uncertain, failed)
+    return SendPlan(todo, sent, uncertain, failed)
 
 
 @dataclass
@@ -147,6 +149,7 @@ class WorkQueue:
 def send_issue(
     template: MessageTemplate,
     subscribers: list[Subscriber],
+    *,
     target: SmtpTarget,
     password: str | None,
     ledger_path: Path,
@@ -155,6 +158,7 @@ def send_issue(
 ) -> Outcome:
     """Deliver ``template`` to ``subscribers`` (already planned), recording every step."""
     issue = template.item.issue.slug
+    show = template.item.issue.show.slug
     newsletter = template.item.issue.show.newsletter
     assert newsletter is not None
     sender = newsletter.sender_address
@@ -174,25 +178,25 @@ def send_issue(
                 try:
                     limit.wait()
                     message = template.render(sub.email, sub.name, sub.token)
-                    ledger.begin(issue, sub.key)
+                    ledger.begin(show, issue, sub.key)
                     key = sub.key
 
                     def committing(key: str = key) -> None:
-                        ledger.mark(issue, key, "committing")
+                        ledger.mark(show, issue, key, "committing")
 
                     reply = connection.deliver(sender, sub.email, message, committing)
-                    ledger.mark(issue, sub.key, "sent", reply)
+                    ledger.mark(show, issue, sub.key, "sent", reply)
                     with lock:
                         outcome.sent += 1
                     progress(1)
                 except DeliveryError as exc:
                     if exc.permanent:
-                        ledger.mark(issue, sub.key, "failed", str(exc))
+                        ledger.mark(show, issue, sub.key, "failed", str(exc))
                         with lock:
                             outcome.failed.append((sub.email, str(exc)))
                         progress(1)
                     else:
-                        ledger.mark(issue, sub.key, "deferred", str(exc))
+                        ledger.mark(show, issue, sub.key, "deferred", str(exc))
                         if attempt < options.attempts:
                             retry = (sub, attempt + 1, options.retry_wait * 2 ** (attempt - 1))
                         else:

@@ -10,16 +10,16 @@ TOML that is committed with the content so it survives a fresh clone.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import tomllib
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 from famfeeds.errors import FamfeedsError, display_path
+from famfeeds.render.context import EventStates, Published
+from famfeeds.render.urls import is_event_of
+from famfeeds.writer import atomic_write
 
-LOCK_NAME = "famfeeds.lock"
 HEADER = """\
 # famfeeds.lock: what the calendar has published, so that a changed event's SEQUENCE
 # rises and an unchanged one stays byte-identical. famfeeds build updates this file.
@@ -28,31 +28,22 @@ HEADER = """\
 """
 
 
-@dataclass(frozen=True)
-class Published:
-    """One event as last published."""
-
-    sequence: int
-    dtstamp: datetime
-    """When this version of the event was first published (UTC)."""
-    major: str
-    """Fingerprint of the fields whose change raises SEQUENCE (date, time, title, status)."""
-    minor: str
-    """Fingerprint of every other field (description, link, ...)."""
-    summary: str
-    start: date | datetime
-    cancelled: bool = False
-    removed: bool = False
-    """The episode left the content: the calendar keeps it as cancelled."""
-    season: int = 0
-
-
 @dataclass
-class Lock:
-    """Every published event, by its key (the UID without the domain)."""
+class CalendarLock:
+    """Every published event of every show in the project, by key (the UID without the
+    domain; keys start with the show's slug)."""
 
     path: Path
-    events: dict[str, Published] = field(default_factory=dict)
+    events: EventStates = field(default_factory=dict)
+
+    def of_show(self, slug: str) -> EventStates:
+        """The events of one show."""
+        return {k: v for k, v in self.events.items() if is_event_of(slug, k)}
+
+    def with_show(self, slug: str, events: EventStates) -> CalendarLock:
+        """This lock with one show's events replaced; other shows' entries are kept."""
+        kept = {k: v for k, v in self.events.items() if not is_event_of(slug, k)}
+        return CalendarLock(self.path, {**kept, **events})
 
     def to_toml(self) -> str:
         """Serialise in key order, one table per event."""
@@ -89,14 +80,7 @@ class Lock:
                 return False
         except FileNotFoundError:
             pass
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-                handle.write(text)
-            Path(tmp).replace(self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write(self.path, text.encode("utf-8"))
         return True
 
 
@@ -105,12 +89,12 @@ def _string(value: str) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
-def load_lock(path: Path) -> Lock:
+def load_lock(path: Path) -> CalendarLock:
     """Read the lock file; a missing file is an empty lock."""
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        return Lock(path)
+        return CalendarLock(path)
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise FamfeedsError(
             f"{display_path(path)}: cannot read the lock file ({exc}); restore it from version "
@@ -137,4 +121,4 @@ def load_lock(path: Path) -> Lock:
             f"{display_path(path)}: an entry is incomplete ({exc!r}); restore the file from "
             "version control, or delete the entry"
         ) from None
-    return Lock(path, events)
+    return CalendarLock(path, events)

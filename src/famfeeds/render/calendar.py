@@ -7,7 +7,7 @@
 - All-day releases are VALUE=DATE events (DTEND the next day); timed releases are
   written in UTC, which every client reads at the same instant across
   daylight-saving changes (no VTIMEZONE to get wrong).
-- SEQUENCE and DTSTAMP come from famfeeds.lock (see state.py). Each VEVENT is
+- SEQUENCE and DTSTAMP come from famfeeds.lock (see lockfile.py). Each VEVENT is
   serialised once and its bytes reused in every file that holds it.
 """
 
@@ -16,46 +16,28 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from urllib.parse import urlencode
 
 from famfeeds.models import Show
-from famfeeds.richtext import html_to_text, markdown_to_html
+from famfeeds.render.context import EventStates, Published, RenderContext
+from famfeeds.render.events import span, streaming_on, summary
+from famfeeds.render.richtext import html_to_text, markdown_to_html
+from famfeeds.render.urls import (
+    CALENDAR_FILE,
+    episode_file,
+    episode_url,
+    event_key,
+    event_uid,
+    is_event_of,
+    season_file,
+)
+from famfeeds.render.urls import (
+    stamp as moment_value,
+)
 from famfeeds.schedule import Release, Schedule
-from famfeeds.state import Lock, Published
-from famfeeds.urls import episode_url
 
-CALENDAR_FILE = "calendar.ics"
 PRODID = "-//famfeeds//famfeeds//EN"
 REFRESH = "PT12H"
-DEFAULT_RUNTIME = 60  # minutes
-STAMP_FORMAT = "%Y%m%dT%H%M%SZ"
 CALENDAR_END = b"END:VCALENDAR\r\n"
-
-
-def event_key(show: Show, season: int, episode: int) -> str:
-    """The event's key in famfeeds.lock: show, season and episode (no domain, so a
-    preview or staging build at another address shares the published history)."""
-    return f"{show.slug}-s{season:02d}e{episode:02d}"
-
-
-def uid(show: Show, key: str) -> str:
-    """The event's UID: its key and the site's domain; never changes."""
-    return f"{key}@{show.domain}"
-
-
-def season_file(season: int) -> str:
-    """The file name of one season's calendar."""
-    return f"season-{season:02d}.ics"
-
-
-def episode_file(release: Release) -> str:
-    """The file name of one episode's "add to calendar" .ics."""
-    return f"episodes/{release.key}.ics"
-
-
-def webcal(url: str) -> str:
-    """The webcal:// form of an http(s) URL, which calendar apps open as a subscription."""
-    return "webcal://" + url.split("://", 1)[1]
 
 
 @dataclass(frozen=True)
@@ -77,7 +59,9 @@ class EventData:
     @property
     def major(self) -> str:
         """Fingerprint of the fields whose change raises SEQUENCE."""
-        return _digest(_value(self.start), _value(self.end), self.summary, str(self.cancelled))
+        return _digest(
+            moment_value(self.start), moment_value(self.end), self.summary, str(self.cancelled)
+        )
 
     @property
     def minor(self) -> str:
@@ -91,34 +75,18 @@ def _digest(*parts: str) -> str:
     return hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()[:16]
 
 
-def _value(moment: date | datetime) -> str:
-    return moment.strftime(STAMP_FORMAT) if isinstance(moment, datetime) else moment.isoformat()
-
-
-def _span(release: Release) -> tuple[date | datetime, date | datetime]:
-    """Start and (exclusive) end: whole days, or UTC instants lasting the runtime."""
-    if release.all_day or release.show.calendar.all_day:
-        return release.day, release.day + timedelta(days=1)
-    start = release.start.astimezone(UTC)
-    return start, start + timedelta(minutes=release.episode.runtime or DEFAULT_RUNTIME)
-
-
-def _summary(release: Release) -> str:
-    return f"{release.show.title} {release.code}: {release.episode.title}"
-
-
 def event_data(release: Release) -> EventData:
     """The event for one release."""
     show, episode = release.show, release.episode
-    start, end = _span(release)
+    start, end = span(release)
     link = episode_url(release)
     synopsis = html_to_text(markdown_to_html(episode.synopsis, show.base_url))
-    where = f"Streaming on {show.service}."
+    where = streaming_on(release)
     description = "\n\n".join(p for p in (synopsis, where, link) if p)
     return EventData(
         key=event_key(show, release.season.number, episode.number),
         season=release.season.number,
-        summary=_summary(release),
+        summary=summary(release),
         start=start,
         end=end,
         description=description,
@@ -279,50 +247,46 @@ def calendar_bytes(head: bytes, events: list[bytes]) -> bytes:
     return head + b"".join(events) + CALENDAR_END
 
 
-def google_calendar_link(release: Release) -> str:
-    """A Google Calendar event-template link that adds one episode."""
-    show = release.show
-    start, end = _span(release)
-    dates = f"{_value(start)}/{_value(end)}".replace("-", "")
-    query = urlencode(
-        {
-            "action": "TEMPLATE",
-            "text": _summary(release),
-            "dates": dates,
-            "details": f"Streaming on {show.service}. {episode_url(release)}",
-            "location": show.service,
-        }
-    )
-    return f"https://calendar.google.com/calendar/render?{query}"
+def publish_events(
+    show: Show, schedule: Schedule, previous: EventStates, as_of: date
+) -> EventStates:
+    """The published state of every event of ``show`` after this build.
 
-
-def render_calendars(
-    show: Show, schedule: Schedule, lock: Lock, as_of: date
-) -> tuple[dict[str, bytes], Lock]:
-    """Every .ics file, and the lock updated with what they publish."""
+    Only keys of this show are read from ``previous``: several shows may share one lock
+    file, and a build of one never touches another's events.
+    """
     stamp = datetime.combine(as_of, time(0), tzinfo=show.zone).astimezone(UTC)
+    events: EventStates = {}
+    for release in schedule.releases:
+        data = event_data(release)
+        events[data.key] = publish(data, previous.get(data.key), stamp)
+    for key, state in sorted(previous.items()):
+        if is_event_of(show.slug, key) and key not in events:
+            events[key] = removed(state, stamp)
+    return events
+
+
+def render_calendars(show: Show, schedule: Schedule, events: EventStates) -> dict[str, bytes]:
+    """Every .ics file, with SEQUENCE and DTSTAMP from ``events`` (see publish_events)."""
     single = _head()
-    events: dict[str, Published] = {}
     by_season: dict[int, list[bytes]] = {}
     everything: list[bytes] = []
     files: dict[str, bytes] = {}
+    current = set()
     for release in schedule.releases:
         data = event_data(release)
-        state = publish(data, lock.events.get(data.key), stamp)
-        events[data.key] = state
-        serialised = serialise_event(uid(show, data.key), data, state)
+        current.add(data.key)
+        serialised = serialise_event(event_uid(show, data.key), data, events[data.key])
         everything.append(serialised)
         by_season.setdefault(data.season, []).append(serialised)
         files[episode_file(release)] = calendar_bytes(single, [serialised])
-    for key, previous in sorted(lock.events.items()):
-        if key in events:
+    for key, state in sorted(events.items()):
+        if key in current:
             continue
-        state = removed(previous, stamp)
-        events[key] = state
-        serialised = serialise_event(uid(show, key), None, state)
+        serialised = serialise_event(event_uid(show, key), None, state)
         everything.append(serialised)
-        if previous.season in by_season:
-            by_season[previous.season].append(serialised)
+        if state.season in by_season:
+            by_season[state.season].append(serialised)
     description = f"Release dates of {show.title} episodes on {show.service}."
     files[CALENDAR_FILE] = calendar_bytes(_head(show.title, description), everything)
     titles = {r.season.number: r.season.title for r in schedule.releases}
@@ -330,4 +294,9 @@ def render_calendars(
         name = f"{show.title}: {titles[number]}"
         head = _head(name, f"Release dates of {name} on {show.service}.")
         files[season_file(number)] = calendar_bytes(head, serialised_events)
-    return files, Lock(lock.path, events)
+    return files
+
+
+def render(ctx: RenderContext) -> dict[str, bytes]:
+    """The calendars, as a renderer."""
+    return render_calendars(ctx.plan.show, ctx.plan.schedule, ctx.events)

@@ -5,20 +5,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING
-from urllib.parse import urlencode
 
-from famfeeds.calendar import CALENDAR_FILE, episode_file, google_calendar_link, webcal
 from famfeeds.content import Catalogue
-from famfeeds.richtext import markdown_to_html
-from famfeeds.schedule import Release, Schedule
-from famfeeds.urls import (
-    ATOM_FILE,
-    JSON_FILE,
-    NEWSLETTER_FOLDER,
-    RSS_FILE,
+from famfeeds.render.context import RenderContext
+from famfeeds.render.events import google_calendar_link
+from famfeeds.render.outputs import feeds as feed_outputs
+from famfeeds.render.outputs import output
+from famfeeds.render.richtext import markdown_to_html
+from famfeeds.render.urls import (
     SITE_FILE,
+    archive_url,
+    episode_file,
     episode_title,
+    google_subscribe_link,
+    issue_file,
+    webcal,
 )
+from famfeeds.schedule import Release, Schedule
 
 if TYPE_CHECKING:
     from jinja2 import Environment
@@ -101,32 +104,16 @@ def render_site(
         for season in catalogue.seasons
     ]
     feeds = [
-        {
-            "title": "Atom",
-            "label": "Atom feed",
-            "href": show.url(ATOM_FILE),
-            "type": "application/atom+xml",
-        },
-        {
-            "title": "RSS",
-            "label": "RSS feed",
-            "href": show.url(RSS_FILE),
-            "type": "application/rss+xml",
-        },
-        {
-            "title": "JSON Feed",
-            "label": "JSON Feed",
-            "href": show.url(JSON_FILE),
-            "type": "application/feed+json",
-        },
+        {"title": o.title, "label": o.label, "href": show.url(o.file), "type": o.media_type}
+        for o in feed_outputs()
     ]
-    calendar_url = show.url(CALENDAR_FILE)
+    calendar_url = show.url(output("calendar").file)
     subscription = webcal(calendar_url)
     newsletter = None
     if show.newsletter is not None:
         newsletter = {
-            "archive": show.url(f"{NEWSLETTER_FOLDER}/"),
-            "latest": show.url(f"{NEWSLETTER_FOLDER}/{latest_issue}.html")
+            "archive": archive_url(show),
+            "latest": show.url(issue_file(latest_issue.isoformat(), ".html"))
             if latest_issue
             else None,
             "latest_day": latest_issue,
@@ -141,10 +128,15 @@ def render_site(
         calendar={
             "https": calendar_url,
             "webcal": subscription,
-            "google": "https://calendar.google.com/calendar/render?"
-            + urlencode({"cid": subscription}),
+            "google": google_subscribe_link(calendar_url),
             "qr_svg": qr_svg(subscription),
         },
         description_html=markdown_to_html(show.description, show.base_url),
     )
     return {SITE_FILE: page.encode("utf-8")}
+
+
+def render(ctx: RenderContext) -> dict[str, bytes]:
+    """The page, as a renderer."""
+    latest = ctx.letters[-1].item.issue.day if ctx.letters else None
+    return render_site(ctx.plan.catalogue, ctx.plan.schedule, ctx.as_of, ctx.env, latest)

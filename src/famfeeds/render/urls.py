@@ -1,0 +1,120 @@
+"""Public URLs, file names and permanent ids: derived from stable keys, never from titles.
+
+This module owns every name a subscriber's software keeps: feed and calendar file names,
+entry ids, event UIDs, webcal and Google Calendar links, newsletter file names and the
+unsubscribe URL.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime
+from urllib.parse import quote, urlencode
+
+from famfeeds.models import Newsletter, Show
+from famfeeds.schedule import Release
+
+ATOM_FILE = "feed.xml"
+RSS_FILE = "rss.xml"
+JSON_FILE = "feed.json"
+SITE_FILE = "index.html"
+CALENDAR_FILE = "calendar.ics"
+NEWSLETTER_FOLDER = "newsletter"
+STAMP_FORMAT = "%Y%m%dT%H%M%SZ"
+
+
+def tag_uri(show: Show, *parts: str) -> str:
+    """A tag: URI (RFC 4151) from the site's domain, the show's id date and ``parts``."""
+    path = "/".join((show.slug, *parts))
+    return f"tag:{show.domain},{show.id_date.isoformat()}:{path}"
+
+
+def episode_id(release: Release) -> str:
+    """The permanent id of an episode: show, season and episode number only."""
+    return tag_uri(release.show, f"s{release.season.number}", f"e{release.episode.number}")
+
+
+def episode_url(release: Release) -> str:
+    """Where an episode's entry links: its row on the site's page."""
+    return release.show.url(f"#{release.key}")
+
+
+def episode_title(release: Release) -> str:
+    """The title a reader shows, e.g. ``S4 E3 · The Bear Hug``."""
+    return f"{release.code} · {release.episode.title}"
+
+
+def event_key(show: Show, season: int, episode: int) -> str:
+    """An event's key in famfeeds.lock: show, season and episode (no domain, so a
+    preview or staging build at another address shares the published history)."""
+    return f"{show.slug}-s{season:02d}e{episode:02d}"
+
+
+def is_event_of(slug: str, key: str) -> bool:
+    """True when ``key`` is an event key of the show ``slug`` (not of a show whose slug
+    merely starts the same way)."""
+    rest = key.removeprefix(f"{slug}-")
+    return rest != key and re.fullmatch(r"s\d+e\d+", rest) is not None
+
+
+def event_uid(show: Show, key: str) -> str:
+    """An event's UID: its key and the site's domain; never changes."""
+    return f"{key}@{show.domain}"
+
+
+def season_file(season: int) -> str:
+    """The file name of one season's calendar."""
+    return f"season-{season:02d}.ics"
+
+
+def episode_file(release: Release) -> str:
+    """The file name of one episode's "add to calendar" .ics."""
+    return f"episodes/{release.key}.ics"
+
+
+def webcal(url: str) -> str:
+    """The webcal:// form of an http(s) URL, which calendar apps open as a subscription."""
+    return "webcal://" + url.split("://", 1)[1]
+
+
+def google_subscribe_link(calendar_url: str) -> str:
+    """Google Calendar's "add by URL" link for a calendar subscription."""
+    return "https://calendar.google.com/calendar/render?" + urlencode({"cid": webcal(calendar_url)})
+
+
+def stamp(moment: date | datetime) -> str:
+    """A calendar value: ``YYYYMMDDTHHMMSSZ`` for an instant (already UTC), ``YYYY-MM-DD`` for
+    a day."""
+    return moment.strftime(STAMP_FORMAT) if isinstance(moment, datetime) else moment.isoformat()
+
+
+def google_event_link(
+    summary: str, start: date | datetime, end: date | datetime, details: str, location: str
+) -> str:
+    """A Google Calendar event-template link that adds one event."""
+    dates = f"{stamp(start)}/{stamp(end)}".replace("-", "")
+    query = urlencode(
+        {
+            "action": "TEMPLATE",
+            "text": summary,
+            "dates": dates,
+            "details": details,
+            "location": location,
+        }
+    )
+    return f"https://calendar.google.com/calendar/render?{query}"
+
+
+def issue_file(slug: str, suffix: str) -> str:
+    """A newsletter issue's file name under output/, e.g. ``newsletter/2023-11-24.html``."""
+    return f"{NEWSLETTER_FOLDER}/{slug}{suffix}"
+
+
+def archive_url(show: Show) -> str:
+    """The newsletter archive's URL."""
+    return show.url(f"{NEWSLETTER_FOLDER}/")
+
+
+def unsubscribe_url(newsletter: Newsletter, token: str | None) -> str:
+    """The subscriber's unsubscribe URL (the token URL-encoded; empty when unknown)."""
+    return newsletter.unsubscribe_template.replace("{token}", quote(token or "", safe=""))

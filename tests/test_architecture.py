@@ -1,0 +1,149 @@
+"""The two boundaries stay where the layout says: render/ is pure, imports go one way."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from support import REPO
+
+PACKAGE = REPO / "src" / "famfeeds"
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULES = {module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
+
+
+def imports_of(path: Path, name: str) -> set[str]:
+    """Every famfeeds module ``path`` imports, at any depth (function-level imports too)."""
+    found: set[str] = set()
+    package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1])
+                base = f"{base}.{node.module}" if node.module else base
+            found.add(base)
+            found.update(f"{base}.{a.name}" for a in node.names)
+    return {m for m in found if m in MODULES and m != name}
+
+
+def graph(type_checking: bool = False) -> dict[str, set[str]]:
+    return {name: imports_of(path, name) for name, path in MODULES.items()}
+
+
+def test_the_import_graph_has_no_cycle() -> None:
+    edges = graph()
+    # famfeeds.cli registers commands from its submodules; a package importing its own
+    # children is not a cycle in the design sense, so packages' __init__ edges are dropped.
+    for name in edges:
+        edges[name] = {m for m in edges[name] if not m.startswith(name + ".")}
+    state: dict[str, int] = {}
+    path: list[str] = []
+
+    def visit(node: str) -> None:
+        state[node] = 1
+        path.append(node)
+        for nxt in sorted(edges[node]):
+            if state.get(nxt) == 1:
+                cycle = [*path[path.index(nxt) :], nxt]
+                pytest.fail("import cycle: " + " -> ".join(cycle))
+            if nxt not in state:
+                visit(nxt)
+        path.pop()
+        state[node] = 2
+
+    for node in sorted(edges):
+        if node not in state:
+            visit(node)
+
+
+def test_render_imports_nothing_stateful() -> None:
+    allowed = ("famfeeds.render", "famfeeds.models", "famfeeds.schedule", "famfeeds.errors")
+    allowed += ("famfeeds.planning", "famfeeds.content")
+    for name, path in MODULES.items():
+        if name.startswith("famfeeds.render"):
+            bad = [m for m in imports_of(path, name) if not m.startswith(allowed)]
+            assert not bad, f"{name} imports {bad}"
+
+
+def test_delivery_never_imports_click() -> None:
+    for name, path in MODULES.items():
+        if name.startswith("famfeeds.delivery"):
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+            for node in ast.walk(tree):
+                if isinstance(node, ast.Import | ast.ImportFrom):
+                    names = [a.name for a in node.names] + [getattr(node, "module", "") or ""]
+                    assert not any(n.split(".")[0] == "click" for n in names), name
+
+
+def test_every_module_imports_alone_in_a_fresh_interpreter() -> None:
+    processes = {
+        name: subprocess.Popen(
+            [sys.executable, "-c", f"import {name}"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for name in MODULES
+        if not name.endswith("__main__")
+    }
+    failures = {}
+    for name, process in processes.items():
+        output, _ = process.communicate(timeout=120)
+        if process.returncode:
+            failures[name] = output[-800:]
+    assert not failures, failures
+
+
+IMPURE = """\
+import os
+from datetime import date, datetime
+
+def f() -> object:
+    return datetime.now(), date.today(), os.environ
+"""
+
+
+def test_ruff_refuses_the_clock_and_the_environment_in_render() -> None:
+    probe = PACKAGE / "render" / "probe.py"
+    result = subprocess.run(
+        [sys.executable, "-m", "ruff", "check", "--no-cache", "--stdin-filename", str(probe), "-"],
+        input=IMPURE,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
+    assert result.returncode == 1
+    for banned in ("`os` is banned", "`datetime.datetime.now` is banned", "date.today"):
+        assert banned in result.stdout, result.stdout
+    elsewhere = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ruff",
+            "check",
+            "--no-cache",
+            "--select",
+            "TID251",
+            "--stdin-filename",
+            str(PACKAGE / "build_probe.py"),
+            "-",
+        ],
+        input=IMPURE,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
+    assert elsewhere.returncode == 0, elsewhere.stdout
