@@ -17,7 +17,7 @@ import socket
 import sys
 import tempfile
 import time
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -50,7 +50,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from famfeeds.build import render
-    from famfeeds.delivery.engine import SendOptions, send_issue
+    from famfeeds.delivery.engine import SendOptions, plan_sends, send_issue
     from famfeeds.delivery.smtp import SmtpTarget
     from famfeeds.delivery.subscribers import Subscriber
     from famfeeds.render.message import MessageTemplate
@@ -65,10 +65,11 @@ def main() -> None:
             for i in range(args.subscribers)
         ]
 
+        moment = datetime.now(UTC)
         start = time.perf_counter()
         for i in range(args.personalise):
             sub = subs[i % len(subs)]
-            template.render(sub.email, sub.name, sub.token)
+            template.render(sub.email, sub.name, sub.token, date=moment)
         personalise = args.personalise / (time.perf_counter() - start)
 
         port = free_port()
@@ -90,15 +91,16 @@ def main() -> None:
             for k in (1, 4):
                 ledger = root / f"ledger-{k}.sqlite3"
                 start = time.perf_counter()
+                options = SendOptions(connections=k)
                 outcome = send_issue(
                     template,
-                    subs,
+                    plan_sends(subs, {}, options),
                     target=target,
                     password=None,
                     ledger_path=ledger,
-                    options=SendOptions(connections=k),
+                    options=options,
                 )
-                assert outcome.sent == len(subs), outcome
+                assert len(outcome.sent) == len(subs), outcome
                 rates[f"famfeeds send, {k} connection(s)"] = len(subs) / (
                     time.perf_counter() - start
                 )

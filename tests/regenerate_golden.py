@@ -13,17 +13,18 @@ from famfeeds.cli import cli
 
 TESTS = Path(__file__).resolve().parent
 sys.path.insert(0, str(TESTS))
-from test_golden import AS_OF, GOLDEN  # noqa: E402
+from test_golden import CASES, golden_folder, set_language  # noqa: E402
 
 
 def main() -> None:
-    for as_of in AS_OF:
-        target = GOLDEN / f"as-of-{as_of}"
+    for language, as_of in CASES:
+        target = golden_folder(language, as_of)
         shutil.rmtree(target, ignore_errors=True)
         # Build from a copy, as the tests do, so the repository's famfeeds.lock is untouched.
         work = Path(tempfile.mkdtemp())
         shutil.copytree(TESTS.parent / "content", work / "content")
         shutil.copy(TESTS.parent / "famfeeds.lock", work / "famfeeds.lock")
+        set_language(work / "content", language)
         args = [
             "build",
             "--content",

@@ -4,6 +4,7 @@ Tests import these from here (not from conftest, which only holds fixtures)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -32,9 +33,15 @@ cadence = "{cadence}"
 """
 
 
+def toml_string(value: str) -> str:
+    """A TOML basic string holding exactly ``value`` (JSON's escapes are valid TOML; TOML
+    has no surrogate escapes, so text with lone surrogates cannot be written)."""
+    return json.dumps(value, ensure_ascii=False)
+
+
 def episode_text(number: int, title: str, synopsis: str = "A synopsis.", **front: str) -> str:
     """An episode file; ``front`` values are TOML literals."""
-    lines = [f"number = {number}", f'title = "{title}"']
+    lines = [f"number = {number}", f"title = {toml_string(title)}"]
     lines += [f"{key} = {value}" for key, value in front.items()]
     return "+++\n" + "\n".join(lines) + "\n+++\n\n" + synopsis + "\n"
 
@@ -94,3 +101,23 @@ class Project:
 
 def build_args(project: Project, *extra: str) -> list[str | Path]:
     return ["build", "--content", project.content, "--output", project.output, *extra]
+
+
+def chromium(profile: Path) -> list[str]:
+    """The start of a headless Chromium command line with a throwaway ``profile`` folder,
+    quiet on the network (Debian's chromium; .ci/run installs it)."""
+    import shutil
+
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert found, "Debian's chromium is needed for the browser tests (.ci/run installs it)"
+    return [
+        found,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        f"--user-data-dir={profile}",
+    ]

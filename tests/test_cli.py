@@ -126,7 +126,12 @@ def test_missing_templates_folder_is_an_error(shipped: Project, run: Callable[..
     assert "no such folder" in result.output
 
 
-def test_output_is_identical_in_any_time_zone_and_locale(shipped: Project, tmp_path: Path) -> None:
+@pytest.mark.parametrize("language", ["en", "fr"])  # the show's language, not the machine's
+def test_output_is_identical_in_any_time_zone_and_locale(
+    shipped: Project, tmp_path: Path, language: str
+) -> None:
+    show = shipped.content / "show.toml"
+    show.write_text(show.read_text().replace('language = "en"', f'language = "{language}"'))
     outputs = []
     for tz, lang in (
         ("UTC", "C.UTF-8"),

@@ -45,7 +45,25 @@ CASES: dict[str, tuple[Callable[[Project], None], list[str]]] = {
     ),
     "impossible date": (
         lambda p: rewrite(p, SEASON, "premiere = 2024-01-05", "premiere = 2024-02-30"),
-        [f"content/{SEASON}:3", "2024-02-30 is not a valid date"],
+        [f"content/{SEASON}:3", "'premiere'", "2024-02-30 is not a valid date: February 2024"],
+    ),
+    "unquoted two-digit year": (
+        lambda p: rewrite(p, SEASON, "premiere = 2024-01-05", "premiere = 24-01-05"),
+        [f"content/{SEASON}:3", "'premiere'", "24-01-05 is not a date in the form YYYY-MM-DD"],
+    ),
+    "unquoted impossible time": (
+        lambda p: rewrite(
+            p, SEASON, 'cadence = "weekly"', 'cadence = "weekly"\nrelease_time = 24:00:00'
+        ),
+        [f"content/{SEASON}:5", "'release_time'", "24:00:00 is not a valid time of day"],
+    ),
+    "unquoted date-time without seconds": (
+        lambda p: p.write(EP1, episode_text(1, "One", release="2024-01-05T21:00")),
+        [f"content/{EP1}:4", "'release'", "needs seconds", "2024-01-05T21:00:00"],
+    ),
+    "impossible date in a table": (
+        lambda p: rewrite(p, "show.toml", 'name = "Tester"', 'name = "Tester"\nborn = 2024-02-31'),
+        ["content/show.toml:12", "'author.born'", "February 2024 has 29 days"],
     ),
     "unknown time zone": (
         lambda p: rewrite(p, "show.toml", "America/New_York", "Mars/Happy_Valley"),
@@ -57,7 +75,47 @@ CASES: dict[str, tuple[Callable[[Project], None], list[str]]] = {
     ),
     "same number twice": (
         lambda p: p.write("season-01/03-another.md", episode_text(3, "Another")),
-        ["'number'", "episode number 3 is also used by"],
+        [
+            "content/season-01/03-episode-3.md:2: S1 E3, field 'number'",
+            "episode number 3 is also used by content/season-01/03-another.md:2",
+        ],
+    ),
+    "same season number twice": (
+        lambda p: (
+            p.write("season-1/season.toml", (p.content / SEASON).read_text()),
+            p.write("season-1/01-again.md", (p.content / EP1).read_text()),
+        ),
+        ["content/season-1/season.toml:1", "also defined in content/season-01/season.toml:1"],
+    ),
+    "missing table": (
+        lambda p: rewrite(p, "show.toml", '[author]\nname = "Tester"\n', ""),
+        ["content/show.toml", "'author'", 'add an [author] table with name = "..."'],
+    ),
+    "missing key in a table": (
+        lambda p: rewrite(p, "show.toml", 'name = "Tester"', 'uri = "https://example.org/"'),
+        ["content/show.toml:10", "'author.name'", "add name = ... under [author]"],
+    ),
+    "title over the limit": (
+        lambda p: p.write(EP1, episode_text(1, "T" * 201)),
+        [f"content/{EP1}:3", "'title'", "201 characters long; the limit is 200", "[limits]"],
+    ),
+    "file over the limit": (
+        lambda p: p.write(EP1, episode_text(1, "One", "x" * 1_000_000)),
+        [f"content/{EP1}", "bytes; the limit is 1,000,000", "file_bytes"],
+    ),
+    "bidi override in a title": (
+        lambda p: p.write(EP1, episode_text(1, "Tit\u202ele")),
+        [f"content/{EP1}:3", "'title'", "U+202E RIGHT-TO-LEFT OVERRIDE at character 4"],
+    ),
+    "bad character reference": (
+        lambda p: p.write(EP1, episode_text(1, "One", "Zero &#0; here.")),
+        [f"content/{EP1}:6", "'synopsis'", "&#0; at column 6", "U+FFFD"],
+    ),
+    "internationalised domain that IDNA refuses": (
+        lambda p: rewrite(
+            p, "show.toml", "https://shows.example.net/test/", "https://xn--a.例/test/"
+        ),
+        ["content/show.toml:3", "'base_url'", "not a valid internationalised domain name"],
     ),
     "missing episode number": (
         lambda p: (p.content / "season-01/02-episode-2.md").unlink(),
@@ -144,11 +202,39 @@ def test_all_problems_are_reported_together(built: Project, run: Callable[..., R
         assert fragment in result.output
 
 
-def test_missing_content_folder(tmp_path, run: Callable[..., Result]) -> None:
-    result = run("build", "--content", tmp_path / "nope", "--output", tmp_path / "out")
+def test_missing_content_folder(tmp_path, run: Callable[..., Result], monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = run("build", "--content", "content", "--output", "out")
     assert result.exit_code == 1
-    assert "content folder does not exist" in result.output
+    assert "  content: the content folder does not exist (pass --content DIR" in result.output
     assert not (tmp_path / "out").exists()
+
+
+def test_check_says_what_check_does(built: Project, run: Callable[..., Result]) -> None:
+    """check never writes, so it does not say "nothing was written"; build does."""
+    rewrite(built, EP1, "title =", "titel =")
+    checked = run("check", "--content", built.content)
+    assert checked.exit_code == 1
+    assert "Error: 1 problem in the content:\n" in checked.output
+    assert "nothing was written" not in checked.output
+    built_ = run(*build_args(built, "--as-of", "2024-02-01"))
+    assert built_.exit_code == 1
+    assert "Error: 1 problem in the content; nothing was written:\n" in built_.output
+
+
+def test_a_link_out_of_the_content_folder_is_refused(
+    built: Project, run: Callable[..., Result]
+) -> None:
+    outside = built.root / "elsewhere"
+    outside.mkdir()
+    (outside / "notes.md").write_text("Secret.")
+    (built.content / "season-01/newsletter").symlink_to(outside, target_is_directory=True)
+    before = built.snapshot()
+    result = run(*build_args(built, "--as-of", "2024-02-01"))
+    assert result.exit_code == 1
+    assert f"season-01/newsletter: season 1: this is a link to {outside}" in result.output
+    assert "outside the content folder" in result.output
+    assert built.snapshot() == before
 
 
 def test_strict_turns_warnings_into_errors(project: Project, run: Callable[..., Result]) -> None:

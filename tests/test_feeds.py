@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 
 import feedparser
+import icalendar
 import lxml.etree
 import lxml.html
 import pytest
+import vobject
 from click.testing import Result
 
 from support import Project, build_args
@@ -39,7 +42,7 @@ def test_reader_sees_released_episodes_newest_first(mid_season: Project, name: s
         "S4 E2 · Have a Nice Sol",
         "S4 E1 · Glasnost",
     ]
-    assert [e.link for e in feed.entries] == [BASE + "#s04e03", BASE + "#s04e02", BASE + "#s04e01"]
+    assert [e.link for e in feed.entries] == [BASE + f"s04/e0{n}/" for n in (3, 2, 1)]
     published = [datetime(*e.published_parsed[:6], tzinfo=UTC) for e in feed.entries]
     # Midnight in Los Angeles on each Friday.
     assert published == [
@@ -217,3 +220,106 @@ def test_an_updated_date_after_as_of_is_not_shown(
     assert run(*build_args(project, "--as-of", "2024-03-02")).exit_code == 0
     (entry,) = parse(project, "feed.xml").entries
     assert entry.updated.startswith("2024-03-01")
+
+
+def test_rss_description_is_html_that_shows_the_summary_as_written(
+    project: Project, run: Callable[..., Result]
+) -> None:
+    """RSS readers parse <description> as HTML: text that shows markup stays text."""
+    synopsis = "Shows `<img src=x onerror=alert(1)>`, &lt;script&gt; and \\<b> as text."
+    project.show(**{"A show for tests.": "About `<script>` & co."})
+    project.season(episodes={1: {"synopsis": synopsis}})
+    assert run(*build_args(project, "--as-of", "2024-02-01")).exit_code == 0
+    shown = "Shows <img src=x onerror=alert(1)>, <script> and <b> as text."
+    rss = lxml.etree.parse(project.output / "rss.xml").getroot()
+    # Escaped once for HTML here, and once more for XML in the file.
+    assert rss.findtext("channel/item/description") == (
+        "Shows &lt;img src=x onerror=alert(1)&gt;, &lt;script&gt; and &lt;b&gt; as text."
+    )
+    # The ampersands as hexadecimal references (the RSS Best Practices Profile's form, which
+    # the W3C validator asks for), never as markup.
+    raw = (project.output / "rss.xml").read_text()
+    assert "Shows &#x26;lt;img src=x onerror=alert(1)&#x26;gt;," in raw
+    assert "<img" not in raw and "&lt;img" not in raw
+    assert rss.findtext("channel/description") == "About &lt;script&gt; &amp; co."
+    (atom_entry,) = parse(project, "feed.xml").entries
+    (rss_entry,) = parse(project, "rss.xml").entries
+    assert atom_entry.summary == shown
+    doc = lxml.html.fragment_fromstring(rss_entry.summary, create_parent="div")
+    assert doc.text_content() == shown
+    assert not list(doc.iterdescendants())
+    assert parse(project, "rss.xml").feed.subtitle == "About &lt;script&gt; &amp; co."
+
+
+# The W3C Feed Validation Service's own patterns (w3c/feedvalidator, validators.py: rfc2396,
+# rfc2396_full and tag_re): a feed whose ids or links fail them gets "not a valid TAG" or
+# "IRI found where URL expected".
+URI_RE = re.compile(
+    "([a-zA-Z][0-9a-zA-Z+\\-\\.]*:)?/{0,2}(\\[[0-9A-Fa-f:]+\\])?[0-9a-zA-Z;/?:@&=+$\\.\\-_!~*'()%,#]*$"
+)
+FULL_URI_RE = re.compile("[a-zA-Z][0-9a-zA-Z+\\-\\.]*:(//)?[0-9a-zA-Z;/?:@&=+$\\.\\-_!~*'()%,#]+$")
+TAG_RE = re.compile(
+    r"^tag:([a-z0-9\-\._]+?@)?[a-z0-9\.\-]+?,\d{4}(-\d{2}(-\d{2})?)?:"
+    r"[0-9a-zA-Z;/\?:@&=+$\.\-_!~*'\(\)%,]*(#[0-9a-zA-Z;/\?:@&=+$\.\-_!~*'\(\)%,]*)?$"
+)
+IDN_BASE = "https://例え.jp/ショー/"
+IDN_ASCII = "https://xn--r8jz45g.jp/%E3%82%B7%E3%83%A7%E3%83%BC/"
+
+
+@pytest.mark.parametrize("where", ["show.toml", "--base-url"])
+def test_an_idn_show_passes_the_feed_validators_rules(
+    project: Project, run: Callable[..., Result], where: str
+) -> None:
+    project.show(
+        **{
+            '[author]\nname = "Tester"\n': '[author]\nname = "Tester"\nemail = "ed@例え.jp"\n'
+            'uri = "https://例え.jp/"\n',
+            'description = "A show for tests."': 'description = "A show for tests."\n'
+            'artwork = "https://例え.jp/アート.jpg"\nhomepage = "https://例え.jp/"',
+        }
+    )
+    if where == "show.toml":
+        (project.content / "show.toml").write_text(
+            (project.content / "show.toml")
+            .read_text()
+            .replace("https://shows.example.net/test/", IDN_BASE)
+        )
+    image = {"image": '"https://例え.jp/画像.jpg"', "synopsis": "[x](/a/ü)"}
+    project.season(episodes={1: image, 2: {}, 3: {}})
+    extra = ("--base-url", IDN_BASE) if where == "--base-url" else ()
+    assert run(*build_args(project, "--as-of", "2024-02-01", *extra)).exit_code == 0
+    atom = lxml.etree.parse(project.output / "feed.xml").getroot()
+    ids = [
+        atom.findtext(f"{ATOM}id"),
+        *(e.findtext(f"{ATOM}id") for e in atom.iter(f"{ATOM}entry")),
+    ]
+    assert ids[0] == "tag:xn--r8jz45g.jp,2020-01-01:test-show"
+    for value in ids:
+        assert value and TAG_RE.match(value), value
+    uris = [*atom.xpath("//*[local-name()='link']/@href"), atom.findtext(f"{ATOM}logo")]
+    uris += [atom.findtext(f"{ATOM}author/{ATOM}uri")]
+    rss = lxml.etree.parse(project.output / "rss.xml").getroot()
+    uris += [rss.findtext("channel/link"), rss.findtext("channel/image/url")]
+    uris += rss.xpath("//item/link/text() | //*[local-name()='link']/@href")
+    uris += rss.xpath("//*[local-name()='content' or local-name()='thumbnail']/@url")
+    assert IDN_ASCII + "feed.xml" in uris
+    assert "https://xn--r8jz45g.jp/%E7%94%BB%E5%83%8F.jpg" in uris
+    for value in uris:
+        assert value and FULL_URI_RE.match(value) and URI_RE.match(value), value
+    for guid in rss.xpath("//item/guid/text()"):
+        assert TAG_RE.match(guid), guid
+    assert rss.findtext("channel/managingEditor") == "ed@xn--r8jz45g.jp (Tester)"
+    content = " ".join(c.text or "" for c in atom.iter(f"{ATOM}content"))
+    assert 'href="https://xn--r8jz45g.jp/a/%C3%BC"' in content  # a relative link resolved
+    feed = json.loads((project.output / "feed.json").read_text())
+    assert feed["home_page_url"] == IDN_ASCII
+    assert all(FULL_URI_RE.match(i["url"]) and TAG_RE.match(i["id"]) for i in feed["items"])
+    for name in ("feed.xml", "rss.xml"):
+        parse(project, name)  # feedparser: bozo 0
+    calendar = (project.output / "calendar.ics").read_bytes()
+    events = list(icalendar.Calendar.from_ical(calendar).walk("VEVENT"))
+    assert [str(e["UID"]) for e in events] == [
+        f"test-show-s01e0{n}@xn--r8jz45g.jp" for n in (1, 2, 3)
+    ]
+    assert all(FULL_URI_RE.match(str(e["URL"])) for e in events)
+    assert len(vobject.readOne(calendar.decode()).vevent_list) == 3

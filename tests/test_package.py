@@ -27,9 +27,12 @@ def test_wheel_contains_templates_and_typing_marker(tmp_path: Path) -> None:
     )
     (wheel,) = tmp_path.glob("famfeeds-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
-    shipped = sorted(p.name for p in (REPO / "templates").iterdir())
+    shipped = sorted(p.relative_to(REPO).as_posix() for p in REPO.glob("templates/**/*.*"))
     assert shipped
     for name in shipped:
-        assert f"famfeeds/templates/{name}" in names
+        assert f"famfeeds/{name}" in names
+    for language in ("en", "de", "fr"):  # the message catalogues, compiled when a build starts
+        for suffix in ("po", "mo"):
+            assert f"famfeeds/locale/{language}/LC_MESSAGES/famfeeds.{suffix}" in names
     assert "famfeeds/py.typed" in names
     assert "famfeeds/cli/__init__.py" in names

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, time
 
+import pytest
+
 from famfeeds.build import check
+from famfeeds.errors import ContentError
 from support import Project
 
 
@@ -123,6 +126,95 @@ def test_an_episode_dated_before_its_predecessor_is_a_warning(project: Project) 
     (warning,) = schedule.warnings
     assert warning.field == "release"
     assert "02-episode-2.md" in warning.file
+
+
+SURPRISES = {
+    "earlier than the previous episode": (
+        {1: {}, 2: {}, 3: {"release": "2024-01-08"}, 4: {}, 5: {}},
+        3,
+        "E3 is released 2024-01-08, before E2 (2024-01-12); "
+        "so E3 → 2024-01-08, E4 → 2024-01-12, E5 → 2024-01-19",
+    ),
+    "a gap of more than 8 steps": (
+        {1: {}, 2: {"release": "2024-03-15"}, 3: {}},
+        2,
+        "E2 is released 2024-03-15, 70 days after E1 (2024-01-05), more than 8 steps of the "
+        "weekly cadence (56 days); so E2 → 2024-03-15, E3 → 2024-03-22",
+    ),
+    "a year typo": (
+        {1: {}, 2: {}, 3: {"release": "2025-01-19"}, 4: {}, 5: {}, 6: {}, 7: {}, 8: {}},
+        3,
+        "E3 is released 2025-01-19, 373 days after E2 (2024-01-12), more than 8 steps of the "
+        "weekly cadence (56 days) and more than a year after the season's premiere "
+        "(2024-01-05); so E3 → 2025-01-19, E4 → 2025-01-24, E5 → 2025-01-31, "
+        "E6 → 2025-02-07 …",
+    ),
+    "a finale before the premiere": (
+        {1: {"release": "2024-01-05"}, 2: {"release": "2023-12-29"}},
+        2,
+        "the finale is released 2023-12-29, before E1 (2024-01-05) and before the season's "
+        "premiere (2024-01-05); so E2 → 2023-12-29",
+    ),
+    "a premiere episode more than a year early": (
+        {1: {"release": "2022-11-04"}, 2: {}},
+        1,
+        "E1 is released 2022-11-04, more than a year before the season's premiere "
+        "(2024-01-05); so E1 → 2022-11-04, E2 → 2022-11-11",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(SURPRISES))
+def test_surprising_dates_are_warnings_naming_file_line_field_and_the_dates(
+    project: Project, case: str
+) -> None:
+    episodes, number, message = SURPRISES[case]
+    project.show()
+    project.season(premiere="2024-01-05", episodes=episodes)
+    (warning,) = check(project.content).warnings
+    assert warning.file.endswith(f"season-01/{number:02d}-episode-{number}.md")
+    assert warning.line == 4  # +++, number, title, release
+    assert warning.field == "release"
+    assert warning.record == f"S1 E{number}"
+    assert warning.message == message
+
+
+def test_a_checked_date_is_not_a_warning(project: Project) -> None:
+    """A long break that is meant: the editor says so once, and --strict passes."""
+    project.show()
+    checked = {"release": "2024-09-06", "date_checked": "true"}
+    project.season(premiere="2024-01-05", episodes={1: {}, 2: {}, 3: checked, 4: {}})
+    planned = check(project.content, strict=True)
+    assert planned.warnings == ()
+    assert [r.day for r in planned.schedule.releases][2:] == [date(2024, 9, 6), date(2024, 9, 13)]
+
+
+def test_strict_refuses_a_surprising_date(project: Project) -> None:
+    project.show()
+    project.season(premiere="2024-01-05", episodes={1: {}, 2: {"release": "2034-01-12"}})
+    with pytest.raises(ContentError, match="warnings treated as errors"):
+        check(project.content, strict=True)
+
+
+@pytest.mark.parametrize(
+    ("cadence", "count"), [("weekly", 60), ("daily", 400), ("biweekly", 30), ("all-at-once", 9)]
+)
+def test_long_regular_seasons_and_normal_shifts_are_not_warnings(
+    project: Project, cadence: str, count: int
+) -> None:
+    project.show()
+    episodes: dict[int, dict[str, str]] = {n: {} for n in range(1, count + 1)}
+    if cadence == "weekly":
+        episodes[3] = {"release": "2024-01-18"}  # a holiday shift, a day early
+        episodes[10] = {"release": "2024-04-05"}  # a break of seven weeks
+    project.season(premiere="2024-01-05", cadence=cadence, episodes=episodes)
+    planned = check(project.content, strict=True)
+    assert planned.warnings == ()
+    assert len(planned.schedule.releases) == count
+
+
+def test_the_shipped_season_has_no_warnings(shipped: Project) -> None:
+    assert check(shipped.content, strict=True).warnings == ()
 
 
 def test_shipped_season_is_ten_fridays(shipped: Project) -> None:

@@ -2,87 +2,25 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
-import re
 import shutil
 import subprocess
-import sys
-import threading
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import feedparser
 import lxml.html
 import pytest
 
+from faults.previewkit import Served, serving
 from support import Project
-
-
-@dataclass
-class Served:
-    """A running `famfeeds serve` and what it has printed."""
-
-    process: subprocess.Popen[str]
-    project: Project
-    url: str = ""
-    lines: list[str] = field(default_factory=list)
-
-    def get(
-        self, path: str, headers: dict[str, str] | None = None
-    ) -> tuple[int, dict[str, str], bytes]:
-        request = urllib.request.Request(self.url + path.lstrip("/"), headers=headers or {})
-        try:
-            with urllib.request.urlopen(request, timeout=10) as response:
-                return response.status, dict(response.headers), response.read()
-        except urllib.error.HTTPError as exc:
-            body = exc.read()
-            exc.close()
-            return exc.code, dict(exc.headers), body
-
-    def build(self) -> int:
-        return int(self.get("/__famfeeds/build")[2])
-
-    def wait_for(self, predicate, timeout: float = 20) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if predicate():
-                return
-            time.sleep(0.1)
-        raise AssertionError("timed out; server said:\n" + "".join(self.lines))
 
 
 @pytest.fixture
 def served(shipped: Project) -> Iterator[Served]:
-    env = {k: v for k, v in os.environ.items() if k != "SOURCE_DATE_EPOCH"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "famfeeds", "serve", "--port", "0", "--as-of", "2023-11-24"],
-        cwd=shipped.root,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    server = Served(process, shipped)
-
-    def read() -> None:
-        assert process.stdout is not None
-        for line in process.stdout:
-            server.lines.append(line)
-
-    threading.Thread(target=read, daemon=True).start()
-    try:
-        server.wait_for(lambda: any("Serving http" in line for line in server.lines))
-        server.url = re.search(r"Serving (http://\S+/)", "".join(server.lines)).group(1)
+    with serving(shipped.root, "--as-of", "2023-11-24") as server:
         yield server
-    finally:
-        process.terminate()
-        process.wait(10)
-        if process.stdout:
-            process.stdout.close()
 
 
 def test_feeds_and_calendars_have_the_right_content_types(served: Served) -> None:
@@ -132,7 +70,7 @@ def test_conditional_requests_get_304(served: Served) -> None:
 
 
 def test_rebuilds_on_edit_and_keeps_the_last_good_build_on_error(served: Served) -> None:
-    episode = served.project.content / "season-04/03-the-bear-hug.md"
+    episode = served.root / "content/season-04/03-the-bear-hug.md"
     first = served.build()
     assert b"__famfeeds/build" in served.get("/")[2]  # the reload script, served only
     episode.write_text(episode.read_text().replace("The Bear Hug", "The Big Hug"))
@@ -140,14 +78,66 @@ def test_rebuilds_on_edit_and_keeps_the_last_good_build_on_error(served: Served)
     assert b"S4 E3 \xc2\xb7 The Big Hug" in served.get("/feed.xml")[2]
     good = served.build()
     episode.write_text(episode.read_text().replace('title = "The Big Hug"', "title = "))
-    served.wait_for(lambda: any("Rebuild failed" in line for line in served.lines))
+    served.wait_for(lambda: "Rebuild failed" in served.output)
     assert served.build() == good
     status, _, body = served.get("/feed.xml")
     assert status == 200 and b"The Big Hug" in body
-    assert any("03-the-bear-hug.md" in line for line in served.lines)
-    assert not (served.project.root / "output").exists()  # the preview has its own folder
-    built = (served.project.root / ".famfeeds-preview/index.html").read_bytes()
-    assert b"<script" not in built
+    assert "03-the-bear-hug.md" in served.output
+    assert not (served.root / "output").exists()  # the preview has its own folder
+    built = (served.root / ".famfeeds-preview/index.html").read_bytes()
+    assert b"__famfeeds/build" not in built and b"<script>" not in built  # JSON-LD data only
+
+
+def test_head_and_other_methods(served: Served) -> None:
+    _, headers, body = served.get("/feed.xml")
+    with served.connect() as sock:
+        sock.sendall(b"HEAD /feed.xml HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        head = sock.makefile("rb").read()
+    assert head.startswith(b"HTTP/1.1 200 ")
+    assert head.endswith(b"\r\n\r\n")  # no body
+    assert f"content-length: {len(body)}".encode() in head.lower()
+    assert headers["ETag"].encode() in head
+    response = served.raw(
+        b"POST /feed.xml HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\n"
+        b"Connection: close\r\n\r\n"
+    )
+    assert response.startswith(b"HTTP/1.1 405 ") and b"allow: get, head" in response.lower()
+
+
+def test_serving_never_waits_for_a_rebuild(served: Served) -> None:
+    """A rebuild stuck behind another build (here: the test holds the build lock of the
+    folder holding the preview) does not stop a single response."""
+    _, _, before = served.get("/feed.xml")
+    first = served.build()
+    fd = os.open(served.root, os.O_RDONLY)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        episode = served.root / "content/season-04/03-the-bear-hug.md"
+        episode.write_text(episode.read_text().replace("The Bear Hug", "The Long Wait"))
+        served.wait_for(lambda: "Waiting for another famfeeds build" in served.output)
+        for _ in range(20):
+            status, _, body = served.get("/feed.xml")
+            assert status == 200 and body == before
+        assert served.build() == first
+    finally:
+        os.close(fd)
+    served.wait_for(lambda: served.build() > first)
+    assert b"The Long Wait" in served.get("/feed.xml")[2]
+
+
+def test_the_preview_never_writes_the_lock_even_with_public_urls(shipped: Project) -> None:
+    lock = shipped.root / "famfeeds.lock"
+    episode = shipped.content / "season-04/03-the-bear-hug.md"
+    episode.write_text(episode.read_text().replace("The Bear Hug", "Renamed"))  # a new SEQUENCE
+    before = lock.read_bytes(), lock.stat().st_mtime_ns
+    with serving(shipped.root, "--public-urls", "--as-of", "2023-11-24") as server:
+        status, _, body = server.get("/feed.xml")
+        assert status == 200 and b"https://famfeeds.example.org/" in body
+        assert b"Renamed" in body
+        first = server.build()
+        episode.write_text(episode.read_text().replace("Renamed", "Renamed again"))
+        server.wait_for(lambda: server.build() > first)
+    assert (lock.read_bytes(), lock.stat().st_mtime_ns) == before
 
 
 def chromium() -> str:

@@ -81,15 +81,29 @@ def test_the_schedule_shows_each_episode_state(page: lxml.html.HtmlElement) -> N
     rows = page.xpath("//tbody/tr")
     assert len(rows) == 10
     states = [row.xpath("./td[3]")[0].text_content().strip() for row in rows]
-    assert states == ["released"] * 3 + ["next"] + ["upcoming"] * 6
+    assert states == ["Released"] * 3 + ["Next"] + ["Upcoming"] * 6
+    assert [th.text for th in page.xpath("//thead//th")] == [
+        "Release",
+        "Episode",
+        "Status",
+        "Add to calendar",
+    ]
     assert rows[3].get("id") == "s04e04"
-    assert "S4 E4 · House Divided" in rows[3].text_content()
+    assert rows[3].xpath("./td[1]")[0].text == "Fri, Dec 1, 2023"
+    (title,) = rows[3].xpath("./td[2]/a")
+    assert title.text == "S4 E4 · House Divided" and title.get("href") == BASE + "s04/e04/"
+    # "Add to calendar" only while an episode is still to come.
     assert rows[3].xpath(".//a[contains(@href, 'episodes/s04e04.ics')]")
+    assert not rows[2].xpath(".//a[contains(@href, '.ics')]")
+    footer = " ".join(page.xpath("//footer")[0].text_content().split())
+    assert "Schedule as of Friday, November 24, 2023. Days and times are Pacific Time." in footer
 
 
 def test_the_page_is_accessible_and_script_free(page: lxml.html.HtmlElement) -> None:
     assert page.get("lang") == "en"
-    assert not page.xpath("//script")
+    # Data, not code: the only script element is the schema.org JSON-LD.
+    assert [s.get("type") for s in page.xpath("//script")] == ["application/ld+json"]
+    assert page.xpath("//link[@rel='canonical']/@href") == [BASE]
     assert page.xpath("//header") and page.xpath("//main") and page.xpath("//footer")
     levels = [int(h.tag[1]) for h in page.iter("h1", "h2", "h3", "h4")]
     assert levels[0] == 1 and levels.count(1) == 1

@@ -8,6 +8,7 @@ the lock and the cache.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -15,13 +16,25 @@ from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from famfeeds.errors import ContentError, FamfeedsError, Problem
+from famfeeds.inplace import index_path, record_index, update_in_place
 from famfeeds.lockfile import CalendarLock, load_lock
 from famfeeds.planning import Issue, Plan, plan
-from famfeeds.project import Project, template_environment
+from famfeeds.project import Project, shipped_templates, template_environment
+from famfeeds.record_cache import save_deferred
+from famfeeds.render.files import FileSet
 from famfeeds.schedule import Schedule
-from famfeeds.writer import WriteReport, write_output
+from famfeeds.writer import (
+    Guarded,
+    WriteReport,
+    hold,
+    output_folder,
+    resolve_output,
+    write_output,
+)
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from jinja2 import Environment
 
     from famfeeds.issue_cache import IssueCache
@@ -35,7 +48,8 @@ class Build:
 
     plan: Plan
     as_of: date
-    files: dict[str, bytes]
+    files: Mapping[str, bytes]
+    """By name under output/ (a FileSet: stored newsletter files are read when used)."""
     warnings: tuple[Problem, ...]
     lock: CalendarLock
     """The calendar's published state after this build; saved once the output is written."""
@@ -51,9 +65,9 @@ class Build:
 
 def renderers() -> tuple[Renderer, ...]:
     """Every renderer, in the order their files are merged (a later one never overwrites)."""
-    from famfeeds.render import calendar, feeds, newsletter, site
+    from famfeeds.render import calendar, feeds, newsletter, pages, site
 
-    return (feeds.render, calendar.render, newsletter.render, site.render)
+    return (feeds.render, calendar.render, newsletter.render, site.render, pages.render)
 
 
 def reference_date(
@@ -76,8 +90,16 @@ def reference_date(
 
 
 def check(content: Path, *, base_url: str | None = None, strict: bool = False) -> Plan:
-    """Load, validate and plan; ContentError lists every problem (warnings too, if strict)."""
+    """Load, validate and plan; ContentError lists every problem (warnings too, if strict).
+
+    The show's language must have a message catalogue (see famfeeds.translations)."""
+    from famfeeds.errors import display_path
+    from famfeeds.translations import load_messages
+
     result = plan(content, base_url)
+    load_messages(
+        result.show.language, Project.of(content).locale, display_path(content / "show.toml")
+    )
     if strict and result.warnings:
         raise ContentError(result.warnings, warnings_as_errors=True)
     return result
@@ -94,13 +116,17 @@ def render_letters(
     """Every issue out by ``as_of`` (or just ``only``), from the cache where its key is
     there, else rendered."""
     from famfeeds.issue_cache import IssueKeys, code_digest, templates_digest
+    from famfeeds.render.i18n import localiser
     from famfeeds.render.newsletter import inliner, issue_files, render_issue
     from famfeeds.render.personal import Letter
 
     published = [only] if only is not None else planned.published(as_of)
     if planned.show.newsletter is None or not published:
         return ()
-    keys = IssueKeys(code_digest() + templates_digest(env), planned.show.model_dump_json())
+    catalogue = localiser(env).messages.digest
+    keys = IssueKeys(
+        code_digest() + templates_digest(env) + catalogue, planned.show.model_dump_json()
+    )
     premailer = None
     letters = []
     for issue in published:
@@ -109,8 +135,7 @@ def render_letters(
         if letter is None:
             premailer = premailer or inliner(planned.show.base_url)
             item = render_issue(issue, env, premailer)
-            letter = Letter(item, issue_files(item))
-            cache.put(key, letter)
+            letter = cache.put(key, Letter(item, issue_files(item)))  # kept on disk
         letters.append(letter)
     return tuple(letters)
 
@@ -128,26 +153,31 @@ def render(
     from jinja2 import TemplateError, TemplateSyntaxError
 
     from famfeeds.issue_cache import IssueCache
+    from famfeeds.record_cache import MEMO_CACHE, RenderMemo, save_later
     from famfeeds.render.calendar import publish_events
     from famfeeds.render.context import RenderContext
+    from famfeeds.render.i18n import localiser
 
     project = Project.of(content)
     planned = planned or check(content, base_url=base_url, strict=strict)
     show = planned.show
     day = reference_date(show.zone, as_of)
     lock = load_lock(project.lock)
-    events = publish_events(show, planned.schedule, lock.of_show(show.slug), day)
-    env = template_environment(project.templates(templates))
+    env = template_environment(project.templates(templates), show.language, project.locale)
+    events = publish_events(show, planned.schedule, lock.of_show(show.slug), day, localiser(env))
     cache = IssueCache(project.cache)
-    files: dict[str, bytes] = {}
+    files = FileSet()  # names only: stored newsletter files are read when written
     try:
         letters = render_letters(planned, day, env, cache)
-        context = RenderContext(planned, day, env, events, letters)
+        memo = RenderMemo.open(project.cache / MEMO_CACHE)  # bytes rendered before
+        save_later(memo.path, memo.save)
+        context = RenderContext(planned, day, env, events, letters, memo)
         for renderer in renderers():
-            for name, data in renderer(context).items():
+            made = renderer(context)
+            for name in made:
                 if name in files:
                     raise FamfeedsError(f"two outputs want to write {name}")
-                files[name] = data
+            files.add(made)
     except TemplateSyntaxError as exc:
         where = f"{exc.filename or exc.name}:{exc.lineno}"
         raise FamfeedsError(f"{where}: template syntax error: {exc.message}") from None
@@ -167,15 +197,87 @@ def build(
     strict: bool = False,
     base_url: str | None = None,
     save_lock: bool = True,
+    overwrite: bool = False,
+    wait: float | None = None,
+    waiting: Callable[[str], None] | None = None,
+    sync: bool = True,
 ) -> tuple[Build, WriteReport]:
-    """Render everything, then swap it into ``output``.
+    """Validate, render everything, then swap it into ``output`` (see famfeeds.writer for
+    the rules the write keeps: which folders it refuses, the user's files, one build at a
+    time, ``overwrite``, ``wait``, ``waiting``, ``sync``).
 
     The lock is saved only for a build at the published address (``base_url`` None and
     ``save_lock``): a preview or staging build must not rewrite the published history.
+
+    Lock and output stay in step across a kill at any moment, because the lock is saved
+    *before* the swap, while the output lock of this folder and of the project is held (so
+    the lock that is read is the one the last build wrote):
+
+    - killed before the lock is saved: old lock, old output; nothing happened.
+    - killed after it, before the swap: the new lock with the old output. The next build
+      starts from the new lock, so an event it raised keeps its raised SEQUENCE (content
+      unchanged) or rises again (content changed back): what is published only rises.
+    - killed after the swap: new lock, new output.
+
+    The other order (swap, then save) can publish SEQUENCE n+1 while the lock keeps n; if
+    the change is then undone, the next build publishes n again, and calendars ignore an
+    update whose SEQUENCE went down.
     """
-    result = render(content, templates=templates, as_of=as_of, strict=strict, base_url=base_url)
-    report = write_output(result.files, output)
-    if base_url is None and save_lock:
-        result.lock.save()
+    project = Project.of(content)
+    saving = base_url is None and save_lock
+    guarded = (
+        Guarded(project.root, "the project folder (content/'s parent)", inside_ok=True),
+        Guarded(project.content, "the content folder"),
+        Guarded(project.lock, "famfeeds.lock"),
+        Guarded(project.state, "the delivery state folder"),
+        Guarded(project.cache, "the issue cache"),
+        Guarded(project.templates(templates), "the templates folder"),
+        Guarded(shipped_templates(), "famfeeds' own templates"),
+    )
+    resolve_output(output, guarded)  # a refused output: nothing read, cached or written
+    planned = check(content, base_url=base_url, strict=strict)  # content errors: nothing written
+    target = output_folder(output, guarded)
+    folders = [target.parent, project.root] if saving else [target.parent]
+    with hold(*folders, wait=wait, waiting=waiting):
+        result = render(
+            content,
+            templates=templates,
+            as_of=as_of,
+            strict=strict,
+            base_url=base_url,
+            planned=planned,
+        )
+        save = (lambda: _save_lock(result.lock, output)) if saving else None
+        # A large output is rebuilt in place when it can be (famfeeds.inplace); else swapped.
+        index = index_path(project.cache, target)
+        report = update_in_place(
+            result.files, target, output, index, overwrite=overwrite, before_swap=save, sync=sync
+        )
+        if report is None:
+            report = write_output(
+                result.files,
+                target,
+                overwrite=overwrite,
+                guarded=guarded,
+                before_swap=save,
+                sync=sync,
+                wait=wait,
+                waiting=waiting,
+            )
+            record_index(result.files, target, index)
     result.cache.save()
+    save_deferred()  # the parse caches and the memo, now that the output is written
     return result, report
+
+
+def _save_lock(lock: CalendarLock, output: Path) -> None:
+    """Save the calendar's lock before the swap; a failure stops the build unpublished."""
+    from famfeeds.errors import display_path
+
+    try:
+        lock.save()
+    except OSError as exc:
+        raise FamfeedsError(
+            f"cannot save {display_path(lock.path)}: {exc.strerror or exc}. "
+            f"Nothing was published; {display_path(output)} is unchanged."
+        ) from None

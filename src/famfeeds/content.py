@@ -1,4 +1,23 @@
-"""Load content/: read every file, validate every record, report every problem at once."""
+"""Load content/: read every file, validate every record, report every problem at once.
+
+Rules beyond the records' own types (see famfeeds.models):
+
+- Every file is UTF-8, at most ``[limits] file_bytes`` long, and lies inside content/: a
+  symbolic link that leads outside it is refused with its path.
+- No file holds a control character, a C1 control or a noncharacter; no Markdown text holds a
+  numeric character reference to one (``&#0;``, ``&#xD800;``): they would reach readers as
+  U+FFFD or break XML.
+- Markdown texts (synopses, descriptions, notes) hold no bidi embedding or override
+  (U+202A-U+202E), tag character (U+E0000-U+E007F), interlinear annotation (U+FFF9-U+FFFB)
+  or deprecated format character (U+206A-U+206F):
+  these show text in an order other than it is stored, or hide it. The isolates and marks
+  that mixed-direction prose needs (U+2066-U+2069, U+200E, U+200F, U+061C), joiners and soft
+  hyphens stay. Titles and other one-line fields refuse every invisible format character but
+  the joiners (see models.Line).
+- Titles are at most ``[limits] title_characters`` long, Markdown texts at most
+  ``[limits] synopsis_characters``.
+- A synopsis that is empty once unsafe HTML is removed is a warning naming what went.
+"""
 
 from __future__ import annotations
 
@@ -8,19 +27,31 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
 from famfeeds.errors import ContentError, Problem, display_path
-from famfeeds.models import Episode, EpisodeMeta, Season, SeasonMeta, Show
+from famfeeds.models import Episode, EpisodeMeta, Limits, Season, SeasonMeta, Show
+from famfeeds.render.richtext import NOT_CHARACTERS, bad_references
+
+if TYPE_CHECKING:
+    from famfeeds.record_cache import RecordCache
 
 SEASON_DIR = re.compile(r"^season-(\d+)$")
 EPISODE_FILE = re.compile(r"^(\d+)-([a-z0-9]+(?:-[a-z0-9]+)*)\.md$")
-# Characters XML 1.0 cannot carry, and that no title or synopsis needs.
-CONTROL_CHARS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff]")
+# Characters XML 1.0 cannot carry, controls and noncharacters: no title or synopsis needs one.
+CONTROL_CHARS = NOT_CHARACTERS
+# Format characters that reorder or hide text, refused in Markdown texts (see the docstring).
+HIDING_CHARS = re.compile("[\u202a-\u202e\U000e0000-\U000e007f\ufff9-\ufffb\u206a-\u206f]")
+# The byte limit of show.toml itself, read before its [limits] are known.
+SHOW_FILE_BYTES = 1_000_000
 TOML_ERROR_POSITION = re.compile(r"^(.*) \(at line (\d+), column (\d+)\)$")
 FRONT_MATTER_FENCE = "+++"
+SHOWN_CONTROLS = 3
+"""How many control characters of one file are listed one by one."""
+SHOWN_VALUE = 80
+"""How many characters of a refused value a message quotes."""
 NOTES_DIR = "newsletter"
 
 M = TypeVar("M", bound=BaseModel)
@@ -33,6 +64,8 @@ class Catalogue:
     root: Path
     show: Show
     seasons: tuple[Season, ...]
+    warnings: tuple[Problem, ...] = ()
+    """What the loader noticed but accepted (a synopsis that sanitising empties)."""
 
     def episode_count(self) -> int:
         """How many episodes all seasons hold."""
@@ -45,10 +78,17 @@ class Loader:
 
     root: Path
     problems: list[Problem] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)
+    limits: Limits = field(default_factory=Limits)
+    base_url: str = ""
     shown_root: str = field(init=False, default="")
+    real_root: Path = field(init=False, default=Path())
+    records: RecordCache | None = None
+    """The parse cache: unchanged season folders are not read again (famfeeds.record_cache)."""
 
     def __post_init__(self) -> None:
         self.shown_root = display_path(self.root)
+        self.real_root = self.root.resolve()
 
     def shown(self, path: Path) -> str:
         """``path`` as the user would type it; resolving the root once keeps this cheap."""
@@ -71,12 +111,41 @@ class Loader:
         """Record one problem."""
         self.problems.append(Problem(self.shown(path), line, record, field, message, hint))
 
-    def read_text(self, path: Path, record: str) -> str | None:
-        """Read a UTF-8 file, reporting unreadable files and forbidden control characters."""
+    def inside(self, path: Path, record: str) -> bool:
+        """True when ``path`` resolves inside the content folder; else a problem naming where
+        its link leads (nothing from outside content/ is ever published)."""
+        target = path.resolve()
+        if target == self.real_root or target.is_relative_to(self.real_root):
+            return True
+        self.problem(
+            path,
+            record,
+            f"this is a link to {target}, outside the content folder",
+            hint="famfeeds publishes only what is inside content/; copy the files in "
+            "instead of linking to them",
+        )
+        return False
+
+    def read_text(self, path: Path, record: str, limit: int | None = None) -> str | None:
+        """Read a UTF-8 file inside content/ of at most ``limit`` bytes (default: the
+        [limits] file_bytes), reporting unreadable files and forbidden characters."""
+        if not self.inside(path, record):
+            return None
+        limit = self.limits.file_bytes if limit is None else limit
         try:
-            text = path.read_bytes().decode("utf-8-sig")
+            size = path.stat().st_size
+            if size > limit:
+                self.problem(
+                    path,
+                    record,
+                    f"the file is {size:,} bytes; the limit is {limit:,}",
+                    hint="shorten it, or raise file_bytes in the [limits] table of show.toml",
+                )
+                return None
+            data = path.read_bytes()
+            text = data.decode("utf-8-sig")
         except UnicodeDecodeError as exc:
-            line = path.read_bytes()[: exc.start].count(b"\n") + 1
+            line = data[: exc.start].count(b"\n") + 1
             self.problem(
                 path, record, "the file is not valid UTF-8", line=line, hint="save it as UTF-8"
             )
@@ -85,21 +154,116 @@ class Loader:
             self.problem(path, record, f"cannot read the file: {exc.strerror}")
             return None
         text = text.replace("\r\n", "\n")
-        for match in CONTROL_CHARS.finditer(text):
-            line = text.count("\n", 0, match.start()) + 1
+        found = list(CONTROL_CHARS.finditer(text))
+        for match in found[:SHOWN_CONTROLS]:
+            line, column = _position(text, match.start())
             self.problem(
                 path,
                 record,
-                f"control character U+{ord(match.group()):04X} in the text",
+                f"control character U+{ord(match.group()):04X} at column {column}",
                 line=line,
-                hint="delete it; feeds and calendars cannot carry it",
+                hint="delete it; feeds, calendars and email cannot carry it",
+            )
+        if len(found) > SHOWN_CONTROLS:
+            self.problem(
+                path,
+                record,
+                f"{len(found) - SHOWN_CONTROLS:,} more control characters in the file",
+                hint="is it saved as UTF-16 or as a binary file? save it as UTF-8 text",
             )
         return text
+
+    def check_markdown(
+        self, path: Path, record: str, field: str, value: str, text: str, start: int = 0
+    ) -> None:
+        """Check a Markdown text ``value`` that ``text`` (the file) holds from offset
+        ``start``: its length, bad character references and characters that reorder or hide
+        text."""
+        if len(value) > self.limits.synopsis_characters:
+            self.problem(
+                path,
+                record,
+                f"{field} is {len(value):,} characters long; the limit is "
+                f"{self.limits.synopsis_characters:,}",
+                field=field,
+                line=_position(text, start)[0],
+                hint="shorten it, or raise synopsis_characters in the [limits] table of show.toml",
+            )
+        offset = max(text.find(value[:40], start), start) if value else start
+        for at, reference in bad_references(value):
+            line, column = _position(text, offset + at)
+            self.problem(
+                path,
+                record,
+                f"{reference} at column {column} is not a character feeds, calendars and email "
+                "can carry (readers would see U+FFFD or nothing)",
+                field=field,
+                line=line,
+                hint=f"delete it, or write &amp;{reference[1:]} to show it as written",
+            )
+        for match in HIDING_CHARS.finditer(value):
+            line, column = _position(text, offset + match.start())
+            char = match.group()
+            self.problem(
+                path,
+                record,
+                f"U+{ord(char):04X} {_char_name(char)} at column {column}: an invisible "
+                "character that makes text display in another order than it is written, or "
+                "hides it",
+                field=field,
+                line=line,
+                hint="delete it; for a phrase in another direction use the isolates "
+                "U+2066-U+2069 or the marks U+200E/U+200F",
+            )
+
+    def check_title(self, path: Path, record: str, title: str, line: int | None) -> None:
+        """A title within ``[limits] title_characters``."""
+        if len(title) > self.limits.title_characters:
+            self.problem(
+                path,
+                record,
+                f"the title is {len(title):,} characters long; the limit is "
+                f"{self.limits.title_characters:,}",
+                field="title",
+                line=line,
+                hint="shorten it, or raise title_characters in the [limits] table of show.toml",
+            )
+
+    def check_sanitised(
+        self, path: Path, record: str, field: str, markdown: str, line: int | None
+    ) -> None:
+        """Warn when a Markdown text has text but none is left once unsafe HTML is removed,
+        naming what was removed."""
+        if not self.base_url or ("<" not in markdown and "](" not in markdown):
+            return  # only raw HTML, or a link or image the sanitiser drops, can empty it
+        from famfeeds.render.richtext import html_to_text, markdown_to_html, removed_markup
+
+        html = markdown_to_html(markdown, self.base_url)
+        if html_to_text(html) or "<img src=" in html:
+            return
+        removed = removed_markup(markdown, self.base_url)
+        if not removed:  # nothing was taken out: the text is merely empty (">" or "---")
+            return
+        what = ", ".join(removed)
+        where = "its feed entry, event and email" if field == "synopsis" else "the feeds"
+        self.warnings.append(
+            Problem(
+                self.shown(path),
+                line,
+                record,
+                field,
+                f"the {field} is empty once unsafe HTML is removed (removed: {what}); "
+                f"{where} will have no text from it",
+                f"write the {field} as Markdown text; scripts, styles, frames and event "
+                "handlers are always removed",
+            )
+        )
 
     def parse_toml(
         self, path: Path, text: str, record: str, first_line: int = 1
     ) -> dict[str, Any] | None:
-        """Parse TOML, reporting a syntax error with its line in the file."""
+        """Parse TOML, reporting a syntax error with its line in the file, and for a value
+        TOML cannot read (an impossible date, a time without seconds) its field and why."""
         try:
             return tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
@@ -113,25 +277,18 @@ class Loader:
             if match:
                 row = int(match.group(2))
                 message, line = match.group(1), row + first_line - 1
-                source_line = text.split("\n")[row - 1] if row <= text.count("\n") + 1 else ""
-                if re.search(r"=\s*\d{1,2}:\d{2}\s*(#.*)?$", source_line):
+                rows = text.split("\n")
+                explained = _explain_value(rows[row - 1]) if row <= len(rows) else None
+                if explained is not None:
+                    key, why, hint = explained
+                    table = _table_at(rows, row)
                     self.problem(
                         path,
                         record,
-                        "a time needs seconds in TOML",
+                        why,
                         line=line,
-                        hint='write 21:00:00, or quote it: "21:00"',
-                    )
-                    return None
-                bad_date = _invalid_date(source_line)
-                if bad_date:
-                    message = f"{bad_date} is not a valid date"
-                    self.problem(
-                        path,
-                        record,
-                        message,
-                        line=line,
-                        hint="write dates as YYYY-MM-DD, and check the day exists",
+                        field=f"{table}.{key}" if table else key,
+                        hint=hint,
                     )
                     return None
             self.problem(
@@ -187,7 +344,7 @@ class Loader:
                     Problem(
                         display_path(root),
                         None,
-                        "content",
+                        "",
                         None,
                         "the content folder does not exist",
                         "pass --content DIR or run famfeeds in your project folder",
@@ -195,17 +352,23 @@ class Loader:
                 ]
             )
         show = self.load_show(root / "show.toml")
-        seasons = [s for s in map(self.load_season, self.season_dirs()) if s is not None]
+        if show is not None:
+            self.limits, self.base_url = show.limits, show.base_url
+        seasons = [s for s in map(self.cached_season, self.season_dirs()) if s is not None]
         seen: dict[int, Season] = {}
         for season in seasons:
             if season.number in seen:
+                first = seen[season.number]
                 self.problem(
                     Path(season.source),
                     f"season {season.number}",
-                    f"season {season.number} is also defined in {seen[season.number].source}",
+                    f"season {season.number} is also defined in "
+                    f"{_at(first.source, first.line_of('number'))}",
                     field="number",
+                    line=season.line_of("number"),
+                    hint="give each season folder its own number",
                 )
-            seen[season.number] = season
+            seen.setdefault(season.number, season)
         if not seasons and not self.problems:
             self.problem(
                 root,
@@ -215,12 +378,23 @@ class Loader:
             )
         if self.problems or show is None:
             raise ContentError(self.problems)
-        return Catalogue(root, show, tuple(sorted(seasons, key=lambda s: s.number)))
+        ordered = tuple(sorted(seasons, key=lambda s: s.number))
+        return Catalogue(root, show, ordered, tuple(self.warnings))
+
+    def cached_season(self, folder: Path) -> Season | None:
+        """:meth:`load_season`, through the parse cache when there is one."""
+        if self.records is None:
+            return self.load_season(folder)
+        from famfeeds.record_cache import load_season
+
+        return load_season(self.records, self, folder, self.load_season)
 
     def season_dirs(self) -> Iterator[Path]:
-        """Season folders (season-NN) in name order."""
+        """Season folders (season-NN) in name order; a link leading outside content/ is
+        reported and skipped."""
         for path in sorted(self.root.iterdir()):
-            if path.is_dir() and SEASON_DIR.match(path.name):
+            match = SEASON_DIR.match(path.name)
+            if match and path.is_dir() and self.inside(path, f"season {int(match.group(1))}"):
                 yield path
 
     def load_show(self, path: Path) -> Show | None:
@@ -228,11 +402,22 @@ class Loader:
         if not path.is_file():
             self.problem(path, "show", "missing file", hint="every project needs content/show.toml")
             return None
-        text = self.read_text(path, "show")
+        text = self.read_text(path, "show", limit=SHOW_FILE_BYTES)
         data = None if text is None else self.parse_toml(path, text, "show")
-        return (
-            None if data is None or text is None else self.validate(Show, data, path, text, "show")
-        )
+        if data is None or text is None:
+            return None
+        show = self.validate(Show, data, path, text, "show")
+        if show is not None:
+            self.limits = show.limits
+            self.check_title(path, "show", show.title, _key_line(text, ("title",)))
+            start = _key_offset(text, "description")
+            errors = len(self.problems)
+            self.check_markdown(path, "show", "description", show.description, text, start)
+            if len(self.problems) == errors:
+                self.base_url = show.base_url
+                line = _key_line(text, ("description",))
+                self.check_sanitised(path, "show", "description", show.description, line)
+        return show
 
     def load_season(self, folder: Path) -> Season | None:
         """Read a season folder: season.toml and its episode files."""
@@ -240,6 +425,7 @@ class Loader:
         record = f"season {number}"
         path = folder / "season.toml"
         meta = None
+        lines: tuple[tuple[str, int], ...] = ()
         if not path.is_file():
             self.problem(
                 path, record, "missing file", hint="each season folder needs a season.toml"
@@ -249,6 +435,17 @@ class Loader:
             data = None if text is None else self.parse_toml(path, text, record)
             if data is not None and text is not None:
                 meta = self.validate(SeasonMeta, data, path, text, record)
+                lines = _key_lines(text, data)
+                if meta is not None:
+                    self.check_title(path, record, meta.title, _key_line(text, ("title",)))
+                    self.check_markdown(
+                        path,
+                        record,
+                        "description",
+                        meta.description,
+                        text,
+                        _key_offset(text, "description"),
+                    )
                 if meta is not None and meta.number != number:
                     self.problem(
                         path,
@@ -263,7 +460,7 @@ class Loader:
         if meta is None or episodes is None or notes is None:
             return None
         return Season.model_construct(
-            **dict(meta), episodes=episodes, source=self.shown(path), notes=notes
+            **dict(meta), episodes=episodes, source=self.shown(path), notes=notes, lines=lines
         )
 
     def load_notes(self, folder: Path, record: str) -> dict[date, str] | None:
@@ -271,6 +468,8 @@ class Loader:
         if not folder.is_dir():
             return {}
         before = len(self.problems)
+        if not self.inside(folder, record):
+            return None
         notes: dict[date, str] = {}
         for path in sorted(folder.iterdir()):
             try:
@@ -286,9 +485,11 @@ class Loader:
                     hint="name it after the issue's date, e.g. newsletter/2023-11-24.md",
                 )
                 continue
-            text = self.read_text(path, f"{record}, note {day}")
+            note = f"{record}, note {day}"
+            text = self.read_text(path, note)
             if text is not None:
                 notes[day] = text.strip()
+                self.check_markdown(path, note, "note", notes[day], text)
         return notes if len(self.problems) == before else None
 
     def load_episodes(self, folder: Path, season: int) -> tuple[Episode, ...] | None:
@@ -328,11 +529,15 @@ class Loader:
         for ep in episodes:
             record = f"S{season} E{ep.number}"
             if ep.number in by_number:
+                first = by_number[ep.number]
                 self.problem(
                     Path(ep.source),
                     record,
-                    f"episode number {ep.number} is also used by {by_number[ep.number].source}",
+                    f"episode number {ep.number} is also used by "
+                    f"{_at(first.source, first.line_of('number'))}",
                     field="number",
+                    line=ep.line_of("number"),
+                    hint="give each episode its own number, and name its file after it",
                 )
             if ep.slug in by_slug:
                 self.problem(
@@ -382,35 +587,171 @@ class Loader:
         meta = self.validate(EpisodeMeta, data, path, front, record, first_line=2)
         if meta is None:
             return None
+        key_lines = tuple((key, line + 1) for key, line in _key_lines(front, data))
         if meta.number != file_number:
             self.problem(
                 path,
                 record,
                 f"number is {meta.number} but the file name says {file_number}",
                 field="number",
-                line=_key_line(front, ("number",)),
+                line=dict(key_lines).get("number"),
                 hint="make them agree",
             )
             return None
+        self.check_title(path, record, meta.title, dict(key_lines).get("title"))
+        body_start = sum(len(line) + 1 for line in lines[: end + 1])
         synopsis = "\n".join(lines[end + 1 :]).strip()
+        errors = len(self.problems)
+        self.check_markdown(path, record, "synopsis", synopsis, text, body_start)
+        if len(self.problems) == errors:
+            self.check_sanitised(path, record, "synopsis", synopsis, end + 2)
         return Episode.model_construct(
-            **dict(meta), slug=slug, synopsis=synopsis, source=self.shown(path)
+            **dict(meta), slug=slug, synopsis=synopsis, source=self.shown(path), lines=key_lines
         )
 
 
-def load_catalogue(root: Path) -> Catalogue:
-    """Load and validate everything under ``root``; raise ContentError on any problem."""
-    return Loader(root).load()
+def load_catalogue(root: Path, cache: Path | None = None) -> Catalogue:
+    """Load and validate everything under ``root``; raise ContentError on any problem.
+    With ``cache`` (a file), season folders unchanged since the last load come from it."""
+    if cache is None:
+        return Loader(root).load()
+    from famfeeds.record_cache import RecordCache, save_later
+
+    records = RecordCache.open(cache)
+    catalogue = Loader(root, records=records).load()
+    save_later(cache, records.save)  # by a build, once its output is written
+    return catalogue
 
 
-def _invalid_date(line: str) -> str | None:
-    """A date-like token on ``line`` that is not a real date, such as 2023-02-30."""
-    token: str
-    for token in re.findall(r"\d{4}-\d{2}-\d{2}", line):
-        try:
-            date.fromisoformat(token)
-        except ValueError:
-            return token
+def _position(text: str, offset: int) -> tuple[int, int]:
+    """The 1-based line and column of ``offset`` in ``text``."""
+    line_start = text.rfind("\n", 0, offset) + 1
+    return text.count("\n", 0, offset) + 1, offset - line_start + 1
+
+
+def _at(source: str, line: int | None) -> str:
+    """``file:line``, or the file alone when the line is unknown."""
+    return source if line is None else f"{source}:{line}"
+
+
+def _char_name(char: str) -> str:
+    import unicodedata
+
+    return unicodedata.name(char, "FORMAT CHARACTER")
+
+
+def _key_lines(text: str, data: dict[str, Any]) -> tuple[tuple[str, int], ...]:
+    """The line that sets each top-level key of ``data`` in ``text``."""
+    found = ((key, _key_line(text, (key,))) for key in data)
+    return tuple((key, line) for key, line in found if line is not None)
+
+
+def _key_offset(text: str, key: str) -> int:
+    """The offset in ``text`` of the line that sets the top-level ``key`` (0 if none)."""
+    line = _key_line(text, (key,))
+    if line is None:
+        return 0
+    return sum(len(row) + 1 for row in text.split("\n")[: line - 1])
+
+
+def _table_at(rows: list[str], row: int) -> str:
+    """The TOML table (``[name]``) in force at 1-based ``row``."""
+    for raw in reversed(rows[: row - 1]):
+        header = re.match(r"^\s*\[\s*([^\]]+?)\s*\]", raw)
+        if header:
+            return header.group(1)
+    return ""
+
+
+VALUE_LINE = re.compile(r"""^\s*("?)([A-Za-z0-9_-]+)\1\s*=\s*([^"'\[{#][^#]*?)\s*(?:#.*)?$""")
+DATE_LIKE = re.compile(r"^(\d+)-(\d+)-(\d+)(?:[Tt ](.*))?$")
+TIME_LIKE = re.compile(r"^(\d+):(\d+)(?::(\d+)(?:\.\d+)?)?(.*)$")
+DATE_HINT = "write dates as YYYY-MM-DD, and check the day exists"
+TIME_HINT = 'write times as HH:MM:SS, e.g. 21:00:00, or quote them: "21:00"'
+
+
+def _explain_value(line: str) -> tuple[str, str, str] | None:
+    """For a TOML line whose unquoted value tomllib refused: its key, what is wrong with
+    the value as a date, time or date-time, and how to write it; None if it is none of
+    those."""
+    match = VALUE_LINE.match(line)
+    if not match:
+        return None
+    key, value = match.group(2), match.group(3)
+    found = DATE_LIKE.match(value)
+    if found:
+        return key, *_explain_date(value, *found.groups())
+    found = TIME_LIKE.match(value)
+    if found:
+        hours, minutes, seconds, rest = found.groups()
+        if seconds is None and not rest:
+            return key, "a time needs seconds in TOML", TIME_HINT
+        problem = _explain_time(value, hours, minutes, seconds or "0", rest)
+        return key, *(problem or (f"{value} is not a valid time", TIME_HINT))
+    if re.match(r"^\d{1,4}[/.]\d{1,2}[/.]\d{1,4}$", value):
+        return key, f"{value} is not a TOML date", DATE_HINT
+    return None
+
+
+def _explain_date(
+    value: str, year: str, month: str, day: str, clock: str | None
+) -> tuple[str, str]:
+    """Why a date-like value is not a TOML date or date-time."""
+    import calendar
+
+    written = f"{year}-{month}-{day}"
+    if len(year) != 4 or len(month) != 2 or len(day) != 2:
+        return (
+            f"{written} is not a date in the form YYYY-MM-DD",
+            "write the year with four digits and the month and day with two, e.g. 2023-11-10",
+        )
+    y, m, d = int(year), int(month), int(day)
+    if not 1 <= m <= 12:
+        return f"{written} is not a valid date: there is no month {m}", DATE_HINT
+    length = calendar.monthrange(y, m)[1] if y >= 1 else 31
+    if not 1 <= d <= length:
+        month_name = date(2000, m, 1).strftime("%B") if y >= 1 else f"month {m}"
+        return (
+            f"{written} is not a valid date: {month_name} {y} has {length} days",
+            DATE_HINT,
+        )
+    if clock is None:
+        return f"{value} is not a valid date", DATE_HINT
+    found = TIME_LIKE.match(clock)
+    if not found:
+        return (
+            f"{value} is not a valid date-time",
+            "write YYYY-MM-DDTHH:MM:SS, with Z or an offset such as +01:00 if you need one",
+        )
+    hours, minutes, seconds, rest = found.groups()
+    if seconds is None:
+        return (
+            f"{value}: a time needs seconds in TOML",
+            f'write {written}T{hours}:{minutes}:00, or quote it: "{value}"',
+        )
+    problem = _explain_time(clock, hours, minutes, seconds, rest)
+    return problem or (f"{value} is not a valid date-time", DATE_HINT)
+
+
+def _explain_time(
+    value: str, hours: str, minutes: str, seconds: str, rest: str
+) -> tuple[str, str] | None:
+    """Why a time-like value (``rest``: what follows the seconds) is not a TOML time."""
+    if len(hours) != 2 or len(minutes) != 2 or len(seconds) != 2:
+        return f"{value} is not a time in the form HH:MM:SS", TIME_HINT
+    if int(hours) > 23 or int(minutes) > 59 or int(seconds) > 59:
+        return f"{value} is not a valid time of day", "hours run 00-23, minutes and seconds 00-59"
+    rest = rest.strip()
+    if not rest or rest.upper() == "Z":
+        return None
+    offset = re.fullmatch(r"[+-](\d{2}):(\d{2})", rest)
+    if offset and (int(offset.group(1)) > 23 or int(offset.group(2)) > 59):
+        return f"{rest} is not a valid UTC offset", "offsets run from -23:59 to +23:59"
+    if not offset:
+        return (
+            f"{value}: a time ends with Z or an offset such as +01:00, not {rest!r}",
+            "leave it out to mean the show's time zone",
+        )
     return None
 
 
@@ -447,7 +788,10 @@ def _describe(error: Any, model: type[BaseModel]) -> str:
     message = message.removeprefix("Value error, ")
     value = error.get("input")
     if value is not None and not isinstance(value, dict | list) and repr(value) not in message:
-        return f"{message} (got {value!r})"
+        shown = repr(value)
+        if len(shown) > SHOWN_VALUE:  # a huge value would bury the message
+            shown = f"{shown[: SHOWN_VALUE - 1]}…"
+        return f"{message} (got {shown})"
     return message
 
 
@@ -477,6 +821,19 @@ def _hint(error: Any, loc: tuple[str, ...], model: type[BaseModel]) -> str:
         known = ", ".join(_owner(loc, model).model_fields)
         return f"did you mean {close!r}?" if close else f"known fields: {known}"
     if error["type"] == "missing":
+        owner = _owner(loc, model)
+        info = owner.model_fields.get(loc[-1])
+        table = _model_of(info.annotation) if info is not None else None
+        if table is not None:  # a TOML table, such as [author]
+            required = [
+                f'{name} = "..."'
+                for name, field in table.model_fields.items()
+                if field.is_required()
+            ]
+            header = ".".join(loc)
+            return f"add an [{header}] table" + (f" with {', '.join(required)}" if required else "")
+        if len(loc) > 1:
+            return f"add {loc[-1]} = ... under [{'.'.join(loc[:-1])}]"
         return f"add {loc[-1]} = ... to the file"
     return ""
 

@@ -15,18 +15,19 @@ that cannot be written only makes the next build slower.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import hashlib
 import json
 import os
-import sys
 import time
+import zlib
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from famfeeds.planning import Issue
+from famfeeds.render.files import digest_of
 from famfeeds.render.personal import Markers, RenderedIssue
 from famfeeds.schedule import Release
 
@@ -48,27 +49,19 @@ LIBRARIES = (
     "cmarkgfm",
     "nh3",
     "pydantic",
+    "babel",
 )
-"""Libraries whose code shapes an issue's bytes."""
+"""Libraries whose code shapes an issue's bytes (babel: dates in the show's language)."""
 SOURCE_FREE = {"source": True, "episodes": {"__all__": {"source"}}}
 
 
 def code_digest() -> str:
     """A digest of every .py file of the installed famfeeds package, the interpreter and
-    the versions of the libraries in LIBRARIES."""
-    from importlib.metadata import PackageNotFoundError, version
+    the versions of the libraries in LIBRARIES (read once per process, and shared with the
+    parse cache: famfeeds.record_cache)."""
+    from famfeeds.record_cache import code_key, versions
 
-    digest = hashlib.sha256(sys.version.encode())
-    package = Path(__file__).resolve().parent
-    for path in sorted(package.rglob("*.py")):
-        digest.update(path.relative_to(package).as_posix().encode() + b"\0")
-        digest.update(path.read_bytes())
-    for name in LIBRARIES:
-        try:
-            digest.update(f"{name}={version(name)};".encode())
-        except PackageNotFoundError:
-            digest.update(f"{name}=none;".encode())
-    return digest.hexdigest()
+    return hashlib.sha256(f"{code_key()};{versions(LIBRARIES)}".encode()).hexdigest()
 
 
 def templates_digest(env: Environment) -> str:
@@ -109,70 +102,244 @@ class IssueKeys:
 
 @dataclass
 class IssueCache:
-    """Entries by key, read from files on demand; remembers what a build used."""
+    """Entries by key, read from files on demand; remembers what a build used.
+
+    An entry is two files: ``<key>.json``, a header (subject, markers, and the name, size and
+    digest of each part: famfeeds.render.files.digest_of), and ``<key>.bin``, the parts'
+    bytes one after another (the issue's HTML and text with their markers, then its built
+    files), compressed with zlib. A letter from the cache is *stored*: its parts are read
+    only when something asks for their bytes, so a rebuild that finds its files unchanged in
+    output/ (famfeeds.inplace compares the digests) never reads them. The index
+    (``issues.index``) keeps each entry's header and the stat of its two files, so such a
+    rebuild opens no entry at all; an entry whose files changed since is read afresh.
+
+    A newly rendered letter is kept compressed in memory (about 6 KB an issue), not as it
+    was rendered, and written by :meth:`save`, which a build calls once its output is
+    written: a build that fails or is refused leaves the cache folder as it was.
+    """
 
     folder: Path
     used: set[str] = field(default_factory=set)
-    fresh: dict[str, str] = field(default_factory=dict)
+    """Keys found in the cache by this build."""
+    fresh: dict[str, tuple[bytes, bytes]] = field(default_factory=dict)
+    """Keys this build rendered: the header and the compressed body, for :meth:`save`."""
     warnings: list[str] = field(default_factory=list)
+    index: dict[str, IndexEntry] | None = None
+    dirty: bool = False
+
+    def _index(self) -> dict[str, IndexEntry]:
+        if self.index is None:
+            from famfeeds.record_cache import load_private_pickle
+
+            data = load_private_pickle(self.folder / INDEX)
+            ok = isinstance(data, dict) and data.get("format") == FORMAT
+            self.index = data["entries"] if ok and isinstance(data.get("entries"), dict) else {}
+        return self.index
 
     def get(self, key: str, issue: Issue) -> Letter | None:
         """The cached letter for ``issue``, or None (a corrupt entry warns once)."""
-        from famfeeds.render.personal import Letter
-
-        path = self.folder / f"{key}{SUFFIX}"
-        try:
-            saved = json.loads(path.read_text(encoding="utf-8"))
-            item = RenderedIssue(
-                issue,
-                saved["subject"],
-                saved["html"],
-                saved["text"],
-                Markers(saved["markers"][0], saved["markers"][1]),
-            )
-            files = {name: base64.b64decode(data) for name, data in saved["files"].items()}
-        except (FileNotFoundError, NotADirectoryError):
-            return None
-        except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
-            if not self.warnings:
-                self.warnings.append(
-                    f"{path}: unreadable issue cache entry ({type(exc).__name__}); "
-                    "rendering the issue again"
-                )
-            return None
+        head, body = self.folder / f"{key}{SUFFIX}", self.folder / f"{key}{BODY}"
+        known = self._index().get(key)
+        signatures = (_signature(head), _signature(body))
+        if known is None or known[:2] != signatures:
+            try:
+                known = _read_header(head, signatures)
+            except (FileNotFoundError, NotADirectoryError):
+                return None
+            except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
+                if not self.warnings:
+                    self.warnings.append(
+                        f"{head}: unreadable issue cache entry ({type(exc).__name__}); "
+                        "rendering the issue again"
+                    )
+                return None
+            self._index()[key] = known
+            self.dirty = True
         self.used.add(key)
-        return Letter(item, files)
+        return stored_letter(issue, known, body)
 
-    def put(self, key: str, letter: Letter) -> None:
-        """Remember a newly rendered letter, to be written by :meth:`save`."""
+    def put(self, key: str, letter: Letter) -> Letter:
+        """Keep a newly rendered letter for :meth:`save`, and give it back as stored: its
+        bytes compressed in memory until something reads them."""
         item = letter.item
-        self.fresh[key] = json.dumps(
-            {
-                "subject": item.subject,
-                "html": item.html,
-                "text": item.text,
-                "markers": [item.markers.name, item.markers.token],
-                "files": {n: base64.b64encode(d).decode() for n, d in letter.files.items()},
-            }
-        )
+        parts = [
+            (HTML_PART, item.html.encode("utf-8")),
+            (TEXT_PART, item.text.encode("utf-8")),
+            *letter.files.items(),
+        ]
+        body = zlib.compress(b"".join(data for _, data in parts), 1)
+        header = {
+            "format": FORMAT,
+            "subject": item.subject,
+            "markers": [item.markers.name, item.markers.token],
+            "body": len(body),
+            "parts": [[name, len(data), digest_of(data).hex()] for name, data in parts],
+        }
+        self.fresh[key] = (json.dumps(header).encode("utf-8"), body)
+        known = _entry(header, (MISSING, MISSING))
+        return stored_letter(item.issue, known, body)
 
     def save(self) -> None:
-        """Write new entries and forget old ones no build used lately. Best effort."""
+        """Write the new entries and the index, and forget entries no build used lately.
+        Best effort: a cache that cannot be written only makes the next build slower."""
+        from famfeeds.project import private_folder
+        from famfeeds.record_cache import save_private_pickle
         from famfeeds.writer import atomic_write
 
+        index = self._index()
         with contextlib.suppress(OSError):
-            self.folder.mkdir(parents=True, exist_ok=True)
-            for key, entry in self.fresh.items():
-                atomic_write(self.folder / f"{key}{SUFFIX}", entry.encode("utf-8"), fsync=False)
+            if self.fresh:
+                private_folder(self.folder)
+            for key, (header, body) in self.fresh.items():
+                head, stored = self.folder / f"{key}{SUFFIX}", self.folder / f"{key}{BODY}"
+                atomic_write(stored, body, fsync=False)  # the body first: a header means both
+                atomic_write(head, header, fsync=False)
+                index[key] = _entry(json.loads(header), (_signature(head), _signature(stored)))
+                self.dirty = True
             keep = self.used | set(self.fresh)
             stale = time.time() - KEEP_UNUSED_SECONDS
             for path in self.folder.glob(f"*{SUFFIX}"):
-                if path.name.removesuffix(SUFFIX) not in keep and path.stat().st_mtime < stale:
+                key = path.name.removesuffix(SUFFIX)
+                if key not in keep and path.stat().st_mtime < stale:
                     path.unlink(missing_ok=True)
+                    (self.folder / f"{key}{BODY}").unlink(missing_ok=True)
+                    if index.pop(key, None) is not None:
+                        self.dirty = True
             for path in self.folder.glob(".*.tmp"):  # left by a killed build
                 if path.stat().st_mtime < time.time() - 3600:
                     path.unlink(missing_ok=True)
+            if self.dirty and self.folder.is_dir():
+                entries = {
+                    k: v for k, v in index.items() if (self.folder / f"{k}{SUFFIX}").exists()
+                }
+                if save_private_pickle(self.folder / INDEX, {"format": FORMAT, "entries": entries}):
+                    self.dirty = False
         self.fresh.clear()
+
+
+HTML_PART = ":html"
+TEXT_PART = ":text"
+BODY = ".bin"
+INDEX = "issues.index"
+FORMAT = 3
+Signature = tuple[int, int, int, int]
+"""size, inode, mtime_ns, ctime_ns of a file ((-1, ...) if missing)."""
+MISSING: Signature = (-1, -1, -1, -1)
+IndexEntry = tuple[Signature, Signature, str, tuple[str, str], tuple[tuple[str, int, str], ...]]
+"""The stat of an entry's header and body, its subject, markers and parts."""
+
+
+def _signature(path: Path) -> Signature:
+    try:
+        info = path.stat()
+    except OSError:
+        return MISSING
+    return (info.st_size, info.st_ino, info.st_mtime_ns, info.st_ctime_ns)
+
+
+def _read_header(head: Path, signatures: tuple[Signature, Signature]) -> IndexEntry:
+    """An entry's header, checked against the size of its body."""
+    saved = json.loads(head.read_text(encoding="utf-8"))
+    if saved["format"] != FORMAT:
+        raise ValueError("another format")
+    if signatures[1][0] != int(saved["body"]):
+        raise ValueError("the entry's body has another size than its header says")
+    return _entry(saved, signatures)
+
+
+def _entry(saved: dict[str, Any], signatures: tuple[Signature, Signature]) -> IndexEntry:
+    parts = tuple((str(n), int(size), str(digest)) for n, size, digest in saved["parts"])
+    markers = (str(saved["markers"][0]), str(saved["markers"][1]))
+    return (*signatures, str(saved["subject"]), markers, parts)
+
+
+class StoredParts:
+    """An entry's body, decompressed when a part is asked for (the last one kept, since a
+    build reads an issue's files one after another)."""
+
+    last: tuple[StoredParts | None, bytes] = (None, b"")
+
+    def __init__(self, parts: tuple[tuple[str, int, str], ...], body: Path | bytes) -> None:
+        self.body = body
+        self.where: dict[str, tuple[int, int, str]] = {}
+        offset = 0
+        for name, size, digest in parts:
+            self.where[name] = (offset, size, digest)
+            offset += size
+        self.size = offset
+
+    def read(self, name: str) -> bytes:
+        """One part's bytes; OSError if the body is gone or not what its header says."""
+        offset, size, _ = self.where[name]
+        last = StoredParts.last  # read once: another thread may replace it
+        if last[0] is not self:
+            where = self.body if isinstance(self.body, Path) else "a new issue"
+            try:
+                raw = self.body if isinstance(self.body, bytes) else self.body.read_bytes()
+                data = zlib.decompress(raw)
+            except zlib.error as exc:
+                raise OSError(f"{where}: a damaged issue cache entry ({exc})") from None
+            if len(data) != self.size:
+                raise OSError(f"{where}: the issue cache entry is not what its header says")
+            last = StoredParts.last = (self, data)
+        return last[1][offset : offset + size]
+
+
+class StoredFiles(Mapping[str, bytes]):
+    """A letter's built files, read from its cache entry on first use; their digests are
+    known without reading them (see famfeeds.inplace.Digests)."""
+
+    def __init__(self, parts: StoredParts) -> None:
+        self.parts = parts
+        self.names = [n for n in parts.where if n not in (HTML_PART, TEXT_PART)]
+
+    def __getitem__(self, name: str) -> bytes:
+        if name not in self.names:
+            raise KeyError(name)
+        return self.parts.read(name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names)
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def digest(self, name: str) -> bytes:
+        """The digest of the file's bytes (digest_of), from the entry's header."""
+        return bytes.fromhex(self.parts.where[name][2])
+
+
+class StoredIssue(RenderedIssue):
+    """A rendered issue whose HTML and text stay on disk until asked for."""
+
+    def __init__(self, issue: Issue, subject: str, markers: Markers, parts: StoredParts) -> None:
+        # RenderedIssue is a frozen dataclass: set its other fields as its own __init__ would.
+        object.__setattr__(self, "issue", issue)
+        object.__setattr__(self, "subject", subject)
+        object.__setattr__(self, "markers", markers)
+        object.__setattr__(self, "parts", parts)
+
+    @property
+    def html(self) -> str:
+        """The inlined HTML, markers kept."""
+        parts: StoredParts = self.__dict__["parts"]
+        return parts.read(HTML_PART).decode("utf-8")
+
+    @property
+    def text(self) -> str:
+        """The text part, markers kept."""
+        parts: StoredParts = self.__dict__["parts"]
+        return parts.read(TEXT_PART).decode("utf-8")
+
+
+def stored_letter(issue: Issue, known: IndexEntry, body: Path | bytes) -> Letter:
+    """The letter of a cache entry, its bytes left where they are (on disk, or compressed in
+    memory) until used."""
+    from famfeeds.render.personal import Letter
+
+    parts = StoredParts(known[4], body)
+    markers = Markers(*known[3])
+    return Letter(StoredIssue(issue, known[2], markers, parts), StoredFiles(parts))
 
 
 def writable(folder: Path) -> bool:

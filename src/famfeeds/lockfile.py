@@ -16,6 +16,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from famfeeds.errors import FamfeedsError, display_path
+from famfeeds.project import CACHE_DIR
+from famfeeds.record_cache import LOCK_CACHE, cached_file, remember_file
 from famfeeds.render.context import EventStates, Published
 from famfeeds.render.urls import is_event_of
 from famfeeds.writer import atomic_write
@@ -35,6 +37,8 @@ class CalendarLock:
 
     path: Path
     events: EventStates = field(default_factory=dict)
+    loaded: EventStates | None = field(default=None, compare=False, repr=False)
+    """The events as read from the file, if there was one: saving them again writes nothing."""
 
     def of_show(self, slug: str) -> EventStates:
         """The events of one show."""
@@ -43,7 +47,7 @@ class CalendarLock:
     def with_show(self, slug: str, events: EventStates) -> CalendarLock:
         """This lock with one show's events replaced; other shows' entries are kept."""
         kept = {k: v for k, v in self.events.items() if not is_event_of(slug, k)}
-        return CalendarLock(self.path, {**kept, **events})
+        return CalendarLock(self.path, {**kept, **events}, self.loaded)
 
     def to_toml(self) -> str:
         """Serialise in key order, one table per event."""
@@ -74,13 +78,17 @@ class CalendarLock:
 
     def save(self) -> bool:
         """Write the file atomically if its text changed; True when it was written."""
+        if self.loaded is not None and self.events == self.loaded:
+            return False  # what the file holds: no need to serialise 10,000 events to see it
         text = self.to_toml()
         try:
             if self.path.read_text(encoding="utf-8") == text:
                 return False
         except FileNotFoundError:
             pass
-        atomic_write(self.path, text.encode("utf-8"))
+        data = text.encode("utf-8")
+        atomic_write(self.path, data)
+        remember_file(_parsed(self.path), self.path, data, self.events)
         return True
 
 
@@ -90,17 +98,29 @@ def _string(value: str) -> str:
 
 
 def load_lock(path: Path) -> CalendarLock:
-    """Read the lock file; a missing file is an empty lock."""
+    """Read the lock file; a missing file is an empty lock. While the file is unchanged its
+    parsed form comes from the project's cache (famfeeds.record_cache)."""
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        events = cached_file(_parsed(path), path, _read_events)
+        return CalendarLock(path, events, dict(events))
     except FileNotFoundError:
         return CalendarLock(path)
+
+
+def _parsed(lock: Path) -> Path:
+    """Where the parsed form of ``lock`` is cached."""
+    return lock.parent / CACHE_DIR / LOCK_CACHE
+
+
+def _read_events(path: Path) -> EventStates:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise FamfeedsError(
             f"{display_path(path)}: cannot read the lock file ({exc}); restore it from version "
             "control, or delete it to start the calendar's history afresh"
         ) from None
-    events = {}
+    events: EventStates = {}
     try:
         for key, row in data.get("events", {}).items():
             stamp = row["dtstamp"]
@@ -121,4 +141,4 @@ def load_lock(path: Path) -> CalendarLock:
             f"{display_path(path)}: an entry is incomplete ({exc!r}); restore the file from "
             "version control, or delete the entry"
         ) from None
-    return CalendarLock(path, events)
+    return events

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Annotated, Literal
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -64,13 +65,80 @@ Cadence = Annotated[str, AfterValidator(_cadence)]
 Status = Literal["scheduled", "cancelled"]
 
 
-def _absolute_url(value: str) -> str:
+MAX_URL = 2000
+"""The longest URL famfeeds accepts: what every browser, reader and mail client handles."""
+MAX_UNSUBSCRIBE_URL = 900
+"""The longest unsubscribe URL template: List-Unsubscribe must fit in one 998-octet line
+with the subscriber's token."""
+URI_UNSAFE = re.compile(r'[<>"\\^`{|}]')
+"""ASCII characters a URI may not hold (RFC 3986); in a mail header or a tag they could end
+the URL early, so they are refused rather than guessed at."""
+
+
+def ascii_host(host: str) -> str:
+    """A host name in its ASCII form: IDNA A-labels (punycode) for an internationalised one.
+
+    Raises ValueError naming the label IDNA refuses."""
+    if host.isascii():
+        ascii_form = host.lower()
+    else:
+        import idna
+
+        try:
+            ascii_form = idna.encode(host, uts46=True).decode("ascii")
+        except idna.IDNAError as exc:
+            raise ValueError(
+                f"{host!r} is not a valid internationalised domain name: {exc}"
+            ) from None
+    if len(ascii_form) > 253 or any(len(label) > 63 for label in ascii_form.split(".")):
+        raise ValueError("the host name is too long: at most 253 characters, and 63 between dots")
+    return ascii_form
+
+
+def _percent_encode_non_ascii(text: str) -> str:
+    """Every non-ASCII character as %XX octets of its UTF-8 (RFC 3987, IRI to URI)."""
+    return re.sub(r"[^\x00-\x7f]+", lambda m: quote(m.group(), safe=""), text)
+
+
+def ascii_url(value: str, placeholder: str = "") -> str:
+    """An absolute http(s) URL in the ASCII form every format needs: an internationalised
+    host as IDNA A-labels, other non-ASCII characters percent-encoded. ``placeholder`` (such
+    as ``{token}``) is a piece of the value left as written."""
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ValueError("must be an absolute http(s) URL, such as https://example.org/path/")
-    if any(c.isspace() for c in value):
-        raise ValueError("a URL must not contain spaces; encode them as %20")
-    return value
+    if len(value) > MAX_URL:
+        raise ValueError(f"the URL is {len(value):,} characters long; at most {MAX_URL:,} work")
+    if any(c.isspace() or unicodedata.category(c) in ("Cc", "Cf") for c in value):
+        raise ValueError(
+            "a URL must not contain spaces, line breaks or invisible characters; "
+            "encode a space as %20"
+        )
+    unsafe = URI_UNSAFE.search(value.replace(placeholder, "") if placeholder else value)
+    if unsafe:
+        char = unsafe.group()
+        raise ValueError(f"a URL must not contain {char!r}; encode it as %{ord(char):02X}")
+    try:
+        port = parts.port
+    except ValueError:
+        raise ValueError("the port after the host name must be a number from 0 to 65535") from None
+    host = parts.hostname or ""
+    if not host:
+        raise ValueError("the URL has no host name, such as example.org")
+    netloc = ascii_host(host) if not host.startswith("[") else host
+    if ":" in netloc:  # an IPv6 address
+        netloc = f"[{netloc}]"
+    if port is not None:
+        netloc += f":{port}"
+    userinfo = parts.netloc.rpartition("@")[0] if "@" in parts.netloc else ""
+    if userinfo:
+        netloc = f"{_percent_encode_non_ascii(userinfo)}@{netloc}"
+    rest = value[len(f"{parts.scheme}://{parts.netloc}") :]
+    return f"{parts.scheme}://{netloc}{_percent_encode_non_ascii(rest)}"
+
+
+def _absolute_url(value: str) -> str:
+    return ascii_url(value)
 
 
 def normalise_base_url(value: str) -> str:
@@ -100,9 +168,19 @@ def _language(value: str) -> str:
 
 
 def _email(value: str) -> str:
-    if not re.fullmatch(r"[^@\s<>\"]+@[^@\s<>\"]+\.[^@\s<>\"]+", value):
-        raise ValueError(f"{value!r} is not an email address such as 'news@example.org'")
-    return value
+    """An address that every mail server and feed can carry: the domain in its ASCII (IDNA)
+    form; the part before the @ must be ASCII (a non-ASCII one needs SMTPUTF8 everywhere)."""
+    from email_validator import EmailNotValidError, validate_email
+
+    try:
+        info = validate_email(
+            value, check_deliverability=False, allow_smtputf8=False, test_environment=True
+        )
+    except EmailNotValidError as exc:
+        raise ValueError(
+            f"{value!r} is not an email address such as 'news@example.org': {exc}"
+        ) from None
+    return str(info.ascii_email)
 
 
 def _date_or_datetime(value: object) -> object:
@@ -118,13 +196,53 @@ def _date_or_datetime(value: object) -> object:
     return value
 
 
+JOINERS = {"\u200c", "\u200d"}
+"""The format characters a title may hold: zero-width non-joiner and joiner, which Persian
+and Indic words and emoji sequences need; they never reorder or hide text."""
+
+
+FIRST_YEAR, LAST_YEAR = 1900, 2999
+"""The years a date in the records may name: wide enough for any show, narrow enough that
+every schedule computed from them stays within what dates and calendars can represent."""
+
+
+def _plausible_year(value: date) -> date:
+    if not FIRST_YEAR <= value.year <= LAST_YEAR:
+        raise ValueError(
+            f"{value.isoformat()} is not a plausible date; use a year from {FIRST_YEAR} "
+            f"to {LAST_YEAR}"
+        )
+    return value
+
+
 def _one_line(value: str) -> str:
-    if any(ord(c) < 32 or ord(c) == 127 for c in value):
-        raise ValueError("must be one line of text, without line breaks or control characters")
+    """One line of text without control or invisible format characters (bidi overrides,
+    isolates and marks, zero-width spaces, soft hyphens, tag characters): in a Subject, a
+    calendar summary or a feed title they can make the text read differently than written."""
+    for index, char in enumerate(value, start=1):
+        category = unicodedata.category(char)
+        if category in ("Cc", "Zl", "Zp"):
+            raise ValueError(
+                "must be one line of text, without line breaks or control characters "
+                f"(found U+{ord(char):04X} at character {index})"
+            )
+        if category == "Cf" and char not in JOINERS:
+            name = unicodedata.name(char, "a format character")
+            raise ValueError(
+                f"contains U+{ord(char):04X} {name} at character {index}, an invisible "
+                "format character that can make the text display differently than it is "
+                "written; delete it"
+            )
     return value
 
 
 def _token_template(value: str) -> str:
+    value = ascii_url(value, placeholder="{token}")
+    if len(value) > MAX_UNSUBSCRIBE_URL:
+        raise ValueError(
+            f"the URL is {len(value):,} characters long; at most {MAX_UNSUBSCRIBE_URL} fit in "
+            "the List-Unsubscribe header with a token"
+        )
     if "{token}" not in value:
         raise ValueError(
             "must contain {token}, where each subscriber's unsubscribe token goes, "
@@ -145,11 +263,23 @@ TimeZoneName = Annotated[str, AfterValidator(_time_zone)]
 LanguageTag = Annotated[str, AfterValidator(_language)]
 EmailAddress = Annotated[str, AfterValidator(_email)]
 Slug = Annotated[str, Field(pattern=SLUG_PATTERN)]
-Day = Annotated[date, BeforeValidator(_plain_date), BeforeValidator(_date_or_datetime)]
-DayOrInstant = Annotated[datetime | date, BeforeValidator(_date_or_datetime)]
+Day = Annotated[
+    date,
+    BeforeValidator(_plain_date),
+    BeforeValidator(_date_or_datetime),
+    AfterValidator(_plausible_year),
+]
+DayOrInstant = Annotated[
+    datetime | date, BeforeValidator(_date_or_datetime), AfterValidator(_plausible_year)
+]
 Text = Annotated[str, Field(min_length=1)]
 Line = Annotated[str, Field(min_length=1), AfterValidator(_one_line)]
-UnsubscribeUrl = Annotated[str, AfterValidator(_absolute_url), AfterValidator(_token_template)]
+Name = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_one_line)]
+"""A name that goes into mail headers (From, List-Id): short enough that a header line
+never passes RFC 5322's 998 octets."""
+ShowSlug = Annotated[str, Field(pattern=SLUG_PATTERN, max_length=63)]
+"""The show's slug: a DNS label's length at most, as it goes into List-Id and Message-ID."""
+UnsubscribeUrl = Annotated[str, AfterValidator(_token_template)]
 
 
 class Record(BaseModel):
@@ -169,7 +299,7 @@ class Person(Record):
 class Newsletter(Record):
     """Sender settings for the newsletter and the send command."""
 
-    sender_name: Line
+    sender_name: Name
     sender_address: EmailAddress
     reply_to: EmailAddress | None = None
     service_url: AbsoluteUrl | None = None
@@ -182,6 +312,13 @@ class Newsletter(Record):
     unsubscribe_mailto: EmailAddress | None = None
     signup_url: AbsoluteUrl | None = None
     smtp_url: str | None = None
+    bounce_address: EmailAddress | None = None
+    """The envelope sender (Return-Path), where bounces go [default: sender_address]."""
+    verp: bool = False
+    """Send each message from bounce_address with a per-recipient tag (bounces+TAG@domain),
+    so famfeeds bounces knows whom a bounce is about even when the report garbles it."""
+    soft_bounce_limit: Annotated[int, Field(ge=1, le=100)] = 3
+    """Soft bounces for this many issues in a row suppress an address (famfeeds bounces)."""
 
     @model_validator(mode="after")
     def _unsubscribe_target(self) -> Newsletter:
@@ -217,11 +354,24 @@ class CalendarSettings(Record):
     """A reminder (VALARM) this many minutes before each release; 0 for none."""
 
 
+class Limits(Record):
+    """The [limits] table of show.toml: how large a record may be. The defaults keep every
+    output a reasonable size (a synopsis is in a feed entry, a calendar event and an email)."""
+
+    title_characters: Annotated[int, Field(ge=1, le=10_000)] = 200
+    """Longest title (show, season or episode), in characters."""
+    synopsis_characters: Annotated[int, Field(ge=1, le=10_000_000)] = 20_000
+    """Longest Markdown text (an episode's synopsis, a show's or season's description, an
+    editor's note), in characters."""
+    file_bytes: Annotated[int, Field(ge=1_000, le=100_000_000)] = 1_000_000
+    """Largest file under content/, in bytes."""
+
+
 class Show(Record):
     """content/show.toml."""
 
     title: Line
-    slug: Slug
+    slug: ShowSlug
     base_url: BaseUrl
     id_date: Day
     language: LanguageTag = "en"
@@ -231,9 +381,13 @@ class Show(Record):
     homepage: AbsoluteUrl | None = None
     artwork: AbsoluteUrl | None = None
     feed_entries: Annotated[int, Field(ge=1, le=10_000)] = 50
+    feed_stylesheet: bool = False
+    """Point feed.xml and rss.xml at feed.xsl, so a browser shows them as a page (off by
+    default: Chrome is removing XSLT and warns visitors of pages that use it)."""
     author: Person
     newsletter: Newsletter | None = None
     calendar: CalendarSettings = CalendarSettings()
+    limits: Limits = Limits()
 
     @property
     def zone(self) -> ZoneInfo:
@@ -242,7 +396,8 @@ class Show(Record):
 
     @property
     def domain(self) -> str:
-        """The host name of the published site."""
+        """The host name of the published site, in ASCII (an internationalised one as IDNA
+        A-labels): what ids, UIDs and Message-IDs carry."""
         return urlsplit(self.base_url).hostname or ""
 
     def url(self, path: str = "") -> str:
@@ -276,6 +431,9 @@ class EpisodeMeta(Record):
     image_alt: Line | None = None
     runtime: Annotated[int, Field(ge=1, le=600, description="minutes")] | None = None
     updated: DayOrInstant | None = None
+    date_checked: bool = False
+    """The release date is intended, however surprising (a long break, a part two a year
+    later, episodes aired out of order): no schedule warning for it."""
 
     @property
     def alt_text(self) -> str:
@@ -294,6 +452,12 @@ class Episode(EpisodeMeta):
     slug: Slug
     synopsis: str
     source: str
+    lines: tuple[tuple[str, int], ...] = Field(default=(), exclude=True)
+    """The line in ``source`` of each front-matter key, for messages."""
+
+    def line_of(self, key: str) -> int | None:
+        """The line of ``source`` that sets ``key``, if it is set there."""
+        return dict(self.lines).get(key)
 
 
 class Season(SeasonMeta):
@@ -303,6 +467,13 @@ class Season(SeasonMeta):
 
     episodes: tuple[Episode, ...]
     source: str
+    lines: tuple[tuple[str, int], ...] = Field(default=(), exclude=True)
+    """The line in ``source`` (season.toml) of each key, for messages."""
+
+    def line_of(self, key: str) -> int | None:
+        """The line of season.toml that sets ``key``, if it is set there."""
+        return dict(self.lines).get(key)
+
     notes: dict[date, str] = Field(default_factory=dict)
     """Editor's notes for newsletter issues, by issue date (Markdown)."""
 

@@ -6,7 +6,7 @@ issues, once; ``build``, ``check``, ``newsletter`` and ``send`` all start from i
 Issues: one per release day (the episodes released that day, cancelled ones aside), plus a
 preview one week before each season's premiere. An issue is *published* (built into
 output/) once its day is on or before the build's reference date; :func:`find_issue` is the
-one rule for which issue a date or ``latest`` means.
+one rule for which issue a date or ``latest`` means at a given moment, for every command.
 """
 
 from __future__ import annotations
@@ -15,11 +15,13 @@ from bisect import bisect_right
 from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from famfeeds.content import Catalogue, load_catalogue
 from famfeeds.errors import FamfeedsError, Problem
 from famfeeds.models import Season, Show, normalise_base_url
 from famfeeds.schedule import Release, Schedule, build_schedule
+from famfeeds.zones import zone_problems
 
 PREVIEW_DAYS = 7
 
@@ -88,9 +90,13 @@ class Plan:
 def plan(content: Path, base_url: str | None = None) -> Plan:
     """Load, validate, schedule and lay out the issues; ContentError lists every problem.
 
-    ``base_url`` replaces show.toml's, e.g. to build a staging copy of the site.
+    ``base_url`` replaces show.toml's, e.g. to build a staging copy of the site. Unchanged
+    season folders come from the project's parse cache (famfeeds.record_cache).
     """
-    catalogue = load_catalogue(content)
+    from famfeeds.project import Project
+    from famfeeds.record_cache import CONTENT_CACHE
+
+    catalogue = load_catalogue(content, Project.of(content).cache / CONTENT_CACHE)
     if base_url is not None:
         try:
             url = normalise_base_url(base_url)
@@ -100,7 +106,10 @@ def plan(content: Path, base_url: str | None = None) -> Plan:
         catalogue = replace(catalogue, show=show)
     schedule = build_schedule(catalogue)
     issues, note_warnings = plan_issues(catalogue, schedule)
-    return Plan(catalogue, schedule, tuple(issues), schedule.warnings + tuple(note_warnings))
+    warnings = (
+        catalogue.warnings + zone_problems(catalogue) + schedule.warnings + tuple(note_warnings)
+    )
+    return Plan(catalogue, schedule, tuple(issues), warnings)
 
 
 def plan_issues(catalogue: Catalogue, schedule: Schedule) -> tuple[list[Issue], list[Problem]]:
@@ -144,17 +153,132 @@ def plan_issues(catalogue: Catalogue, schedule: Schedule) -> tuple[list[Issue], 
     return issues, warnings
 
 
-def find_issue(issues: tuple[Issue, ...] | list[Issue], name: str, as_of: date) -> Issue:
-    """The issue that ``name`` (a date, YYYY-MM-DD, or ``latest``) means as of ``as_of``.
+class IssueNotDue(FamfeedsError):
+    """The issue asked for may not be sent (or shown) at this moment: not out yet, or too old.
 
-    ``latest`` is the newest issue out by ``as_of``; a date must be an issue's day and out
-    by ``as_of``. Raises FamfeedsError saying which issues exist.
+    ``issue`` is the issue concerned (None when ``latest`` found no issue out at all).
     """
-    out = [i for i in issues if i.day <= as_of]
+
+    def __init__(self, message: str, issue: Issue | None) -> None:
+        super().__init__(message)
+        self.issue = issue
+
+
+class NotOutYet(IssueNotDue):
+    """The issue's release moment has not come."""
+
+
+class TooOld(IssueNotDue):
+    """The issue came out longer ago than the allowed age."""
+
+
+def describe_moment(moment: datetime, zone: ZoneInfo) -> str:
+    """A moment as people read it: ``2026-12-23 21:00 EST (America/New_York)``."""
+    local = moment.astimezone(zone)
+    return f"{local:%Y-%m-%d %H:%M} {local.tzname()} ({zone.key})"
+
+
+def describe_age(age: timedelta) -> str:
+    """A duration in whole days and hours: ``9 days 3 hours``, ``5 hours``."""
+    hours = int(age.total_seconds() // 3600)
+    days, hours = divmod(hours, 24)
+    parts = [f"{days} day{'s' * (days != 1)}"] if days else []
+    if hours or not days:
+        parts.append(f"{hours} hour{'s' * (hours != 1)}")
+    return " ".join(parts)
+
+
+def _moment(as_of: date | datetime, zone: ZoneInfo) -> datetime:
+    """The instant ``as_of`` stands for: a datetime as it is; a date as the end of that day in
+    the show's zone (what a build of that date contains)."""
+    if isinstance(as_of, datetime):
+        if as_of.tzinfo is None:
+            raise ValueError("find_issue needs an aware datetime")
+        return as_of
+    return datetime.combine(as_of + timedelta(days=1), time(0), tzinfo=zone) - timedelta(
+        microseconds=1
+    )
+
+
+def issue_blockers(
+    issue: Issue, now: datetime, max_age: timedelta | None, shown: str | None = None
+) -> list[str]:
+    """Why ``issue`` should not be sent at ``now``: not out yet, or older than ``max_age``.
+
+    Empty when it may be sent. :func:`find_issue` refuses for these reasons unless forced;
+    a forced caller prints them, so the override is never silent. ``shown`` is how ``now``
+    is written in the message (default: the moment in the show's zone).
+    """
+    zone = issue.show.zone
+    out = issue.released_at
+    if out > now:
+        return [
+            f"the issue of {issue.slug} is not out yet as of {shown or describe_moment(now, zone)}"
+            f": it comes out on {describe_moment(out, zone)}, in {describe_age(out - now)}"
+        ]
+    if max_age is not None and now - out > max_age:
+        return [
+            f"the issue of {issue.slug} came out {describe_age(now - out)} ago, on "
+            f"{describe_moment(out, zone)}: more than the {describe_age(max_age)} allowed"
+        ]
+    return []
+
+
+def find_issue(
+    issues: tuple[Issue, ...] | list[Issue],
+    name: str,
+    as_of: date | datetime,
+    *,
+    max_age: timedelta | None = None,
+    force: bool = False,
+    override: str | None = None,
+) -> Issue:
+    """The issue that ``name`` (a date, YYYY-MM-DD, or ``latest``) means at ``as_of``.
+
+    The one rule, for every command: an issue is *out* once its release moment
+    (:attr:`Issue.released_at`: the first episode's release instant in the show's zone, the
+    start of the day for an all-day release or a preview) is at or before the moment.
+    ``as_of`` is that moment: a datetime (``send`` passes the clock), or a date, which stands
+    for the end of that day in the show's zone (``newsletter`` passes the build's reference
+    date, so it names exactly the issues a build of that date contains).
+
+    - ``latest``: the newest issue out. None out yet raises :class:`NotOutYet` (with the first
+      issue, if any); the newest older than ``max_age`` raises :class:`TooOld`.
+    - a date: that issue; refused with :class:`NotOutYet` before its release moment (saying
+      when it becomes sendable) and with :class:`TooOld` past ``max_age``.
+
+    ``force`` skips both refusals (the caller reports :func:`issue_blockers`); ``override``
+    names the option that does so, for the messages (e.g. ``--force``). Other errors
+    (not a date, no issue that day) raise FamfeedsError listing the issues that exist.
+    """
+    if not issues:
+        raise FamfeedsError("the show has no newsletter issues: no episode is scheduled")
+    zone = issues[0].show.zone
+    now = _moment(as_of, zone)
+    shown = describe_moment(now, zone) if isinstance(as_of, datetime) else str(as_of)
+    hint = f"; {override} sends it anyway" if override else ""
+    ordered = sorted(issues, key=lambda i: (i.released_at, i.day))
+    out = [i for i in ordered if i.released_at <= now]
     if name == "latest":
         if not out:
-            raise FamfeedsError(f"no newsletter issue is out as of {as_of}")
-        return out[-1]
+            first = ordered[0]
+            raise NotOutYet(
+                f"no newsletter issue is out as of {shown}: the first, {first.slug}, comes out "
+                f"on {describe_moment(first.released_at, zone)}",
+                first,
+            )
+        issue = out[-1]
+        problems = [] if force else issue_blockers(issue, now, max_age, shown)
+        if problems:
+            later = [i for i in ordered if i.released_at > now]
+            upcoming = (
+                f"; the next, {later[0].slug}, comes out on "
+                f"{describe_moment(later[0].released_at, zone)}"
+                if later
+                else "; no later issue is scheduled"
+            )
+            raise TooOld(f"{problems[0]}{upcoming}{hint}", issue)
+        return issue
     try:
         day = date.fromisoformat(name)
     except ValueError:
@@ -163,8 +287,10 @@ def find_issue(issues: tuple[Issue, ...] | list[Issue], name: str, as_of: date) 
         ) from None
     for issue in issues:
         if issue.day == day:
-            if issue.day > as_of:
-                raise FamfeedsError(f"the issue of {day} is not out yet as of {as_of}")
+            problems = [] if force else issue_blockers(issue, now, max_age, shown)
+            if problems:
+                kind = NotOutYet if issue.released_at > now else TooOld
+                raise kind(f"{problems[0]}{hint}", issue)
             return issue
     listing = ", ".join(i.slug for i in out) or "none yet"
     raise FamfeedsError(f"no newsletter issue is dated {day}; issues so far: {listing}")

@@ -20,6 +20,7 @@ CACHE_DIR = ".famfeeds-cache"
 STATE_DIR = ".famfeeds-state"
 PREVIEW_DIR = ".famfeeds-preview"
 TEMPLATES_DIR = "templates"
+LOCALE_DIR = "locale"
 LEDGER_NAME = "ledger.sqlite3"
 STORE_NAME = "subscribers.sqlite3"
 SECRET_NAME = "secret.key"
@@ -79,6 +80,11 @@ class Project:
         """The project's own templates: ``given``, else ``templates/`` beside the content."""
         return given if given is not None else self.root / TEMPLATES_DIR
 
+    @property
+    def locale(self) -> Path:
+        """The project's own message catalogues: locale/<lang>/LC_MESSAGES/famfeeds.po."""
+        return self.root / LOCALE_DIR
+
     def private_state(self) -> Path:
         """The state folder, created 0700 (and tightened if it exists), with a .gitignore so
         that ``git status`` never shows it."""
@@ -98,11 +104,17 @@ def private_folder(path: Path) -> Path:
 
 
 def private_file(path: Path) -> Path:
-    """Create ``path`` empty if missing, with mode 0600, tightening it if it exists."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT, PRIVATE_FILE_MODE)
-    os.close(fd)
-    if path.stat().st_mode & 0o777 != PRIVATE_FILE_MODE:
-        path.chmod(PRIVATE_FILE_MODE)
+    """Create ``path`` empty with mode 0600 if missing, else tighten its mode.
+
+    An existing file is only chmod-ed, never opened: closing any descriptor of a file drops
+    every POSIX lock this process holds on it, including SQLite's in other threads, and
+    another process could then delete the WAL that holds their commits.
+    """
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE))
+    except FileExistsError:
+        if path.stat().st_mode & 0o777 != PRIVATE_FILE_MODE:
+            path.chmod(PRIVATE_FILE_MODE)
     return path
 
 
@@ -114,14 +126,20 @@ def shipped_templates() -> Path:
     return Path(__file__).resolve().parents[2] / "templates"
 
 
-def template_environment(project_templates: Path | None) -> Environment:
-    """A Jinja2 environment searching ``project_templates`` before the shipped ones."""
+def template_environment(
+    project_templates: Path | None, language: str, project_locale: Path | None = None
+) -> Environment:
+    """A Jinja2 environment searching ``project_templates`` before the shipped ones, with the
+    catalogue of ``language`` (a show's language tag) installed; ``project_locale`` holds the
+    project's own catalogues (see :mod:`famfeeds.translations`)."""
     from jinja2 import ChoiceLoader, FileSystemLoader
 
     from famfeeds.render.templating import make_environment
+    from famfeeds.translations import load_messages
 
+    messages = load_messages(language, project_locale)
     loaders = []
     if project_templates is not None and project_templates.is_dir():
         loaders.append(FileSystemLoader(project_templates))
     loaders.append(FileSystemLoader(shipped_templates()))
-    return make_environment(ChoiceLoader(loaders))
+    return make_environment(ChoiceLoader(loaders), messages)

@@ -19,7 +19,7 @@ The rule (also in the README):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import MAXYEAR, MINYEAR, UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from famfeeds.content import Catalogue
@@ -127,21 +127,35 @@ def _local_day_and_time(value: date | datetime, zone: ZoneInfo) -> tuple[date, t
     return value, None
 
 
+SANITY_STEPS = 8
+"""A dated release more than this many cadence steps after the previous one is a warning."""
+SHOWN_DATES = 4
+"""How many resulting dates a schedule warning lists before "…"."""
+
+
 def schedule_season(
     show: Show, season: Season, per_day: dict[date, int] | None = None
 ) -> tuple[list[Release], list[Problem]]:
-    """Place one season's episodes in time; warnings for surprising orders.
+    """Place one season's episodes in time; warnings for surprising dates.
 
     ``per_day`` counts releases per day across seasons, so that every release
-    of the show has its own instant.
+    of the show has its own instant. A dated release is a warning (an error with
+    ``--strict``) when it falls before the previous episode's, more than
+    :data:`SANITY_STEPS` cadence steps after it, before the season's premiere (a finale
+    before the premiere among them: an undated episode only ever follows a dated one), or
+    more than a year from the premiere, unless the episode says ``date_checked = true``.
+    Each warning lists the dates that result for the episode and those that follow it, up
+    to the next dated one.
     """
     zone = show.zone
     rule = season.rule
     releases: list[Release] = []
     warnings: list[Problem] = []
+    surprises: list[tuple[int, list[str]]] = []
     slot: int | None = None
     per_day = {} if per_day is None else per_day
     for episode in season.episodes:
+        code = f"S{season.number} E{episode.number}"
         if episode.release is not None:
             day, clock = _local_day_and_time(episode.release, zone)
             slot = rule.slot_of_day(season.premiere, day)
@@ -150,32 +164,82 @@ def schedule_season(
             day, clock = rule.day_of_slot(season.premiere, slot), None
         clock = clock if clock is not None else season.release_time
         if clock is not None and not _exists(day, clock, zone):
+            own = isinstance(episode.release, datetime)
             warnings.append(
                 Problem(
-                    episode.source,
-                    None,
-                    f"S{season.number} E{episode.number}",
-                    "release",
+                    episode.source if own else season.source,
+                    episode.line_of("release") if own else season.line_of("release_time"),
+                    code,
+                    "release" if own else "release_time",
                     f"{day} {clock:%H:%M} does not exist in {show.timezone} (the clocks skip it)",
                     "choose another time; it is read as the same wall time after the change",
                 )
             )
-        if releases and day < releases[-1].day:
-            warnings.append(
-                Problem(
-                    episode.source,
-                    None,
-                    f"S{season.number} E{episode.number}",
-                    "release",
-                    f"released {day}, before episode {releases[-1].episode.number} "
-                    f"({releases[-1].day})",
-                    "check the release dates",
-                )
-            )
+        if episode.release is not None and not episode.date_checked:
+            reasons = _surprises(season, releases[-1] if releases else None, day)
+            if reasons:
+                surprises.append((len(releases), reasons))
         rank = per_day.get(day, 0)
         per_day[day] = rank + 1
         releases.append(Release(show, season, episode, day, clock, rank))
+    for index, reasons in surprises:
+        warnings.append(_surprise(season, releases, index, reasons))
     return releases, warnings
+
+
+def _surprises(season: Season, previous: Release | None, day: date) -> list[str]:
+    """Why a dated release on ``day`` looks like a typo, given the release before it."""
+    reasons = []
+    if previous is not None and day < previous.day:
+        reasons.append(f"before E{previous.episode.number} ({previous.day})")
+    step = season.rule.step
+    if previous is not None and step and (day - previous.day).days > SANITY_STEPS * step:
+        gap = (day - previous.day).days
+        reasons.append(
+            f"{gap:,} days after E{previous.episode.number} ({previous.day}), more than "
+            f"{SANITY_STEPS} steps of the {season.cadence} cadence ({SANITY_STEPS * step} days)"
+        )
+    if day < _years_later(season.premiere, -1):
+        reasons.append(f"more than a year before the season's premiere ({season.premiere})")
+    elif day < season.premiere:
+        reasons.append(f"before the season's premiere ({season.premiere})")
+    elif day > _years_later(season.premiere, 1):
+        reasons.append(f"more than a year after the season's premiere ({season.premiere})")
+    return reasons
+
+
+def _surprise(season: Season, releases: list[Release], index: int, reasons: list[str]) -> Problem:
+    """The warning for the release at ``index``, with the dates it and its followers get:
+    up to the next dated episode, which keeps its own date."""
+    release = releases[index]
+    moved = [release]
+    for later in releases[index + 1 :]:
+        if later.episode.release is not None:
+            break
+        moved.append(later)
+    dates = ", ".join(f"E{r.episode.number} → {r.day}" for r in moved[:SHOWN_DATES])
+    if len(moved) > SHOWN_DATES:
+        dates += " …"
+    which = "the finale" if release.is_finale else f"E{release.episode.number}"
+    return Problem(
+        release.episode.source,
+        release.episode.line_of("release"),
+        f"S{season.number} E{release.episode.number}",
+        "release",
+        f"{which} is released {release.day}, " + " and ".join(reasons) + f"; so {dates}",
+        "check the year, month and day; if the date is right, add date_checked = true to "
+        "the episode's front matter",
+    )
+
+
+def _years_later(day: date, years: int) -> date:
+    """The same day ``years`` later (28 February for 29 February in a common year), kept
+    within the years a date can hold."""
+    year = min(max(day.year + years, MINYEAR), MAXYEAR)
+    try:
+        return day.replace(year=year)
+    except ValueError:
+        return day.replace(year=year, day=28)
 
 
 def _exists(day: date, clock: time, zone: ZoneInfo) -> bool:

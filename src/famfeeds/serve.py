@@ -1,26 +1,55 @@
-"""A preview server: build, serve the output over HTTP, rebuild when the content changes.
+"""The preview server: build, serve the result over HTTP, rebuild when the content changes.
 
-Feeds and calendars are served with the content types readers and calendar apps
-expect, with ETag and Last-Modified so that polling clients get 304s. HTML pages get a
-small script that reloads them after a good rebuild; it exists only in responses of
-this server, never in the built files. A rebuild that fails keeps the last good output
-and prints the error.
+Starlette's static files on uvicorn (the stack of the subscriptions service), with these
+rules:
+
+- Content types come from the outputs table (``application/atom+xml``, ``text/calendar``,
+  ...), with ETag (a digest of the bytes served) and Last-Modified, and 304 replies to
+  conditional requests. HTML responses, and only they, get a small script that reloads the
+  page after a good rebuild; it never reaches the built files.
+- A folder asked for without its slash gets a 301 to the normalised path with the slash:
+  a path on the same origin, percent-encoded (so no CR/LF can start a header) and never
+  starting with ``//`` (which a browser reads as another host).
+- The ``Host`` header must name this machine: ``localhost``, the ``--host`` given, or an IP
+  address literal; anything else is answered 400, so a page on another site whose name
+  was rebound to 127.0.0.1 cannot read the preview. (A name is what DNS rebinding needs; an
+  IP literal is an origin of its own, so LAN clients of ``--host 0.0.0.0`` still work.)
+- uvicorn with a listen backlog of 1,024, idle connections closed after a few seconds (a
+  connection that never finishes its request head included), and IPv6 (``--host ::1``).
+  Odd URLs (``%00``, ``%0d%0a``, non-Latin-1) get 404 or 400, client disconnects are
+  silent: no traceback.
+- Rebuilds run in the watcher's thread and files are read in worker threads, so serving
+  never waits for a build; the swap is atomic, so a response is the old build or the new.
+  A failed rebuild prints its error and the last good build stays served.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
+import ipaddress
 import mimetypes
+import os
+import resource
+import socket
+import stat
 import sys
 import threading
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import date
 from email.utils import formatdate, parsedate_to_datetime
-from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from pathlib import Path, PurePosixPath
+from typing import Any
+from urllib.parse import quote
+
+import anyio.to_thread
+from starlette.datastructures import Headers
+from starlette.responses import Response
+from starlette.staticfiles import StaticFiles
+from starlette.types import Receive, Scope, Send
 
 from famfeeds.errors import FamfeedsError
 from famfeeds.render.outputs import media_type
@@ -37,11 +66,18 @@ RELOAD_SCRIPT = """<script>
 }})();
 </script>
 """
+BACKLOG = 1024
+IDLE_TIMEOUT = 5
+"""Seconds a connection may sit idle, or take to send a request's head, before it is closed."""
+LOCAL_NAMES = frozenset({"localhost"})
+_SAFE_PATH = "/-._~!$&'()*+,;=:@"
+"""Characters left as they are in a Location path; everything else is percent-encoded."""
 
 
-def content_type(path: Path) -> str:
+def content_type(path: Path | str) -> str:
     """The Content-Type a client expects for a built file."""
-    return media_type(path.name) or mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    name = PurePosixPath(str(path)).name
+    return media_type(name) or mimetypes.guess_type(name)[0] or "application/octet-stream"
 
 
 @dataclass
@@ -52,153 +88,303 @@ class Preview:
     rebuild: Callable[[], None]
     build: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
+    say: Callable[[str], None] = field(default=lambda text: print(text, flush=True))
+    complain: Callable[[str], None] = field(
+        default=lambda text: print(text, file=sys.stderr, flush=True)
+    )
 
     def refresh(self) -> bool:
         """Rebuild; True if it succeeded. A failure is printed and the old output stays."""
         try:
             self.rebuild()
         except FamfeedsError as exc:
-            print(
-                f"Rebuild failed; still serving the last good build.\n{exc.format_message()}",
-                file=sys.stderr,
-                flush=True,
+            self.complain(
+                f"Rebuild failed; still serving the last good build.\n{exc.format_message()}"
             )
             return False
         except Exception:  # a bug must not take the preview down
-            print(
-                "Rebuild failed unexpectedly; still serving the last good build.",
-                file=sys.stderr,
-                flush=True,
+            self.complain(
+                "Rebuild failed unexpectedly; still serving the last good build.\n"
+                + traceback.format_exc()
             )
-            traceback.print_exc()
             return False
         with self.lock:
             self.build += 1
-        print(f"Rebuilt (build {self.build}).", flush=True)
+        self.say(f"Rebuilt (build {self.build}).")
         return True
 
 
-class Handler(BaseHTTPRequestHandler):
-    """Serves the preview's folder; GET and HEAD only."""
+# -- the application -------------------------------------------------------------------
 
-    server: PreviewServer
-    protocol_version = "HTTP/1.1"
 
-    def do_HEAD(self) -> None:
-        self.respond(head=True)
+def create_app(preview: Preview, host: str) -> HostGuard:
+    """The preview as an ASGI application: the build endpoint and the files, behind the
+    Host check."""
+    return HostGuard(PreviewFiles(preview), allowed_names(host))
 
-    def do_GET(self) -> None:
-        self.respond(head=False)
 
-    def log_message(self, format: str, *args: object) -> None:
-        """Quiet: the preview prints builds, not every request."""
+def allowed_names(host: str) -> frozenset[str]:
+    """The host names a request may use: localhost and ``host`` (IP literals always pass)."""
+    return LOCAL_NAMES | {host.strip("[]").lower()}
 
-    def respond(self, head: bool) -> None:
-        preview = self.server.preview
-        path = unquote(urlsplit(self.path).path)
-        if path == BUILD_ENDPOINT:
-            self.send(
-                HTTPStatus.OK,
-                str(preview.build).encode(),
-                "text/plain",
-                head,
-                extra={"Cache-Control": "no-store"},
-            )
-            return
-        target = self.locate(preview.root, path)
-        if target is None:
-            self.send(HTTPStatus.NOT_FOUND, b"Not found\n", "text/plain; charset=utf-8", head)
-            return
-        if target.is_dir():
-            self.send(
-                HTTPStatus.MOVED_PERMANENTLY,
-                b"",
-                "text/plain",
-                head,
-                extra={"Location": path + "/"},
-            )
-            return
+
+def host_allowed(value: str | None, names: frozenset[str]) -> bool:
+    """Whether a Host header names this server: one of ``names`` or an IP literal, with
+    an optional port."""
+    if not value:
+        return False
+    value = value.strip().lower()
+    if value.startswith("["):
+        name, bracket, rest = value[1:].partition("]")
+        if not bracket or (rest and not _port(rest)):
+            return False
         try:
-            body = target.read_bytes()
-            modified = int(target.stat().st_mtime)
-        except OSError:  # swapped away by a rebuild between two calls: try once more
-            self.send(
-                HTTPStatus.SERVICE_UNAVAILABLE,
-                b"Rebuilding\n",
-                "text/plain",
-                head,
-                extra={"Retry-After": "1"},
-            )
-            return
-        kind = content_type(target)
-        if kind.startswith("text/html"):
-            script = RELOAD_SCRIPT.format(build=preview.build, endpoint=BUILD_ENDPOINT)
-            body = body.replace(b"</body>", script.encode() + b"</body>", 1)
-        etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
-        headers = {
-            "ETag": etag,
-            "Last-Modified": formatdate(modified, usegmt=True),
-            "Cache-Control": "no-cache",
-        }
-        if self.not_modified(etag, modified):
-            self.send(HTTPStatus.NOT_MODIFIED, b"", None, True, extra=headers)
-            return
-        self.send(HTTPStatus.OK, body, kind, head, extra=headers)
-
-    @staticmethod
-    def locate(root: Path, path: str) -> Path | None:
-        """The file a URL path names inside ``root``, or None."""
-        relative = path.lstrip("/")
-        candidate = (root / relative).resolve()
-        base = root.resolve()
-        if not candidate.is_relative_to(base) or candidate.name == MANIFEST:
-            return None
-        if path.endswith("/"):
-            candidate = candidate / "index.html"
-        return candidate if candidate.exists() else None
-
-    def not_modified(self, etag: str, modified: int) -> bool:
-        """Whether a conditional request matches the current file."""
-        match = self.headers.get("If-None-Match")
-        if match is not None:
-            tags = {t.strip().removeprefix("W/") for t in match.split(",")}
-            return etag in tags or "*" in tags
-        since = self.headers.get("If-Modified-Since")
-        if since:
-            try:
-                return modified <= parsedate_to_datetime(since).timestamp()
-            except (TypeError, ValueError):
-                return False
+            return ipaddress.ip_address(name).version == 6
+        except ValueError:
+            return False
+    name, colon, port = value.rpartition(":")
+    if not colon:
+        name = port
+    elif not _port(":" + port):
+        return False
+    if name in names:
+        return True
+    try:
+        return ipaddress.ip_address(name).version == 4
+    except ValueError:
         return False
 
-    def send(
-        self,
-        status: HTTPStatus,
-        body: bytes,
-        kind: str | None,
-        head: bool,
-        extra: dict[str, str] | None = None,
-    ) -> None:
-        self.send_response(status)
-        if kind:
-            self.send_header("Content-Type", kind)
-        for name, value in (extra or {}).items():
-            self.send_header(name, value)
-        if status != HTTPStatus.NOT_MODIFIED:
-            self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        if not head and status != HTTPStatus.NOT_MODIFIED:
-            self.wfile.write(body)
+
+def _port(text: str) -> bool:
+    return text.startswith(":") and text[1:].isdigit() and len(text) <= 6
 
 
-class PreviewServer(ThreadingHTTPServer):
-    """An HTTP server that knows its preview."""
+class HostGuard:
+    """Answers 400 to a request whose Host header does not name this server."""
 
-    daemon_threads = True
+    def __init__(self, app: PreviewFiles, names: frozenset[str]) -> None:
+        self.app = app
+        self.names = names
 
-    def __init__(self, address: tuple[str, int], preview: Preview) -> None:
-        super().__init__(address, Handler)
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        if not host_allowed(Headers(scope=scope).get("host"), self.names):
+            response = _text(400, "Unknown Host: open the address famfeeds serve printed.\n")
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+class PreviewFiles(StaticFiles):
+    """Starlette's static files with the preview's rules: content types from the outputs
+    table, ETags of the bytes served, the reload script in HTML, safe redirects."""
+
+    def __init__(self, preview: Preview) -> None:
+        super().__init__(directory=preview.root, html=True, check_dir=False)
         self.preview = preview
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        if scope["path"] == BUILD_ENDPOINT:
+            response: Response = _text(200, str(self.preview.build))
+            response.headers["Cache-Control"] = "no-store"
+        else:
+            response = await self.get_response(self.get_path(scope), scope)
+        await response(scope, receive, send)
+
+    async def get_response(self, path: str, scope: Scope) -> Response:
+        """The response for ``path`` (normalised, relative to the preview folder)."""
+        if scope["method"] not in ("GET", "HEAD"):
+            return _text(405, "Method not allowed\n", {"Allow": "GET, HEAD"})
+        if MANIFEST in PurePosixPath(path).parts:
+            return _not_found()
+        slash = scope["path"].endswith("/")
+        try:
+            found = await anyio.to_thread.run_sync(self._load, path, slash)
+        except OSError:  # unreadable
+            return _not_found()
+        if found is None:
+            return _not_found()
+        if found.body is None:
+            if found.full:
+                return _redirect(path)
+            return _text(503, "Rebuilding\n", {"Retry-After": "1"})
+        return self._file(found.full, found.body, found.modified, Headers(scope=scope))
+
+    def _load(self, path: str, slash: bool) -> _Found | None:
+        """In a worker thread (one per request): the file ``path`` names, or its folder's
+        index.html, with its bytes; without them for a folder asked for without its slash.
+        Tried twice, as a rebuild may swap the folder between two steps."""
+        for _attempt in range(2):
+            located = self._locate(path)
+            if located is None:
+                return None
+            full, folder = located
+            if folder and not slash:
+                return _Found(full, None, 0)
+            read = _read(full)
+            if read is not None:
+                return _Found(full, *read)
+        return _Found("", None, 0)
+
+    def _locate(self, path: str) -> tuple[str, bool] | None:
+        """The regular file ``path`` names (a folder's index.html), and whether it named a
+        folder; None if there is none."""
+        for candidate in (path, str(PurePosixPath(path) / "index.html")):
+            try:
+                full, info = self.lookup_path(candidate)
+            except (OSError, ValueError):  # NUL bytes, names too long
+                return None
+            if info is None:
+                return None
+            if stat.S_ISREG(info.st_mode):
+                return full, candidate != path
+            if not stat.S_ISDIR(info.st_mode) or candidate != path:
+                return None
+        return None
+
+    def _file(self, full: str, body: bytes, modified: float, request: Headers) -> Response:
+        kind = content_type(full)
+        if kind.startswith("text/html"):
+            script = RELOAD_SCRIPT.format(build=self.preview.build, endpoint=BUILD_ENDPOINT)
+            body = body.replace(b"</body>", script.encode() + b"</body>", 1)
+        headers = {
+            "ETag": '"' + hashlib.sha256(body).hexdigest()[:32] + '"',
+            "Last-Modified": formatdate(int(modified), usegmt=True),
+            "Cache-Control": "no-cache",
+            "X-Content-Type-Options": "nosniff",
+        }
+        if _not_modified(request, headers["ETag"], int(modified)):
+            return Response(status_code=304, headers=headers)
+        return Response(body, headers={**headers, "Content-Type": kind})
+
+
+@dataclass(frozen=True)
+class _Found:
+    """What a request path leads to: a file and its bytes; no bytes for a folder to redirect
+    to (or, with no file either, a rebuild in the way)."""
+
+    full: str
+    body: bytes | None
+    modified: float
+
+
+def _read(full: str) -> tuple[bytes, float] | None:
+    """A regular file's bytes and mtime; None if it vanished (swapped away by a rebuild)."""
+    try:
+        fd = os.open(full, os.O_RDONLY | os.O_NONBLOCK)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            return None
+        return handle.read(), info.st_mtime
+
+
+def _not_modified(request: Headers, etag: str, modified: int) -> bool:
+    """Whether a conditional request matches: If-None-Match first, else If-Modified-Since."""
+    match = request.get("if-none-match")
+    if match is not None:
+        tags = {t.strip().removeprefix("W/") for t in match.split(",")}
+        return etag in tags or "*" in tags
+    since = request.get("if-modified-since")
+    if since:
+        try:
+            return modified <= parsedate_to_datetime(since).timestamp()
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return False
+    return False
+
+
+def _redirect(path: str) -> Response:
+    """A 301 to the folder ``path`` with its slash: a path on this origin, encoded."""
+    clean = PurePosixPath(path).as_posix().lstrip("/")
+    location = "/" if clean in ("", ".") else "/" + quote(clean, safe=_SAFE_PATH) + "/"
+    return Response(status_code=301, headers={"Location": location, "Content-Length": "0"})
+
+
+def _text(status: int, text: str, headers: dict[str, str] | None = None) -> Response:
+    return Response(
+        text,
+        status_code=status,
+        headers={**(headers or {}), "Content-Type": "text/plain; charset=utf-8"},
+    )
+
+
+def _not_found() -> Response:
+    return _text(404, "Not found\n")
+
+
+# -- the server ------------------------------------------------------------------------
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A listening socket with a real backlog; IPv6 when ``host`` is an IPv6 address."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        return socket.create_server((host.strip("[]"), port), family=family, backlog=BACKLOG)
+    except OSError as exc:
+        raise FamfeedsError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+
+
+def _protocol() -> type[asyncio.Protocol]:
+    """uvicorn's HTTP/1.1 protocol, with the idle timeout running from the moment a
+    connection opens (or a response ends) until a whole request head has arrived: uvicorn
+    alone arms it only after a response, and resets it on every byte."""
+    import h11
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class PreviewProtocol(H11Protocol):
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            self.timeout_keep_alive_task = self.loop.call_later(
+                self.timeout_keep_alive, self.timeout_keep_alive_handler
+            )
+
+        def data_received(self, data: bytes) -> None:
+            self.conn.receive_data(data)
+            self.handle_events()
+
+        def timeout_keep_alive_handler(self) -> None:
+            if not self.transport.is_closing():
+                with contextlib.suppress(h11.LocalProtocolError):
+                    self.conn.send(h11.ConnectionClosed())
+                self.transport.close()
+
+    return PreviewProtocol
+
+
+def _raise_file_limit() -> int:
+    """Lift the soft limit on open files to the hard one (as servers do); the new limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = hard if hard != resource.RLIM_INFINITY else max(soft, 65536)
+    with contextlib.suppress(ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+        soft = wanted
+    return soft
+
+
+def serve(app: Any, sock: socket.socket) -> None:
+    """Run ``app`` on ``sock`` with uvicorn until SIGINT or SIGTERM."""
+    import uvicorn
+
+    files = _raise_file_limit()
+    config = uvicorn.Config(
+        app,
+        http=_protocol(),
+        lifespan="off",
+        log_level="error",
+        access_log=False,
+        server_header=False,
+        timeout_keep_alive=IDLE_TIMEOUT,
+        timeout_graceful_shutdown=2,
+        backlog=BACKLOG,
+        limit_concurrency=max(64, min(4096, files - 64)),
+    )
+    uvicorn.Server(config).run(sockets=[sock])
 
 
 def watch(paths: list[Path], preview: Preview, stop: threading.Event) -> None:
@@ -206,5 +392,80 @@ def watch(paths: list[Path], preview: Preview, stop: threading.Event) -> None:
     from watchfiles import watch as watch_changes
 
     existing = [p for p in paths if p.exists()]
+    if not existing:
+        return
     for _changes in watch_changes(*existing, stop_event=stop, debounce=300, step=50):
         preview.refresh()
+
+
+def run(
+    content: Path,
+    output: Path,
+    *,
+    templates: Path | None,
+    as_of: date | None,
+    host: str,
+    port: int,
+    public_urls: bool,
+    say: Callable[[str], None],
+    complain: Callable[[str], None],
+) -> None:
+    """Build a preview of ``content`` into ``output``, serve it on ``host``:``port``, and
+    rebuild on every change to the content or the templates, until SIGINT or SIGTERM.
+
+    The preview's links point at this server (show.toml's base_url with ``public_urls``);
+    it never saves famfeeds.lock. Raises FamfeedsError if it cannot listen or the first
+    build fails.
+    """
+    from famfeeds.build import build
+    from famfeeds.project import Project
+
+    template_dir = Project.of(content).templates(templates)
+    sock = listen(host, port)
+    try:
+        bound = sock.getsockname()[1]
+        shown = f"[{host.strip('[]')}]" if ":" in host else host
+        url = f"http://{shown}:{bound}/"
+
+        def rebuild() -> None:
+            build(
+                content,
+                output,
+                templates=template_dir,
+                as_of=as_of,
+                base_url=None if public_urls else url,
+                save_lock=False,
+                sync=False,
+                waiting=say,
+            )
+
+        preview = Preview(output, rebuild, say=say, complain=complain)
+        rebuild()
+        preview.build = 1
+        app = create_app(preview, host)
+    except BaseException:
+        sock.close()
+        raise
+    stop = threading.Event()
+    watcher = threading.Thread(
+        target=watch,
+        args=([content, template_dir, Project.of(content).locale], preview, stop),
+        daemon=True,
+    )
+    watcher.start()
+    if host == "127.0.0.1":
+        also = f" (also http://localhost:{bound}/)"
+    elif host.strip("[]") in ("0.0.0.0", "::"):
+        also = f" (from another device: http://<this machine's IP address>:{bound}/)"
+    else:
+        also = ""
+    say(f"Serving {url}{also}; watching {content} and {template_dir}. Ctrl-C stops.")
+    try:
+        serve(app, sock)  # uvicorn raises KeyboardInterrupt again after a graceful Ctrl-C
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stop.set()
+        sock.close()
+        watcher.join(timeout=5)
+    say("Stopped.")

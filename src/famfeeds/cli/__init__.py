@@ -8,15 +8,10 @@ from __future__ import annotations
 import sys
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 import click
 
 from famfeeds import __version__
-
-if TYPE_CHECKING:
-    from famfeeds.delivery.campaign import Campaign, Report
-    from famfeeds.delivery.engine import SendOptions
 
 content_option = click.option(
     "--content",
@@ -93,6 +88,19 @@ def cli() -> None:
     "(e.g. https://staging.example.org/show/).",
 )
 @click.option("--strict", is_flag=True, help="Treat warnings as errors.")
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Replace files in the output folder that famfeeds did not make, when a built file "
+    "has the same name (without it, the build stops and lists them).",
+)
+@click.option(
+    "--wait",
+    type=click.FloatRange(min=0),
+    metavar="SECONDS",
+    help="If another famfeeds build is writing into the same place, wait at most this long "
+    "[default: until it has finished].",
+)
 def build(
     content: Path,
     output: Path,
@@ -100,10 +108,14 @@ def build(
     as_of: date | None,
     base_url: str | None,
     strict: bool,
+    overwrite: bool,
+    wait: float | None,
 ) -> None:
     """Validate the content and build every output into the output folder.
 
-    Nothing is written unless the whole build succeeds.
+    Nothing is written unless the whole build succeeds. The output folder must be one
+    of its own: famfeeds refuses the project folder, content/, your home folder or a
+    mount point, and never replaces a file it did not make unless you pass --overwrite.
 
     \b
     Example:
@@ -120,8 +132,11 @@ def build(
         as_of=as_of,
         strict=strict,
         base_url=base_url,
+        overwrite=overwrite,
+        wait=wait,
+        waiting=lambda message: click.echo(message, err=True),
     )
-    for warning in result.warnings:
+    for warning in (*result.warnings, *result.cache.warnings, *report.warnings):
         click.echo(f"warning: {warning}", err=True)
     released = len(result.schedule.released(result.as_of))
     total = len(result.schedule.releases)
@@ -145,7 +160,7 @@ def build(
             + (" ..." if len(report.kept) > 5 else "")
         )
     for name in report.replaced:
-        click.echo(f"warning: replaced {name}, which famfeeds had not made", err=True)
+        click.echo(f"warning: replaced {name}, which famfeeds had not made (--overwrite)", err=True)
 
 
 @cli.command()
@@ -172,11 +187,29 @@ def check(content: Path, strict: bool) -> None:
     )
 
 
+ISSUE_FORMS = {"html": ".html", "text": ".txt", "eml": ".eml"}
+"""The forms of an issue newsletter can print or save, and their file suffixes."""
+
+
 @cli.command()
 @content_option
-@output_option
+@click.option(
+    "--output",
+    type=click.Path(path_type=Path, file_okay=False),
+    default="output",
+    show_default=True,
+    help="Where famfeeds build put the site: the summary says whether the issue's files "
+    "there are up to date. Nothing is written to it.",
+)
 @templates_option
-@as_of_option
+@click.option(
+    "--as-of",
+    "as_of",
+    metavar="YYYY-MM-DD",
+    callback=_parse_date,
+    help="Treat this day as today: issues dated up to it are out, so a later one can be "
+    "previewed [default: SOURCE_DATE_EPOCH if set, else today in the show's time zone].",
+)
 @click.option(
     "--date",
     "day",
@@ -188,9 +221,29 @@ def check(content: Path, strict: bool) -> None:
     "--latest", is_flag=True, help="The newest issue out by the reference date (the default)."
 )
 @click.option(
+    "--html",
+    "form",
+    flag_value="html",
+    help="Print the issue's HTML (the view-in-browser copy, CSS inlined) instead of a summary.",
+)
+@click.option(
+    "--text",
+    "form",
+    flag_value="text",
+    help="Print the issue's plain-text part instead of a summary.",
+)
+@click.option(
     "--eml",
-    is_flag=True,
-    help="Write the issue's ready-to-send .eml to standard output, for another mail tool.",
+    "form",
+    flag_value="eml",
+    help="Print the issue's ready-to-send .eml instead of a summary, for another mail tool.",
+)
+@click.option(
+    "--save",
+    metavar="FILE",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Write the issue to FILE instead of printing it: HTML, text or .eml by the "
+    "name's suffix (.html, .txt, .eml) or by --html, --text or --eml.",
 )
 def newsletter(
     content: Path,
@@ -199,233 +252,78 @@ def newsletter(
     as_of: date | None,
     day: date | None,
     latest: bool,
-    eml: bool,
+    form: str | None,
+    save: Path | None,
 ) -> None:
-    """Show which newsletter issue a date means and where its files are.
+    """Show a newsletter issue: which one a date means, its subject, or the issue itself.
+
+    Renders just that issue, in memory, and never writes to the output folder; with
+    --as-of, an issue can be read before its day. --html, --text and --eml print it, and
+    --save writes it to a file.
 
     \b
     Example:
         famfeeds newsletter --latest
-        famfeeds newsletter --date 2023-11-24 --as-of 2024-01-31
+        famfeeds newsletter --date 2023-12-08 --as-of 2023-12-08 --save preview.html
         famfeeds newsletter --latest --eml | sendmail -t
     """
-    from famfeeds.build import render
+    from famfeeds.build import check, reference_date, render_letters
     from famfeeds.errors import FamfeedsError, display_path
+    from famfeeds.issue_cache import IssueCache
     from famfeeds.planning import find_issue
+    from famfeeds.project import Project, template_environment
     from famfeeds.render.urls import issue_file
+    from famfeeds.writer import atomic_write
 
     if day is not None and latest:
         raise click.UsageError("give --date or --latest, not both")
-    result = render(content, templates=_templates(templates), as_of=as_of)
-    if result.plan.show.newsletter is None:
+    if save is not None and form is None:
+        form = next((f for f, suffix in ISSUE_FORMS.items() if save.suffix == suffix), None)
+        if form is None:
+            raise click.UsageError(
+                f"--save {save}: name it .html, .txt or .eml, or add --html, --text or --eml"
+            )
+    planned = check(content)
+    if planned.show.newsletter is None:
         raise FamfeedsError("show.toml has no [newsletter] table: add one to make issues")
-    issue = find_issue(
-        result.plan.issues, "latest" if day is None else day.isoformat(), result.as_of
+    today = reference_date(planned.show.zone, as_of)
+    if day is not None and any(i.day == day > today for i in planned.issues):
+        raise FamfeedsError(
+            f"the issue of {day} is not out yet as of {today}: add --as-of {day} to read it"
+        )
+    issue = find_issue(planned.issues, "latest" if day is None else day.isoformat(), today)
+    project = Project.of(content)
+    env = template_environment(
+        project.templates(_templates(templates)), planned.show.language, project.locale
     )
-    letter = next(x for x in result.letters if x.item.issue.day == issue.day)
-    if eml:
-        sys.stdout.flush()
-        sys.stdout.buffer.write(result.files[issue_file(issue.slug, ".eml")])
+    (letter,) = render_letters(planned, today, env, IssueCache(project.cache), only=issue)
+    if form is not None:
+        data = letter.files[issue_file(issue.slug, ISSUE_FORMS[form])]
+        if save is None:
+            sys.stdout.flush()
+            sys.stdout.buffer.write(data)
+            return
+        try:
+            atomic_write(save, data, fsync=False)
+        except OSError as exc:
+            raise FamfeedsError(f"cannot write {display_path(save)}: {exc.strerror}") from None
+        click.echo(f"Wrote {display_path(save)}: issue {issue.slug}, {letter.item.subject}")
         return
     click.echo(f"Issue {issue.slug}: {letter.item.subject}")
+    stale = False
     for suffix in (".html", ".txt", ".eml"):
         name = issue_file(issue.slug, suffix)
         path = output / name
-        built = path.is_file() and path.read_bytes() == result.files[name]
-        state = "" if built else "  (not built yet: run famfeeds build)"
+        if not path.is_file():
+            state, stale = f"  (not there: a build as of {issue.slug} or later writes it)", True
+        elif path.read_bytes() != letter.files[name]:
+            state, stale = "  (out of date: run famfeeds build)", True
+        else:
+            state = ""
         click.echo(f"  {display_path(path)}{state}")
-
-
-@cli.command()
-@click.argument("issue", metavar="ISSUE")
-@click.option(
-    "--subscribers",
-    "subscribers_file",
-    required=True,
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="CSV with a header row: email (required), name and token (optional).",
-)
-@click.option(
-    "--smtp",
-    "smtp_url",
-    metavar="URL",
-    help="smtp://[user@]host:port (STARTTLS when offered; add ?starttls=required "
-    "to insist) or smtps://[user@]host:465 [default: show.toml's smtp_url]. "
-    "The password comes from FAMFEEDS_SMTP_PASSWORD.",
-)
-@click.option(
-    "--rate",
-    type=click.FloatRange(min=0),
-    default=0,
-    show_default=True,
-    help="Messages per second across all connections; 0 for no limit.",
-)
-@click.option(
-    "--connections",
-    type=click.IntRange(1, 32),
-    default=2,
-    show_default=True,
-    help="SMTP connections in parallel, each reused for many messages.",
-)
-@click.option(
-    "--attempts",
-    type=click.IntRange(1, 20),
-    default=3,
-    show_default=True,
-    help="Tries per subscriber in this run when the server defers (4xx, dropped connection).",
-)
-@click.option(
-    "--retry-wait",
-    type=click.FloatRange(min=0),
-    default=30,
-    show_default=True,
-    help="Seconds before the first retry of a deferred subscriber; doubled after.",
-)
-@click.option(
-    "--dry-run",
-    is_flag=True,
-    help="Render every message and report the counts, without connecting.",
-)
-@click.option(
-    "--test-to",
-    metavar="ADDRESS",
-    help="Send one copy to this address only, outside the delivery ledger.",
-)
-@click.option("--yes", is_flag=True, help="Send without asking for confirmation.")
-@click.option(
-    "--skip-invalid",
-    is_flag=True,
-    help="Send to the valid rows even if some rows of the list are invalid.",
-)
-@click.option(
-    "--retry-failed",
-    is_flag=True,
-    help="Try again the subscribers whose server refused the issue for good (5xx).",
-)
-@click.option(
-    "--resend-uncertain",
-    is_flag=True,
-    help="Send again to subscribers whose delivery was cut off after the message "
-    "was handed over (they may get it twice).",
-)
-@content_option
-@templates_option
-def send(
-    issue: str,
-    subscribers_file: Path,
-    smtp_url: str | None,
-    rate: float,
-    connections: int,
-    attempts: int,
-    retry_wait: float,
-    dry_run: bool,
-    test_to: str | None,
-    yes: bool,
-    skip_invalid: bool,
-    retry_failed: bool,
-    resend_uncertain: bool,
-    content: Path,
-    templates: Path | None,
-) -> None:
-    """Email a newsletter issue to every subscriber, exactly once each.
-
-    ISSUE is the issue's date (YYYY-MM-DD) or "latest". Every delivery is recorded in
-    .famfeeds-state/ledger.sqlite3 beside the content folder: run the same command again
-    after an interruption and it sends only to those who did not get the issue.
-
-    \b
-    Example:
-        famfeeds send latest --subscribers subscribers.csv --dry-run
-        FAMFEEDS_SMTP_PASSWORD=... famfeeds send 2023-11-24 \\
-            --subscribers subscribers.csv --smtp smtp://news@mail.example.org:587
-    """
-    from famfeeds.delivery.campaign import Campaign
-    from famfeeds.delivery.engine import SendOptions
-
-    options = SendOptions(
-        connections=connections,
-        rate=rate,
-        attempts=attempts,
-        retry_wait=retry_wait,
-        retry_failed=retry_failed,
-        resend_uncertain=resend_uncertain,
-    )
-    campaign = Campaign(content, _templates(templates), issue, subscribers_file, smtp_url)
-    if test_to:
-        address = campaign.test(test_to)
-        click.echo(f"Sent a test copy of {campaign.label} to {address} via {campaign.target}.")
-        return
-    if dry_run:
-        report = campaign.dry_run(options, skip_invalid)
-    else:
-        report = _send(campaign, options, yes=yes, skip_invalid=skip_invalid)
-    _print_report(report)
-    raise SystemExit(report.exit_code)
-
-
-def _send(campaign: Campaign, options: SendOptions, *, yes: bool, skip_invalid: bool) -> Report:
-    """Send with a confirmation prompt (unless --yes) and a progress bar on a terminal."""
-    from famfeeds.errors import FamfeedsError
-
-    def confirm(question: str) -> bool:
-        if yes:
-            return True
-        if not sys.stdin.isatty():
-            raise FamfeedsError("not asking on a non-interactive input: pass --yes to send")
-        return click.confirm(question, abort=True)
-
-    if not sys.stdout.isatty():
-        return campaign.send(options, skip_invalid=skip_invalid, confirm=confirm)
-    bars: list[Any] = []
-
-    def start(total: int) -> None:
-        bars.append(click.progressbar(length=total, label="Sending", show_eta=True, show_pos=True))
-        bars[0].__enter__()
-
-    try:
-        return campaign.send(
-            options,
-            skip_invalid=skip_invalid,
-            confirm=confirm,
-            progress=lambda n: bars[0].update(n),
-            start_progress=start,
-        )
-    finally:
-        if bars:
-            bars[0].__exit__(None, None, None)
-
-
-def _print_report(report: Report) -> None:
-    """The outcome of a send or a dry run, as a person reads it."""
-    for note in report.notes:
-        click.echo(note, err=True)
-    planned, outcome = report.plan, report.outcome
-    skips = (
-        f"skipping {planned.already_sent} already sent, {len(planned.uncertain)} "
-        f"uncertain, {len(planned.failed_before)} failed before"
-    )
-    if report.dry_run:
-        click.echo(
-            f"Dry run for {report.label}: would send {len(planned.todo)} message(s) "
-            f"({report.size / 1024:.0f} KiB); {skips}. Nothing was sent."
-        )
-        return
-    click.echo(
-        f"{report.label}: sent {outcome.sent}, deferred {len(outcome.deferred)}, "
-        f"failed {len(outcome.failed)}; {skips}."
-    )
-    for address in planned.uncertain:
-        click.echo(
-            f"  uncertain: {address} (cut off after the message was handed over; "
-            "--resend-uncertain sends it again)",
-            err=True,
-        )
-    for address, reply in outcome.failed:
-        click.echo(f"  failed: {address}: {reply}", err=True)
-    for address in planned.failed_before:
-        click.echo(f"  failed before: {address} (--retry-failed tries again)", err=True)
-    for address, reply in outcome.deferred:
-        click.echo(f"  deferred: {address}: {reply} (run the command again later)", err=True)
+    if stale:
+        dated = f" --date {issue.slug}" + (f" --as-of {today}" if as_of is not None else "")
+        click.echo(f"Read it now: famfeeds newsletter{dated} --save {issue.slug}.html")
 
 
 @cli.command()
@@ -470,64 +368,49 @@ def serve(
     """Build, serve the result over HTTP, and rebuild when content or templates change.
 
     Open pages reload themselves after a good rebuild; a failed rebuild keeps the last
-    good output and prints the error. Stop with Ctrl-C.
+    good output and prints the error. The preview never updates famfeeds.lock. Only
+    requests naming this machine (localhost, --host, an IP address) are answered.
+    Stop with Ctrl-C.
 
     \b
     Example:
         famfeeds serve
         famfeeds serve --port 8080 --as-of 2023-11-24
     """
-    import threading
+    from famfeeds.serve import run
 
-    from famfeeds.build import build as run_build
-    from famfeeds.project import Project
-    from famfeeds.serve import Preview, PreviewServer, watch
-
-    template_dir = Project.of(content).templates(_templates(templates))
-    preview = Preview(output, lambda: None)
-    try:
-        server = PreviewServer((host, port), preview)
-    except OSError as exc:
-        from famfeeds.errors import FamfeedsError
-
-        raise FamfeedsError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
-    bound = server.server_address[1]
-    shown = "localhost" if host in ("127.0.0.1", "::1") else host
-    url = f"http://{host if ':' not in host else f'[{host}]'}:{bound}/"
-    base_url = None if public_urls else url
-
-    def rebuild() -> None:
-        run_build(
-            content,
-            output,
-            templates=template_dir,
-            as_of=as_of,
-            base_url=base_url,
-            save_lock=False,
-        )
-
-    preview.rebuild = rebuild
-    if not preview.refresh():
-        server.server_close()
-        raise SystemExit(1)
-    stop = threading.Event()
-    watcher = threading.Thread(
-        target=watch, args=([content, template_dir], preview, stop), daemon=True
+    run(
+        content,
+        output,
+        templates=_templates(templates),
+        as_of=as_of,
+        host=host,
+        port=port,
+        public_urls=public_urls,
+        say=click.echo,
+        complain=lambda text: click.echo(text, err=True),
     )
-    watcher.start()
-    click.echo(
-        f"Serving {url} (also http://{shown}:{bound}/); watching {content} and "
-        f"{template_dir}. Ctrl-C stops."
-    )
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        click.echo("Stopped.")
-    finally:
-        stop.set()
-        server.server_close()
 
 
 def main() -> None:
     """Console script entry point."""
     cli(prog_name="famfeeds")
+
+
+from famfeeds.cli.subscribers import subscribers, subscriptions  # noqa: E402
+
+cli.add_command(subscribers)
+cli.add_command(subscriptions)
+
+
+from famfeeds.cli.project import init, new, schedule  # noqa: E402  (needs the group above)
+
+cli.add_command(init)
+cli.add_command(new)
+cli.add_command(schedule)
+
+
+from famfeeds.cli.send import bounces, send  # noqa: E402  (needs the group above)
+
+cli.add_command(send)
+cli.add_command(bounces)

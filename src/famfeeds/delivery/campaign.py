@@ -1,18 +1,41 @@
-"""The send command's flow: find the issue, check the list, ask, send, and report.
+"""The send command's flow: find the issue, gather the recipients, ask, send, and report.
 
 No click here: the flow takes callables to confirm and to show progress, and returns a
-:class:`Report` that the command prints and turns into an exit code.
+:class:`Report` that the command prints (or writes as JSON) and turns into an exit code.
+
+Rules:
+
+- **Which issue:** :func:`famfeeds.planning.find_issue` at the moment of sending (the clock,
+  or ``now`` for a rehearsal): ``latest`` is the newest issue whose episode is out; a date
+  before its release moment, or an issue older than ``max_age``, is refused unless
+  ``force`` (which is then reported). ``latest`` with nothing new (the newest issue is
+  older than ``max_age``, or none is out) is not an error: the report says so and the exit
+  code is 0, so an hourly cron job stays quiet between issues.
+- **Who:** without a CSV, the subscriber store's confirmed subscribers, each with the store's
+  token. With a CSV, every address is first checked against the store: unsubscribed,
+  bounced, complained and forgotten ones are skipped and counted. Each message carries the
+  store's token (the address is added to the store as ``pending``, source ``list``, if it
+  is new), except that a CSV ``token`` column is used when show.toml has no
+  ``service_url`` (your own system answers ``unsubscribe_url``). The store is asked again
+  just before each message.
+- **Suppression:** a permanent refusal that blames the address (see
+  :func:`famfeeds.delivery.engine.blames_address`) marks it ``bounced`` in the store, which
+  every later send (CSV lists included) skips; ``--retry-failed`` does not override it.
+- **One run per issue:** a real send holds :func:`famfeeds.delivery.ledger.send_lock` from
+  planning to the last message.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import date
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from famfeeds.delivery.engine import (
     Outcome,
@@ -21,19 +44,29 @@ from famfeeds.delivery.engine import (
     plan_sends,
     send_issue,
     send_one,
+    utc_now,
 )
-from famfeeds.delivery.ledger import Ledger
-from famfeeds.delivery.smtp import PASSWORD_ENV, SmtpTarget
-from famfeeds.delivery.subscribers import SubscriberList, load_subscribers
+from famfeeds.delivery.ledger import Ledger, send_lock
+from famfeeds.delivery.smtp import PASSWORD_ENV, DeliveryError, SmtpTarget
+from famfeeds.delivery.subscribers import Subscriber, load_subscribers, shown
 from famfeeds.errors import FamfeedsError, display_path
 from famfeeds.project import Project
-from famfeeds.render.message import MessageTemplate
+
+if TYPE_CHECKING:
+    from famfeeds.delivery.store import SubscriberStore
+    from famfeeds.planning import Issue, Plan
+    from famfeeds.render.message import MessageTemplate
 
 EXIT_OK = 0
+"""Everyone due was sent the issue (or nothing was due)."""
 EXIT_FAILED = 1
-"""Someone failed for good, or is still deferred: run again later, or look at the list."""
+"""Someone failed for good, is still deferred, or was not tried: run again later, or look
+at the list. Errors (bad options, a locked ledger, another send running) exit 1 too."""
 EXIT_UNCERTAIN = 3
-"""Someone's delivery was cut off after the message was handed over (see ledger.py)."""
+"""Someone's delivery was cut off after the message was handed over (see ledger.py); wins
+over 1, since only a person can decide (``--resend-uncertain``, or leave them be)."""
+DEFAULT_MAX_AGE = timedelta(days=7)
+STORE_SOURCE = "the subscriber store"
 
 
 @dataclass
@@ -44,59 +77,207 @@ class Report:
     plan: SendPlan
     outcome: Outcome = field(default_factory=Outcome)
     notes: list[str] = field(default_factory=list)
-    """Things the operator should know before the counts (skipped rows, collapsed lines)."""
+    """Things the operator should know before the counts (skipped rows, overrides)."""
     dry_run: bool = False
     size: int = 0
     """Bytes of every message a dry run rendered."""
+    issue: str = ""
+    subject: str = ""
+    source: str = ""
+    """Where the recipients came from: the store, or the CSV's path."""
+    nothing_due: str = ""
+    """Why ``latest`` had nothing to send at this moment (then nothing was planned)."""
+
+    @property
+    def uncertain(self) -> list[str]:
+        """Everyone left uncertain: by an earlier run, or by this one."""
+        return self.plan.uncertain + [a for a, _ in self.outcome.uncertain]
 
     @property
     def exit_code(self) -> int:
-        """0 all sent; 1 failures or deferrals; 3 recipients left uncertain."""
-        if self.outcome.failed or self.outcome.deferred or self.plan.failed_before:
-            return EXIT_FAILED
-        if self.plan.uncertain:
+        """3 when anyone is uncertain; else 1 when anyone failed, is deferred or was not
+        tried; else 0 (everyone sent, or nothing due)."""
+        if self.uncertain:
             return EXIT_UNCERTAIN
+        out = self.outcome
+        if out.failed or out.deferred or out.untried or self.plan.failed_before:
+            return EXIT_FAILED
         return EXIT_OK
+
+    def as_json(self) -> dict[str, Any]:
+        """The outcome for scripts: counts, and the addresses in each state."""
+        plan, out = self.plan, self.outcome
+
+        def pairs(items: list[tuple[str, str]]) -> list[dict[str, str]]:
+            return [{"address": a, "reason": r} for a, r in items]
+
+        earlier = [(a, "cut off after hand-over in an earlier run") for a in plan.uncertain]
+        return {
+            "issue": self.issue or None,
+            "subject": self.subject or None,
+            "recipients_from": self.source or None,
+            "dry_run": self.dry_run,
+            "exit_code": self.exit_code,
+            "nothing_due": self.nothing_due or None,
+            "counts": {
+                "would_send": len(plan.todo) if self.dry_run else 0,
+                "sent": len(out.sent),
+                "deferred": len(out.deferred),
+                "failed": len(out.failed),
+                "bounced": len(out.bounced),
+                "uncertain": len(self.uncertain),
+                "skipped": len(out.skipped),
+                "untried": len(out.untried),
+                "already_sent": plan.already_sent,
+                "failed_before": len(plan.failed_before),
+                "suppressed": plan.suppressed_count,
+            },
+            "sent": list(out.sent),
+            "deferred": pairs(out.deferred),
+            "failed": pairs(out.failed),
+            "bounced": pairs(out.bounced),
+            "uncertain": pairs(earlier + out.uncertain),
+            "skipped": pairs(out.skipped),
+            "untried": list(out.untried),
+            "failed_before": list(plan.failed_before),
+            "suppressed": {k: list(v) for k, v in sorted(plan.suppressed.items())},
+            "stopped": out.stopped or None,
+            "notes": list(self.notes),
+        }
+
+
+class _StoreGate:
+    """The store's say during a send, one connection per worker thread."""
+
+    def __init__(self, campaign: Campaign) -> None:
+        self.show = campaign.show_slug
+        store = campaign.open_store(create=True)
+        assert store is not None
+        self.store: SubscriberStore = store
+        self.csv_tokens = campaign.csv_tokens and campaign.subscribers_file is not None
+        self.from_csv = campaign.subscribers_file is not None
+
+    def admit(self, sub: Subscriber) -> Subscriber | str:
+        from famfeeds.delivery.store import InvalidAddress
+
+        reason = self.store.suppressed(self.show, sub.email)
+        if reason is not None:
+            return reason
+        if not self.from_csv or (self.csv_tokens and sub.token):
+            return sub
+        try:
+            found = self.store.ensure(self.show, sub.email, sub.name, source="list")
+        except InvalidAddress as exc:
+            if sub.token:
+                return sub
+            raise DeliveryError(
+                0,
+                f"the subscriber store cannot hold this address ({exc.message}), so its "
+                "message would have no working unsubscribe link",
+                permanent=True,
+            ) from None
+        if found is None:
+            return self.store.suppressed(self.show, sub.email) or "suppressed"
+        return replace(sub, token=found.token)
+
+    def bounced(self, sub: Subscriber, error: DeliveryError) -> None:
+        from famfeeds.delivery.store import InvalidAddress
+
+        # An address the store cannot hold (a non-ASCII local part) cannot be marked.
+        with contextlib.suppress(InvalidAddress):
+            self.store.suppress(self.show, sub.email, "bounced", "smtp-5xx", str(error)[:300])
+
+    def close(self) -> None:
+        self.store.close()
 
 
 @dataclass
 class Campaign:
-    """One issue, one subscriber list, one SMTP server."""
+    """One issue, one list of recipients, one SMTP server."""
 
     content: Path
     templates: Path | None
     issue_name: str
-    subscribers_file: Path
+    subscribers_file: Path | None
     smtp_url: str | None
-    as_of: date | None = None
+    now: datetime | None = None
+    """A fixed moment of sending (a rehearsal or a test); None for the clock."""
+    max_age: timedelta = DEFAULT_MAX_AGE
+    force: bool = False
+
+    def clock(self) -> datetime:
+        """The moment of sending: ``now`` if given (without an offset: in the show's zone),
+        else the clock (UTC). SOURCE_DATE_EPOCH plays no part: it is for builds."""
+        if self.now is None:
+            return utc_now()
+        if self.now.tzinfo is None:
+            return self.now.replace(tzinfo=self.planned.show.zone)
+        return self.now
 
     @cached_property
     def project(self) -> Project:
         return Project.of(self.content)
 
     @cached_property
-    def template(self) -> MessageTemplate:
-        """The issue, rendered and inlined once."""
-        from famfeeds.build import check, reference_date, render_letters
-        from famfeeds.issue_cache import IssueCache
-        from famfeeds.planning import find_issue
-        from famfeeds.project import template_environment
+    def planned(self) -> Plan:
+        from famfeeds.build import check
 
         planned = check(self.content)
-        show = planned.show
-        if show.newsletter is None:
+        if planned.show.newsletter is None:
             raise FamfeedsError("show.toml has no [newsletter] table: nothing to send")
-        day = reference_date(show.zone, self.as_of)
-        issue = find_issue(planned.issues, self.issue_name, day)
-        env = template_environment(self.project.templates(self.templates))
+        return planned
+
+    @cached_property
+    def moment(self) -> datetime:
+        """The moment the issue is chosen at (the start of this run)."""
+        return self.clock()
+
+    @cached_property
+    def issue(self) -> Issue:
+        """The issue to send (IssueNotDue when it may not be sent now)."""
+        from famfeeds.planning import find_issue
+
+        return find_issue(
+            self.planned.issues,
+            self.issue_name,
+            self.moment,
+            max_age=self.max_age,
+            force=self.force,
+            override="--force",
+        )
+
+    def overrides(self) -> list[str]:
+        """What ``force`` overrode, to be said out loud."""
+        from famfeeds.planning import issue_blockers
+
+        if not self.force:
+            return []
+        return [
+            f"--force: sending although {why}"
+            for why in issue_blockers(self.issue, self.moment, self.max_age)
+        ]
+
+    @cached_property
+    def template(self) -> MessageTemplate:
+        """The issue, rendered and inlined once."""
+        from famfeeds.build import render_letters
+        from famfeeds.issue_cache import IssueCache
+        from famfeeds.project import template_environment
+        from famfeeds.render.message import MessageTemplate
+
+        issue = self.issue
+        show = self.planned.show
+        env = template_environment(
+            self.project.templates(self.templates), show.language, self.project.locale
+        )
         cache = IssueCache(self.project.cache)
-        letters = render_letters(planned, issue.day, env, cache, only=issue)
+        letters = render_letters(self.planned, issue.day, env, cache, only=issue)
         cache.save()
         return MessageTemplate.of(letters[-1].item)
 
     @property
     def show_slug(self) -> str:
-        return self.template.item.issue.show.slug
+        return self.planned.show.slug
 
     @property
     def label(self) -> str:
@@ -105,7 +286,7 @@ class Campaign:
 
     @cached_property
     def target(self) -> SmtpTarget:
-        newsletter = self.template.item.issue.show.newsletter
+        newsletter = self.planned.show.newsletter
         assert newsletter is not None
         url = self.smtp_url or newsletter.smtp_url
         if not url:
@@ -119,11 +300,59 @@ class Campaign:
             raise FamfeedsError(f"{self.target} needs a password: set {PASSWORD_ENV}")
         return password
 
-    def subscribers(self, skip_invalid: bool, notes: list[str]) -> SubscriberList:
-        """The list, refusing a list with bad rows unless told to skip them."""
+    @property
+    def csv_tokens(self) -> bool:
+        """True when a CSV's own tokens go into its messages: show.toml has no service_url,
+        so the operator's own system answers unsubscribe_url."""
+        newsletter = self.planned.show.newsletter
+        return newsletter is not None and newsletter.service_url is None
+
+    def open_store(self, create: bool) -> SubscriberStore | None:
+        """The subscriber store, or None when it does not exist and ``create`` is False."""
+        from famfeeds.delivery.store import SubscriberStore
+
+        if not create and not self.project.store.exists():
+            return None
+        return SubscriberStore.open(self.project.store, secret=self.project.secret)
+
+    def nothing_due(self) -> Report | None:
+        """A report for ``latest`` with nothing to send now; None when there is an issue."""
+        from famfeeds.planning import IssueNotDue
+
+        try:
+            self.issue  # noqa: B018 (finds the issue, or says why not)
+        except IssueNotDue as exc:
+            if self.issue_name != "latest":
+                raise
+            return Report("latest issue", SendPlan([], 0, [], []), nothing_due=exc.message)
+        return None
+
+    # -- recipients --------------------------------------------------------------------------
+
+    def recipients(
+        self, store: SubscriberStore | None, skip_invalid: bool, notes: list[str]
+    ) -> list[Subscriber]:
+        """The store's confirmed subscribers, or the CSV's valid rows (refusing a list with
+        bad rows unless told to skip them)."""
+        if self.subscribers_file is None:
+            if store is None:
+                raise FamfeedsError(
+                    f"no subscribers: {display_path(self.project.store)} does not exist. Add "
+                    "subscribers with famfeeds subscribers import/add (or the sign-up form), "
+                    "or pass --subscribers FILE.csv for a one-off list"
+                )
+            confirmed = [
+                Subscriber(r.email, r.name, r.token) for r in store.recipients(self.show_slug)
+            ]
+            if not confirmed:
+                notes.append(
+                    f"{display_path(self.project.store)} has no confirmed subscribers: nobody to "
+                    "send to (see famfeeds subscribers)."
+                )
+            return confirmed
         found = load_subscribers(self.subscribers_file)
+        where = display_path(self.subscribers_file)
         if found.invalid:
-            where = display_path(self.subscribers_file)
             listing = "\n".join(f"  {where} {row}" for row in found.invalid)
             if not skip_invalid:
                 raise FamfeedsError(
@@ -132,39 +361,107 @@ class Campaign:
                 )
             notes.append(f"Skipping {len(found.invalid)} invalid row(s):\n{listing}")
         if found.duplicates:
-            notes.append(f"Collapsed {found.duplicates} duplicate address(es).")
-        return found
+            listing = "\n".join(f"  {where} {row}" for row in found.duplicates)
+            notes.append(
+                f"Collapsed {len(found.duplicates)} duplicate address(es), keeping the first "
+                f"row of each:\n{listing}"
+            )
+        if "token" in found.columns and not self.csv_tokens:
+            notes.append(
+                f"{where}: the token column is not used: every message carries the subscriber "
+                "store's token, which famfeeds subscriptions answers (show.toml sets "
+                "service_url)."
+            )
+        return found.subscribers
 
-    def plan(self, options: SendOptions, skip_invalid: bool) -> Report:
+    def plan(self, options: SendOptions, skip_invalid: bool, *, dry_run: bool) -> Report:
         """Whom this run would send to, and who is skipped and why."""
-        notes: list[str] = []
-        found = self.subscribers(skip_invalid, notes)
-        ledger = Ledger(self.project.ledger, legacy_show=self.show_slug)
+        notes = self.overrides()
+        show = self.show_slug
+        store = self.open_store(create=self.subscribers_file is not None and not dry_run)
         try:
-            states = ledger.states(self.show_slug, self.template.item.issue.slug)
-        finally:
-            ledger.close()
-        return Report(self.label, plan_sends(found.subscribers, states, options), notes=notes)
+            subscribers = self.recipients(store, skip_invalid, notes)
+            ledger = Ledger(self.project.ledger, legacy_show=show)
+            try:
+                states = ledger.records(show, self.issue.slug)
+            finally:
+                ledger.close()
 
-    def test(self, address: str) -> str:
+            def suppressed(sub: Subscriber) -> str | None:
+                return store.suppressed(show, sub.email) if store is not None else None
+
+            planned = plan_sends(subscribers, states, options, suppressed)
+            if dry_run and self.subscribers_file is not None:
+                notes += self._token_notes(store, planned.todo)
+        finally:
+            if store is not None:
+                store.close()
+        item = self.template.item
+        return Report(
+            self.label,
+            planned,
+            notes=notes,
+            issue=item.issue.slug,
+            subject=item.subject,
+            source=display_path(self.subscribers_file) if self.subscribers_file else STORE_SOURCE,
+            dry_run=dry_run,
+        )
+
+    def _token_notes(self, store: SubscriberStore | None, todo: list[Subscriber]) -> list[str]:
+        """A dry run's warnings about CSV rows that have no token yet."""
+        show = self.show_slug
+        if self.csv_tokens:
+            missing = [s for s in todo if not s.token]
+            if not missing:
+                return []
+            return [
+                f"{len(missing)} row(s) have no token, e.g. {shown(missing[0].email)}: their "
+                "List-Unsubscribe link gets the subscriber store's token, which your "
+                "unsubscribe_url does not know (add a token column, or run famfeeds "
+                "subscriptions and set service_url)."
+            ]
+        unknown = [s for s in todo if store is None or store.status(show, s.email) is None]
+        if not unknown:
+            return []
+        return [
+            f"{len(unknown)} row(s) have no token yet, e.g. {shown(unknown[0].email)}: sending "
+            "adds them to the subscriber store as pending (source 'list'), so that their "
+            "unsubscribe link works; they do not become confirmed subscribers."
+        ]
+
+    # -- the three ways to run ---------------------------------------------------------------
+
+    def test(self, address: str, options: SendOptions) -> str:
         """Send one copy to ``address``, outside the ledger; returns the address used."""
         from email_validator import EmailNotValidError, validate_email
 
         try:
             address = validate_email(
-                address, check_deliverability=False, allow_smtputf8=False
+                address, check_deliverability=False, allow_smtputf8=True
             ).normalized
         except EmailNotValidError as exc:
-            raise FamfeedsError(f"--test-to: {exc}") from None
-        send_one(self.template, address, self.target, self.password)
+            raise FamfeedsError(f"--test-to: {shown(str(exc), 300)}") from None
+        send_one(
+            self.template,
+            address,
+            self.target,
+            self.password,
+            clock=self.clock,
+            data_timeout=options.data_timeout,
+        )
         return address
 
     def dry_run(self, options: SendOptions, skip_invalid: bool = True) -> Report:
-        """Render every message and report what a real run would do."""
-        report = self.plan(options, skip_invalid)
-        report.dry_run = True
+        """Render every message and report what a real run would do (writes nothing)."""
+        due = self.nothing_due()
+        if due is not None:
+            due.dry_run = True
+            return due
+        report = self.plan(options, skip_invalid, dry_run=True)
+        moment = self.clock()
         report.size = sum(
-            len(self.template.render(s.email, s.name, s.token)) for s in report.plan.todo
+            len(self.template.render(s.email, s.name, s.token or "x" * 32, date=moment))
+            for s in report.plan.todo
         )
         return report
 
@@ -173,35 +470,58 @@ class Campaign:
         options: SendOptions,
         *,
         skip_invalid: bool = False,
+        wait: bool = False,
+        waiting: Callable[[str], None] = lambda note: None,
         confirm: Callable[[str], bool] = lambda question: False,
         progress: Callable[[int], None] | None = None,
         start_progress: Callable[[int], None] = lambda total: None,
     ) -> Report:
         """Send for real once ``confirm`` agrees (it is not asked when nobody is due)."""
-        report = self.plan(options, skip_invalid)
-        todo = report.plan.todo
+        due = self.nothing_due()
+        if due is not None:
+            return due
         target, password = self.target, self.password
-        if not todo:
-            return report
-        question = f"Send {self.label} to {len(todo)} subscriber(s) via {target}?"
-        if not confirm(question):
-            raise FamfeedsError("nothing was sent")
-        start_progress(len(todo))
-        lock = threading.Lock()
-
-        def step(n: int) -> None:
-            if progress is not None:
-                with lock:
-                    progress(n)
-
         self.project.private_state()
-        report.outcome = send_issue(
-            self.template,
-            todo,
-            target=target,
-            password=password,
-            ledger_path=self.project.ledger,
-            options=options,
-            progress=step,
-        )
+        with send_lock(
+            self.project.state, self.show_slug, self.issue.slug, wait=wait, waiting=waiting
+        ):
+            report = self.plan(options, skip_invalid, dry_run=False)
+            todo = report.plan.todo
+            if not todo:
+                return report
+            question = f"Send {self.label} to {len(todo)} subscriber(s) via {target}?"
+            if not confirm(question):
+                raise FamfeedsError("nothing was sent")
+            start_progress(len(todo))
+            lock = threading.Lock()
+
+            def step(n: int) -> None:
+                if progress is not None:
+                    with lock:
+                        progress(n)
+
+            report.outcome = send_issue(
+                self.template,
+                report.plan,
+                target=target,
+                password=password,
+                ledger_path=self.project.ledger,
+                options=options,
+                gate=lambda: _StoreGate(self),
+                clock=self.clock,
+                progress=step,
+            )
         return report
+
+
+def parse_moment(value: str) -> datetime:
+    """``--now``: an ISO 8601 date and time; one without an offset is read in the show's
+    zone (see :meth:`Campaign.clock`)."""
+    text = value.strip()
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00") if text.endswith("Z") else text)
+    except ValueError:
+        raise FamfeedsError(
+            f"--now {shown(value)}: not a date and time; write e.g. 2026-12-23T21:05 (the "
+            "show's zone) or 2026-12-23T21:05-05:00"
+        ) from None

@@ -1,30 +1,86 @@
 """Send an issue to every subscriber exactly once: K connections, a rate limit, retries.
 
-What happens to each subscriber is decided from the ledger (see ledger.py):
+What happens to each subscriber is decided from the ledger (see ledger.py) and, when a
+subscriber store is used, from the store:
 
 - ``sent``: skipped.
-- ``committing`` (a run died between sending the final "." of DATA and hearing the
-  server's 250): counted as *uncertain* and, by default, not sent again. A newsletter
-  operator would rather a rare subscriber miss one issue, which is in the archive,
-  than get it twice and mark it as spam. ``--resend-uncertain`` sends them again.
+- suppressed in the store (unsubscribed, bounced, complained, forgotten): skipped and
+  counted, whatever the ledger says, ``--retry-failed`` included. The store is asked
+  again just before each message, so an unsubscribe that commits during a send is honoured.
+- ``committing`` (a run died, or a session was cut off, between the final "." of DATA and
+  the server's reply): *uncertain*, not sent again. A newsletter operator would rather a
+  rare subscriber miss one issue, which is in the archive, than get it twice and mark it as
+  spam. ``--resend-uncertain`` sends them again.
 - ``failed`` (a 5xx reply): skipped unless ``--retry-failed``.
-- anything else (new, ``sending``, ``deferred``): sent. A run that died in
-  ``sending`` never reached the final ".", so the server has nothing to deliver.
+- anything else (new, ``sending``, ``deferred``): sent. A run that died in ``sending``
+  never reached the final ".", so the server has nothing to deliver.
+
+Each recipient is claimed in the ledger (a conditional write) before MAIL FROM, so no two
+workers or runs send to one recipient. A session that cannot be opened (refused, ``421`` at
+the greeting) hands its recipient back and that connection retires while another works;
+the last one retries with backoff and, failing that, stops the run: whoever was not tried
+is reported, untouched. A permanent refusal whose enhanced status blames the address
+(5.1.x, 5.2.1, 5.7.1, see :func:`blames_address`) marks it bounced for every later issue.
 """
 
 from __future__ import annotations
 
 import heapq
+import re
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Protocol
 
 from famfeeds.delivery.ledger import Ledger
-from famfeeds.delivery.smtp import Connection, DeliveryError, SmtpTarget
-from famfeeds.delivery.subscribers import Subscriber
-from famfeeds.render.message import MessageTemplate
+from famfeeds.delivery.smtp import (
+    COMMAND_TIMEOUT,
+    DATA_TIMEOUT,
+    Connection,
+    ConnectTrouble,
+    DeliveryError,
+    SmtpTarget,
+    Uncertain,
+)
+from famfeeds.delivery.subscribers import Subscriber, shown
+from famfeeds.errors import FamfeedsError
+from famfeeds.models import Newsletter
+from famfeeds.render.message import HeaderTooLong, MessageTemplate, recipient_digest
+
+Clock = Callable[[], datetime]
+REFUSAL_STREAK = 10
+"""Permanent refusals in a row, before any success, that stop a run: the server or the
+sender is at fault, not the addresses."""
+_NOT_THE_ADDRESS = re.compile(
+    r"relay|auth|not permitted|sender|spf|dkim|dmarc|spam|block|listed|reputation|policy "
+    r"violation|content",
+    re.IGNORECASE,
+)
+
+
+def utc_now() -> datetime:
+    """The real clock."""
+    return datetime.now(UTC)
+
+
+def blames_address(error: DeliveryError) -> bool:
+    """True when a permanent refusal says the address itself is dead or refuses mail:
+    a 5xx reply to RCPT or to the final "." (a refusal of MAIL FROM or DATA is about the
+    sender or the message) with enhanced status 5.1.x (bad mailbox or domain), 5.2.1
+    (mailbox disabled) or 5.7.1 (delivery refused), whose text does not point at the sender
+    or the relay instead ("Relay access denied", authentication, SPF/DKIM/DMARC, spam or
+    block lists)."""
+    status = error.enhanced
+    if not error.permanent or not 500 <= error.code < 600 or status is None:
+        return False
+    if error.step not in ("RCPT", "DOT"):
+        return False
+    if not (status.startswith("5.1.") or status in ("5.2.1", "5.7.1")):
+        return False
+    return not _NOT_THE_ADDRESS.search(error.reply)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -35,14 +91,29 @@ class SendOptions:
     rate: float = 0.0
     """Messages per second across all connections; 0 for no limit."""
     attempts: int = 3
-    """Tries per recipient in one run for transient failures."""
+    """Tries per recipient in one run for transient failures (and tries to open a session
+    when no connection works)."""
     retry_wait: float = 30.0
     """Seconds before the first retry; doubled for each further one."""
     retry_failed: bool = False
     resend_uncertain: bool = False
+    timeout: float = COMMAND_TIMEOUT
+    """Seconds to wait for the greeting and each command's reply."""
+    data_timeout: float = DATA_TIMEOUT
+    """Seconds to wait for the reply to the final "." of a message."""
+
+    @property
+    def claimable(self) -> frozenset[str]:
+        """Ledger states a run may claim a recipient from."""
+        states = {"sending", "deferred"}
+        if self.retry_failed:
+            states.add("failed")
+        if self.resend_uncertain:
+            states.add("committing")
+        return frozenset(states)
 
 
-@dataclass(frozen=True)
+@dataclass
 class SendPlan:
     """Who gets the issue in this run, and who is skipped and why."""
 
@@ -50,34 +121,74 @@ class SendPlan:
     already_sent: int
     uncertain: list[str]
     failed_before: list[str]
+    suppressed: dict[str, list[str]] = field(default_factory=dict)
+    """Addresses the store says not to mail, by reason (unsubscribed, bounced, ...)."""
+    versions: dict[str, int] = field(default_factory=dict)
+    """Each todo recipient's attempt count as planned (0: no row yet), for the claim."""
+
+    @property
+    def suppressed_count(self) -> int:
+        return sum(len(v) for v in self.suppressed.values())
 
 
 def plan_sends(
-    subscribers: list[Subscriber], states: dict[str, str], options: SendOptions
+    subscribers: list[Subscriber],
+    states: dict[str, tuple[str, int]],
+    options: SendOptions,
+    suppressed: Callable[[Subscriber], str | None] | None = None,
 ) -> SendPlan:
-    """Decide, from the ledger's states, whom to send to."""
-    todo, uncertain, failed = [], [], []
-    sent = 0
+    """Decide, from the ledger's states and the store's suppressions, whom to send to."""
+    plan = SendPlan([], 0, [], [])
     for sub in subscribers:
-        state = states.get(sub.key)
+        state, attempts = states.get(sub.key, ("", 0))
         if state == "sent":
-            sent += 1
+            plan.already_sent += 1
+            continue
+        reason = suppressed(sub) if suppressed is not None else None
+        if reason is not None:
+            plan.suppressed.setdefault(reason, []).append(sub.email)
         elif state == "committing" and not options.resend_uncertain:
-            uncertain.append(sub.email)
+            plan.uncertain.append(sub.email)
         elif state == "failed" and not options.retry_failed:
-            failed.append(sub.email)
+            plan.failed_before.append(sub.email)
         else:
-            todo.append(sub)
-    return SendPlan(todo, sent, uncertain, failed)
+            plan.todo.append(sub)
+            plan.versions[sub.key] = attempts
+    return plan
 
 
 @dataclass
 class Outcome:
-    """What this run did."""
+    """What this run did, address by address."""
 
-    sent: int = 0
+    sent: list[str] = field(default_factory=list)
     deferred: list[tuple[str, str]] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
+    uncertain: list[tuple[str, str]] = field(default_factory=list)
+    """Cut off after the final "." (left *committing*): the server may have the message."""
+    bounced: list[tuple[str, str]] = field(default_factory=list)
+    """Failed addresses marked bounced for later issues (a subset of ``failed``)."""
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    """Not sent after all: suppressed while the run went on, or claimed by another run."""
+    untried: list[str] = field(default_factory=list)
+    """Never tried because the run stopped (see ``stopped``); untouched in the ledger."""
+    stopped: str = ""
+    """Why the run stopped before everyone was tried, or ''."""
+
+
+class Gate(Protocol):
+    """The subscriber store's say in a running send (one per worker thread)."""
+
+    def admit(self, sub: Subscriber) -> Subscriber | str:
+        """Just before the message: the subscriber to send to (with their token), or why
+        not (e.g. ``unsubscribed``)."""
+        ...
+
+    def bounced(self, sub: Subscriber, error: DeliveryError) -> None:
+        """The server refused the address for good: suppress it for later issues."""
+        ...
+
+    def close(self) -> None: ...
 
 
 class RateLimit:
@@ -99,45 +210,48 @@ class RateLimit:
             time.sleep(slot - now)
 
 
+Job = tuple[Subscriber, int, int]
+"""A recipient, its attempt number in this run, and its ledger version (attempt count)."""
+
+
 class WorkQueue:
     """Recipients to try, each with the time it may be tried; ends when all are done."""
 
-    def __init__(self, items: list[Subscriber]) -> None:
-        self.heap: list[tuple[float, int, Subscriber, int]] = [
-            (0.0, i, s, 1) for i, s in enumerate(items)
+    def __init__(self, items: list[Subscriber], versions: dict[str, int]) -> None:
+        self.heap: list[tuple[float, int, Job]] = [
+            (0.0, i, (s, 1, versions.get(s.key, 0))) for i, s in enumerate(items)
         ]
         self.counter = len(items)
         self.busy = 0
         self.cond = threading.Condition()
         self.stopped = False
 
-    def get(self) -> tuple[Subscriber, int] | None:
-        """The next recipient and its attempt number, waiting for a retry's time."""
+    def get(self) -> Job | None:
+        """The next job, waiting for a retry's time; None when everything is done."""
         with self.cond:
             while True:
                 if self.stopped:
                     return None
                 if self.heap:
-                    ready, _, sub, attempt = self.heap[0]
+                    ready, _, job = self.heap[0]
                     delay = ready - time.monotonic()
                     if delay <= 0:
                         heapq.heappop(self.heap)
                         self.busy += 1
-                        return sub, attempt
+                        return job
                     self.cond.wait(delay)
                 elif self.busy:
                     self.cond.wait()
                 else:
                     return None
 
-    def done(self, retry: tuple[Subscriber, int, float] | None = None) -> None:
-        """Finish an item, optionally scheduling a retry after ``delay`` seconds."""
+    def done(self, again: Job | None = None, delay: float = 0.0) -> None:
+        """Finish a job, optionally queueing ``again`` after ``delay`` seconds."""
         with self.cond:
             self.busy -= 1
-            if retry is not None:
-                sub, attempt, delay = retry
+            if again is not None:
                 self.counter += 1
-                heapq.heappush(self.heap, (time.monotonic() + delay, self.counter, sub, attempt))
+                heapq.heappush(self.heap, (time.monotonic() + delay, self.counter, again))
             self.cond.notify_all()
 
     def stop(self) -> None:
@@ -145,96 +259,247 @@ class WorkQueue:
             self.stopped = True
             self.cond.notify_all()
 
+    def pause(self, seconds: float) -> None:
+        """Wait ``seconds``, or less if the queue is stopped meanwhile."""
+        deadline = time.monotonic() + seconds
+        with self.cond:
+            while not self.stopped and (left := deadline - time.monotonic()) > 0:
+                self.cond.wait(left)
+
+    def remaining(self) -> list[Subscriber]:
+        """The recipients still queued (after a stop)."""
+        with self.cond:
+            return [job[0] for _, _, job in sorted(self.heap)]
+
+
+def envelope_sender(newsletter: Newsletter, sub: Subscriber | None) -> str:
+    """MAIL FROM: ``bounce_address`` (default: ``sender_address``), tagged per recipient
+    as ``local+DIGEST@domain`` when ``verp`` is on (DIGEST: :func:`recipient_digest`)."""
+    address = newsletter.bounce_address or newsletter.sender_address
+    if not newsletter.verp or sub is None:
+        return address
+    local, _, domain = address.rpartition("@")
+    return f"{local}+{recipient_digest(sub.key)}@{domain}"
+
+
+class _Pool:
+    """Connections that have worked at least once; the last one never retires."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.healthy = 0
+        self.refusals = 0
+        self.successes = 0
+
+    def may_retire(self, was_healthy: bool) -> bool:
+        """True (and counted) when another connection carries on without this one."""
+        with self.lock:
+            others = self.healthy - (1 if was_healthy else 0)
+            if others > 0:
+                self.healthy -= 1 if was_healthy else 0
+                return True
+            return False
+
 
 def send_issue(
     template: MessageTemplate,
-    subscribers: list[Subscriber],
+    plan: SendPlan,
     *,
     target: SmtpTarget,
     password: str | None,
     ledger_path: Path,
     options: SendOptions,
+    gate: Callable[[], Gate] | None = None,
+    clock: Clock = utc_now,
     progress: Callable[[int], None] = lambda n: None,
 ) -> Outcome:
-    """Deliver ``template`` to ``subscribers`` (already planned), recording every step."""
+    """Deliver ``template`` to ``plan.todo``, recording every step in the ledger.
+
+    Raises FamfeedsError when the run cannot go on (a ledger or store error, a TLS or login
+    problem); the ledger is accurate up to that point, and the message says how many were
+    sent before it.
+    """
     issue = template.item.issue.slug
     show = template.item.issue.show.slug
     newsletter = template.item.issue.show.newsletter
     assert newsletter is not None
-    sender = newsletter.sender_address
-    queue = WorkQueue(subscribers)
+    queue = WorkQueue(plan.todo, plan.versions)
     limit = RateLimit(options.rate)
     outcome = Outcome()
     lock = threading.Lock()
     errors: list[BaseException] = []
+    pool = _Pool()
+    claimable = options.claimable
+
+    def record(kind: list[tuple[str, str]], sub: Subscriber, why: str) -> None:
+        with lock:
+            kind.append((sub.email, shown(why, 300)))
+        progress(1)
 
     def work() -> None:
-        ledger = Ledger(ledger_path)
-        connection = Connection(target, password)
+        connection = Connection(target, password, options.timeout, options.data_timeout)
+        ledger: Ledger | None = None
+        checks: Gate | None = None
+        healthy = False
+        failures = 0
+        pause = 0.0
         try:
-            while (job := queue.get()) is not None:
-                sub, attempt = job
-                retry = None
+            ledger = Ledger(ledger_path)
+            checks = gate() if gate is not None else None
+            while True:
+                if pause:
+                    queue.pause(pause)
+                    pause = 0.0
+                job = queue.get()
+                if job is None:
+                    break
+                sub, attempt, version = job
+                again: Job | None = None
+                delay = 0.0
                 try:
+                    if connection.smtp is None:
+                        try:
+                            connection.open()
+                        except ConnectTrouble as exc:
+                            again = job
+                            if pool.may_retire(healthy):
+                                return
+                            failures += 1
+                            if failures >= options.attempts:
+                                with lock:
+                                    outcome.stopped = (
+                                        f"no session could be opened after {failures} tries: {exc}"
+                                    )
+                                queue.stop()
+                                return
+                            pause = options.retry_wait * 2 ** (failures - 1)
+                            continue
+                        failures = 0
+                        if not healthy:
+                            healthy = True
+                            with pool.lock:
+                                pool.healthy += 1
+                    if checks is not None:
+                        admitted = checks.admit(sub)
+                        if isinstance(admitted, str):
+                            record(outcome.skipped, sub, admitted)
+                            continue
+                        sub = admitted
                     limit.wait()
-                    message = template.render(sub.email, sub.name, sub.token)
-                    ledger.begin(show, issue, sub.key)
-                    key = sub.key
+                    try:
+                        message = template.render(sub.email, sub.name, sub.token, date=clock())
+                    except HeaderTooLong as exc:
+                        if ledger.claim(show, issue, sub.key, version, claimable):
+                            ledger.mark(show, issue, sub.key, "failed", str(exc))
+                            record(outcome.failed, sub, f"not sent: {exc}")
+                        else:
+                            record(outcome.skipped, sub, "claimed by another famfeeds run")
+                        continue
+                    if not ledger.claim(show, issue, sub.key, version, claimable):
+                        record(outcome.skipped, sub, "claimed by another famfeeds run")
+                        continue
+                    version += 1
 
-                    def committing(key: str = key) -> None:
+                    def committing(key: str = sub.key) -> None:
                         ledger.mark(show, issue, key, "committing")
 
-                    reply = connection.deliver(sender, sub.email, message, committing)
+                    try:
+                        reply = connection.deliver(
+                            envelope_sender(newsletter, sub), sub.email, message, committing
+                        )
+                    except ConnectTrouble as exc:  # the session closed under us: not tried
+                        raise DeliveryError(0, str(exc), permanent=False) from None
                     ledger.mark(show, issue, sub.key, "sent", reply)
                     with lock:
-                        outcome.sent += 1
+                        outcome.sent.append(sub.email)
+                        pool.successes += 1
+                        pool.refusals = 0
                     progress(1)
+                except Uncertain as exc:
+                    record(outcome.uncertain, sub, str(exc))
                 except DeliveryError as exc:
                     if exc.permanent:
                         ledger.mark(show, issue, sub.key, "failed", str(exc))
-                        with lock:
-                            outcome.failed.append((sub.email, str(exc)))
-                        progress(1)
+                        record(outcome.failed, sub, str(exc))
+                        if checks is not None and blames_address(exc):
+                            checks.bounced(sub, exc)
+                            with lock:
+                                outcome.bounced.append((sub.email, shown(str(exc), 300)))
+                        if exc.code:
+                            with lock:
+                                pool.refusals += 1
+                                streak = pool.refusals if not pool.successes else 0
+                            if streak >= REFUSAL_STREAK:
+                                with lock:
+                                    outcome.stopped = (
+                                        f"the server refused the first {streak} subscribers "
+                                        f"for good (the last: {shown(str(exc), 200)}): that "
+                                        "looks like a problem with the server or the sender, "
+                                        "not with the addresses"
+                                    )
+                                queue.stop()
                     else:
                         ledger.mark(show, issue, sub.key, "deferred", str(exc))
                         if attempt < options.attempts:
-                            retry = (sub, attempt + 1, options.retry_wait * 2 ** (attempt - 1))
+                            again = (sub, attempt + 1, version)
+                            delay = options.retry_wait * 2 ** (attempt - 1)
                         else:
-                            with lock:
-                                outcome.deferred.append((sub.email, str(exc)))
-                            progress(1)
+                            record(outcome.deferred, sub, str(exc))
                 finally:
-                    queue.done(retry)
-        except BaseException as exc:  # a setup error: stop every worker, report it once
+                    queue.done(again, delay)
+        except BaseException as exc:  # the run cannot go on: stop every worker, report once
             errors.append(exc)
             queue.stop()
         finally:
             connection.close()
-            ledger.close()
+            if ledger is not None:
+                ledger.close()
+            if checks is not None:
+                checks.close()
 
     threads = [
         threading.Thread(target=work, daemon=True)
-        for _ in range(max(1, min(options.connections, len(subscribers))))
+        for _ in range(max(1, min(options.connections, len(plan.todo))))
     ]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     if errors:
-        raise errors[0]
+        first = errors[0]
+        if isinstance(first, FamfeedsError):
+            raise FamfeedsError(
+                f"{first.message}\nThis run sent {len(outcome.sent)} message(s) before it "
+                "stopped; the ledger is accurate up to there, so running the same command "
+                "again sends only to the others."
+            ) from None
+        raise first
+    outcome.untried = [s.email for s in queue.remaining()]
     return outcome
 
 
 def send_one(
-    template: MessageTemplate, address: str, target: SmtpTarget, password: str | None
+    template: MessageTemplate,
+    address: str,
+    target: SmtpTarget,
+    password: str | None,
+    *,
+    clock: Clock = utc_now,
+    data_timeout: float = DATA_TIMEOUT,
 ) -> str:
-    """Send a single test copy, outside the ledger."""
+    """Send a single test copy, outside the ledger; FamfeedsError says why it failed."""
     newsletter = template.item.issue.show.newsletter
     assert newsletter is not None
-    connection = Connection(target, password)
+    connection = Connection(target, password, data_timeout=data_timeout)
+    sub = Subscriber(address, None, "test")
     try:
-        return connection.deliver(
-            newsletter.sender_address, address, template.render(address, None, "test"), lambda: None
-        )
+        message = template.render(address, None, "test", date=clock())
+        return connection.deliver(envelope_sender(newsletter, sub), address, message, lambda: None)
+    except (DeliveryError, ConnectTrouble, HeaderTooLong) as exc:
+        raise FamfeedsError(f"the test copy to {shown(address)} was not sent: {exc}") from None
+    except Uncertain as exc:
+        raise FamfeedsError(
+            f"the test copy to {shown(address)} may or may not have been delivered: {exc}"
+        ) from None
     finally:
         connection.close()

@@ -16,10 +16,13 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from functools import partial
 
 from famfeeds.models import Show
 from famfeeds.render.context import EventStates, Published, RenderContext
-from famfeeds.render.events import span, streaming_on, summary
+from famfeeds.render.events import span
+from famfeeds.render.i18n import Localiser, localiser
+from famfeeds.render.memo import NO_MEMO, Memo, memoized
 from famfeeds.render.richtext import html_to_text, markdown_to_html
 from famfeeds.render.urls import (
     CALENDAR_FILE,
@@ -36,6 +39,8 @@ from famfeeds.render.urls import (
 from famfeeds.schedule import Release, Schedule
 
 PRODID = "-//famfeeds//famfeeds//EN"
+VEVENT = "calendar.serialise_event"
+"""The memo's name for serialise_event (famfeeds.render.memo)."""
 REFRESH = "PT12H"
 CALENDAR_END = b"END:VCALENDAR\r\n"
 
@@ -75,18 +80,18 @@ def _digest(*parts: str) -> str:
     return hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()[:16]
 
 
-def event_data(release: Release) -> EventData:
-    """The event for one release."""
+def event_data(release: Release, l10n: Localiser) -> EventData:
+    """The event for one release: the synopsis, where it streams and its page."""
     show, episode = release.show, release.episode
     start, end = span(release)
     link = episode_url(release)
     synopsis = html_to_text(markdown_to_html(episode.synopsis, show.base_url))
-    where = streaming_on(release)
+    where = l10n.streaming_on(release)
     description = "\n\n".join(p for p in (synopsis, where, link) if p)
     return EventData(
         key=event_key(show, release.season.number, episode.number),
         season=release.season.number,
-        summary=summary(release),
+        summary=l10n.summary(release),
         start=start,
         end=end,
         description=description,
@@ -248,7 +253,7 @@ def calendar_bytes(head: bytes, events: list[bytes]) -> bytes:
 
 
 def publish_events(
-    show: Show, schedule: Schedule, previous: EventStates, as_of: date
+    show: Show, schedule: Schedule, previous: EventStates, as_of: date, l10n: Localiser
 ) -> EventStates:
     """The published state of every event of ``show`` after this build.
 
@@ -258,7 +263,7 @@ def publish_events(
     stamp = datetime.combine(as_of, time(0), tzinfo=show.zone).astimezone(UTC)
     events: EventStates = {}
     for release in schedule.releases:
-        data = event_data(release)
+        data = event_data(release, l10n)
         events[data.key] = publish(data, previous.get(data.key), stamp)
     for key, state in sorted(previous.items()):
         if is_event_of(show.slug, key) and key not in events:
@@ -266,37 +271,54 @@ def publish_events(
     return events
 
 
-def render_calendars(show: Show, schedule: Schedule, events: EventStates) -> dict[str, bytes]:
-    """Every .ics file, with SEQUENCE and DTSTAMP from ``events`` (see publish_events)."""
+def render_calendars(
+    show: Show, schedule: Schedule, events: EventStates, l10n: Localiser, memo: Memo = NO_MEMO
+) -> dict[str, bytes]:
+    """Every .ics file, with SEQUENCE and DTSTAMP from ``events`` (see publish_events).
+    A VEVENT serialised before from the same data and state comes from ``memo``."""
     single = _head()
     by_season: dict[int, list[bytes]] = {}
     everything: list[bytes] = []
     files: dict[str, bytes] = {}
     current = set()
     for release in schedule.releases:
-        data = event_data(release)
+        data = event_data(release, l10n)
         current.add(data.key)
-        serialised = serialise_event(event_uid(show, data.key), data, events[data.key])
+        uid, state = event_uid(show, data.key), events[data.key]
+        serialised = memoized(
+            memo, partial(serialise_event, uid, data, state), VEVENT, uid, data, state
+        )
         everything.append(serialised)
         by_season.setdefault(data.season, []).append(serialised)
         files[episode_file(release)] = calendar_bytes(single, [serialised])
     for key, state in sorted(events.items()):
         if key in current:
             continue
-        serialised = serialise_event(event_uid(show, key), None, state)
+        uid = event_uid(show, key)
+        serialised = memoized(
+            memo, partial(serialise_event, uid, None, state), VEVENT, uid, None, state
+        )
         everything.append(serialised)
         if state.season in by_season:
             by_season[state.season].append(serialised)
-    description = f"Release dates of {show.title} episodes on {show.service}."
+    description = l10n.gettext(
+        "Release dates of %(show)s episodes on %(service)s.",
+        show=show.title,
+        service=show.service,
+    )
     files[CALENDAR_FILE] = calendar_bytes(_head(show.title, description), everything)
     titles = {r.season.number: r.season.title for r in schedule.releases}
     for number, serialised_events in by_season.items():
-        name = f"{show.title}: {titles[number]}"
-        head = _head(name, f"Release dates of {name} on {show.service}.")
-        files[season_file(number)] = calendar_bytes(head, serialised_events)
+        name = l10n.gettext("%(show)s: %(season)s", show=show.title, season=titles[number])
+        description = l10n.gettext(
+            "Release dates of %(calendar)s on %(service)s.", calendar=name, service=show.service
+        )
+        files[season_file(number)] = calendar_bytes(_head(name, description), serialised_events)
     return files
 
 
 def render(ctx: RenderContext) -> dict[str, bytes]:
     """The calendars, as a renderer."""
-    return render_calendars(ctx.plan.show, ctx.plan.schedule, ctx.events)
+    return render_calendars(
+        ctx.plan.show, ctx.plan.schedule, ctx.events, localiser(ctx.env), ctx.memo
+    )

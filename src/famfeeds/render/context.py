@@ -3,11 +3,12 @@ state the build hands to renderers."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import TYPE_CHECKING
 
+from famfeeds.render.memo import NO_MEMO, Memo
 from famfeeds.render.personal import Letter
 
 if TYPE_CHECKING:
@@ -51,7 +52,9 @@ class RenderContext:
     """The calendar's events as this build publishes them (SEQUENCE, DTSTAMP)."""
     letters: tuple[Letter, ...]
     """The newsletter issues out by ``as_of``, rendered."""
+    memo: Memo = NO_MEMO
+    """Bytes rendered before from the same inputs (famfeeds.render.memo); kept by the build."""
 
 
-Renderer = Callable[[RenderContext], dict[str, bytes]]
+Renderer = Callable[[RenderContext], Mapping[str, bytes]]
 """A renderer: context in, files by their name under output/ out. Pure."""

@@ -1,14 +1,15 @@
 """What every output says about an episode's release as a calendar event.
 
-The calendar files, the page's and the newsletter's "add to calendar" links all place an
+The calendar files, the pages' and the newsletter's "add to calendar" links all place an
 episode the same way: its span (whole days, or a UTC instant lasting the runtime), its
-summary, and the Google Calendar link built from them.
+summary and details in the show's language, and the Google Calendar link built from them.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 
+from famfeeds.render.i18n import Localiser
 from famfeeds.render.urls import episode_url, google_event_link
 from famfeeds.schedule import Release
 
@@ -23,18 +24,8 @@ def span(release: Release) -> tuple[date | datetime, date | datetime]:
     return start, start + timedelta(minutes=release.episode.runtime or DEFAULT_RUNTIME)
 
 
-def summary(release: Release) -> str:
-    """The event's one-line title, e.g. ``For All Mankind S4 E3: The Bear Hug``."""
-    return f"{release.show.title} {release.code}: {release.episode.title}"
-
-
-def streaming_on(release: Release) -> str:
-    """Where the episode streams, as a sentence."""
-    return f"Streaming on {release.show.service}."
-
-
-def google_calendar_link(release: Release) -> str:
+def google_calendar_link(release: Release, l10n: Localiser) -> str:
     """A Google Calendar event-template link that adds one episode."""
     start, end = span(release)
-    details = f"{streaming_on(release)} {episode_url(release)}"
-    return google_event_link(summary(release), start, end, details, release.show.service)
+    details = f"{l10n.streaming_on(release)} {episode_url(release)}"
+    return google_event_link(l10n.summary(release), start, end, details, release.show.service)

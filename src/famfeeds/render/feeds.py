@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from html import escape
 
 from famfeeds.models import Show
 from famfeeds.render.context import RenderContext
+from famfeeds.render.i18n import Localiser, localiser
 from famfeeds.render.richtext import first_paragraph, html_to_text, markdown_to_html
 from famfeeds.render.urls import (
     ATOM_FILE,
+    FEED_STYLESHEET_FILE,
     JSON_FILE,
     RSS_FILE,
     episode_id,
-    episode_title,
     episode_url,
     tag_uri,
 )
@@ -40,7 +42,7 @@ class Entry:
     category: str
 
 
-def feed_entries(show: Show, schedule: Schedule, as_of: date) -> list[Entry]:
+def feed_entries(show: Show, schedule: Schedule, as_of: date, l10n: Localiser) -> list[Entry]:
     """The entries a feed shows as of ``as_of``: released episodes, newest first, capped."""
     shown = schedule.released(as_of)[: show.feed_entries]
     updated = _distinct(shown, as_of)
@@ -55,7 +57,7 @@ def feed_entries(show: Show, schedule: Schedule, as_of: date) -> list[Entry]:
             Entry(
                 release=release,
                 id=episode_id(release),
-                title=episode_title(release),
+                title=l10n.episode_title(release),
                 url=episode_url(release),
                 published=release.instant,
                 updated=updated[release.key, release.season.number],
@@ -94,9 +96,26 @@ def _distinct(releases: list[Release], as_of: date) -> dict[tuple[str, int], dat
 
 
 def show_summary(show: Show) -> str:
-    """The show's description as one line of plain text."""
+    """The show's description as one line of plain text (its title, should sanitising leave
+    no text: every feed format needs a description)."""
     text = html_to_text(markdown_to_html(show.description, show.base_url), links=False)
-    return " ".join(text.split())
+    return " ".join(text.split()) or show.title
+
+
+DESCRIPTION = re.compile(rb"(<description>)([^<]*)(</description>)")
+
+
+def hex_ampersands(document: bytes) -> bytes:
+    """The RSS document with every ``&`` of a <description>'s text written ``&#x26;`` rather
+    than ``&amp;``: the same XML, in the form the RSS Best Practices Profile asks for, so the
+    W3C validator does not take the escaped HTML for unintended markup."""
+    return DESCRIPTION.sub(lambda m: m[1] + m[2].replace(b"&amp;", b"&#x26;") + m[3], document)
+
+
+def as_html(text: str) -> str:
+    """Plain text as HTML that shows exactly that text: ``<``, ``>`` and ``&`` escaped, the
+    sanitised HTML an RSS <description> carries (the XML escapes it once more)."""
+    return escape(text, quote=False)
 
 
 def feed_updated(show: Show, entries: list[Entry], as_of: date) -> datetime:
@@ -123,6 +142,8 @@ def render_xml_feeds(show: Show, entries: list[Entry], as_of: date) -> tuple[byt
         fg.logo(show.artwork)
     fg.updated(feed_updated(show, entries, as_of))
     fg.ttl(720)
+    if any(entry.release.episode.image for entry in entries):  # Media RSS, for images
+        fg.load_extension("media", atom=False, rss=True)
     # feedgen prepends entries by default; append keeps our newest-first order.
     for entry in entries:
         fe = fg.add_entry(order="append")
@@ -137,14 +158,55 @@ def render_xml_feeds(show: Show, entries: list[Entry], as_of: date) -> tuple[byt
         if entry.content_html:
             fe.content(entry.content_html, type="html")
         fe.category(term=entry.release.season.code, label=entry.category)
+        image = entry.release.episode.image
+        if image:  # Media RSS, which RSS-to-email services read for the picture
+            media: dict[str, str | None] = {"url": image, "medium": "image", "group": None}
+            if kind := image_type(image):
+                media["type"] = kind
+            fe.media.content(**media)
+            fe.media.thumbnail(url=image, group=None)
     # RSS takes its <link> from the last link added: self first, the site last.
     fg.link(href=show.url(ATOM_FILE), rel="self", type="application/atom+xml", replace=True)
     fg.link(href=show.base_url, rel="alternate", type="text/html")
     atom = fg.atom_str(pretty=True, encoding="UTF-8", xml_declaration=True)
+    # RSS readers parse <description> as HTML: give them the same text as HTML, so that text
+    # showing markup (a code span with <img onerror>, "&lt;script&gt;") never becomes markup.
+    fg.description(as_html(show_summary(show)))
+    for fe, entry in zip(fg.entry(), entries, strict=True):
+        if entry.summary:
+            fe.description(as_html(entry.summary), isSummary=True)
     fg.link(href=show.url(RSS_FILE), rel="self", type="application/rss+xml", replace=True)
     fg.link(href=show.base_url, rel="alternate", type="text/html")
-    rss = fg.rss_str(pretty=True, encoding="UTF-8", xml_declaration=True)
+    rss = hex_ampersands(fg.rss_str(pretty=True, encoding="UTF-8", xml_declaration=True))
+    if show.feed_stylesheet:
+        atom, rss = with_stylesheet(atom), with_stylesheet(rss)
     return atom, rss
+
+
+IMAGE_TYPES = {
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".png": "image/png",
+    ".gif": "image/gif",
+    ".webp": "image/webp",
+    ".avif": "image/avif",
+}
+
+
+def image_type(url: str) -> str | None:
+    """An image URL's media type from its path's suffix, or None when it does not say."""
+    from urllib.parse import urlsplit
+
+    path = urlsplit(url).path.lower()
+    return next((kind for suffix, kind in IMAGE_TYPES.items() if path.endswith(suffix)), None)
+
+
+def with_stylesheet(document: bytes) -> bytes:
+    """The feed with an xml-stylesheet instruction after its XML declaration, so a browser
+    shows it as a page (feed.xsl, beside the feed: same origin); readers ignore it."""
+    declaration, rest = document.split(b"\n", 1)
+    pi = f'<?xml-stylesheet type="text/xsl" href="{FEED_STYLESHEET_FILE}"?>'.encode()
+    return declaration + b"\n" + pi + b"\n" + rest
 
 
 def render_json_feed(show: Show, entries: list[Entry]) -> bytes:
@@ -182,13 +244,13 @@ def render_json_feed(show: Show, entries: list[Entry]) -> bytes:
     return (json.dumps(feed, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
 
 
-def render_feeds(show: Show, schedule: Schedule, as_of: date) -> dict[str, bytes]:
+def render_feeds(show: Show, schedule: Schedule, as_of: date, l10n: Localiser) -> dict[str, bytes]:
     """Every feed file, by its name under output/."""
-    entries = feed_entries(show, schedule, as_of)
+    entries = feed_entries(show, schedule, as_of, l10n)
     atom, rss = render_xml_feeds(show, entries, as_of)
     return {ATOM_FILE: atom, RSS_FILE: rss, JSON_FILE: render_json_feed(show, entries)}
 
 
 def render(ctx: RenderContext) -> dict[str, bytes]:
     """The feeds, as a renderer."""
-    return render_feeds(ctx.plan.show, ctx.plan.schedule, ctx.as_of)
+    return render_feeds(ctx.plan.show, ctx.plan.schedule, ctx.as_of, localiser(ctx.env))

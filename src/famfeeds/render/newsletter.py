@@ -8,78 +8,106 @@ and are filled afterwards, so sending never re-inlines. Rendering is pure: the b
 
 from __future__ import annotations
 
-import logging
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from famfeeds.models import Season
+from famfeeds.errors import FamfeedsError
 from famfeeds.planning import Issue
 from famfeeds.render.context import RenderContext
 from famfeeds.render.events import google_calendar_link
+from famfeeds.render.files import FileSet
+from famfeeds.render.i18n import Localiser, localiser
 from famfeeds.render.outputs import output
+from famfeeds.render.pages import SCHEMA, Page, frame, series_data
 from famfeeds.render.personal import Letter, Markers, RenderedIssue, choose_markers
 from famfeeds.render.richtext import html_to_text, markdown_to_html
-from famfeeds.render.templating import long_date
 from famfeeds.render.urls import (
     archive_url,
     episode_file,
+    episode_url,
     issue_file,
     season_file,
+    season_url,
     unsubscribe_url,
     webcal,
 )
+from famfeeds.schedule import Release
 
 if TYPE_CHECKING:
     from jinja2 import Environment
     from premailer import Premailer
 
-WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
-
-def subject(issue: Issue) -> str:
+def subject(issue: Issue, l10n: Localiser) -> str:
     """The email subject and the HTML <title>, on one line."""
     show = issue.show
     parts = []
     if issue.releases:
         first, last = issue.releases[0], issue.releases[-1]
         if len(issue.releases) == 1:
-            text = f"{show.title} {first.code}: {first.episode.title}"
+            values = {"show": show.title, "code": l10n.code(first), "title": first.episode.title}
+            if issue.finale:
+                parts.append(l10n.gettext("%(show)s %(code)s: %(title)s (season finale)", **values))
+            else:
+                parts.append(l10n.gettext("%(show)s %(code)s: %(title)s", **values))
         else:
-            span = f"{first.code}\u2013E{last.episode.number}"
-            text = f"{show.title} {span}: " + ", ".join(r.episode.title for r in issue.releases)
-        parts.append(text + (" (season finale)" if issue.finale else ""))
+            values = {
+                "show": show.title,
+                "codes": l10n.code_range(first, last),
+                "titles": ", ".join(r.episode.title for r in issue.releases),
+            }
+            if issue.finale:
+                text = l10n.gettext("%(show)s %(codes)s: %(titles)s (season finale)", **values)
+            else:
+                text = l10n.gettext("%(show)s %(codes)s: %(titles)s", **values)
+            parts.append(text)
     for season in issue.previews:
-        parts.append(f"{show.title} {season.title} starts {long_date(season.premiere)}")
-    return " · ".join(" ".join(p.split()) for p in parts)
-
-
-def _cadence(season: Season) -> str:
-    return season.rule.phrase.format(weekday=WEEKDAYS[season.premiere.weekday()])
-
-
-def _next_text(issue: Issue) -> str:
-    nxt = issue.next_release
-    if issue.releases and issue.season_complete:
-        season = issue.releases[-1].season
-        done = f"that was the {season.title} finale: the season is complete."
-        if nxt is None:
-            return done[0].upper() + done[1:]
-        return (
-            f"{done[0].upper() + done[1:]} {nxt.season.title} continues with "
-            f"{nxt.code} “{nxt.episode.title}” on {long_date(nxt.day)}."
+        parts.append(
+            l10n.gettext(
+                "%(show)s %(season)s starts %(date)s",
+                show=show.title,
+                season=season.title,
+                date=l10n.full_date(season.premiere),
+            )
         )
+    return " \u00b7 ".join(" ".join(p.split()) for p in parts)
+
+
+def next_text(issue: Issue, l10n: Localiser) -> str:
+    """What comes after this issue, in one or two sentences."""
+    nxt = issue.next_release
+    upcoming = ""
+    if nxt is not None:
+        values = {"code": l10n.code(nxt), "title": nxt.episode.title, "date": l10n.when(nxt)}
+        if nxt.is_finale:
+            upcoming = l10n.gettext(
+                "%(code)s \u201c%(title)s\u201d (the season finale) on %(date)s.", **values
+            )
+        else:
+            upcoming = l10n.gettext("%(code)s \u201c%(title)s\u201d on %(date)s.", **values)
+    if issue.releases and issue.season_complete:
+        done = l10n.gettext(
+            "That was the %(season)s finale: the season is complete.",
+            season=issue.releases[-1].season.title,
+        )
+        if nxt is None:
+            return done
+        return done + " " + l10n.gettext("Next: %(next)s", next=upcoming)
     if nxt is None:
-        return "No further episodes are scheduled yet."
-    finale = " (the season finale)" if nxt.is_finale else ""
-    return f"{nxt.code} “{nxt.episode.title}”{finale} on {long_date(nxt.day)}."
+        return l10n.gettext("No further episodes are scheduled yet.")
+    return upcoming
 
 
-def _headline(issue: Issue) -> str:
-    if issue.releases and len(issue.releases) == 1:
+def headline(issue: Issue, l10n: Localiser) -> str:
+    """The issue's heading."""
+    if len(issue.releases) == 1:
         r = issue.releases[0]
-        return f"{r.code}: {r.episode.title} is out"
+        return l10n.gettext("%(code)s: %(title)s is out", code=l10n.code(r), title=r.episode.title)
     if issue.releases:
-        return f"{len(issue.releases)} new episodes are out"
-    return f"{issue.previews[0].title} is a week away"
+        return l10n.ngettext(
+            "%(num)d new episode is out", "%(num)d new episodes are out", len(issue.releases)
+        )
+    return l10n.gettext("%(season)s is a week away", season=issue.previews[0].title)
 
 
 def record_texts(issue: Issue) -> list[str]:
@@ -92,25 +120,34 @@ def record_texts(issue: Issue) -> list[str]:
     return texts
 
 
-def issue_context(issue: Issue, markers: Markers) -> dict[str, Any]:
-    """Everything the issue templates show, from the records."""
+def _calendar_links(release: Release, l10n: Localiser) -> dict[str, str]:
+    return {
+        "ics_url": release.show.url(episode_file(release)),
+        "google_url": google_calendar_link(release, l10n),
+    }
+
+
+def issue_context(issue: Issue, markers: Markers, l10n: Localiser) -> dict[str, Any]:
+    """Everything the issue templates show, from the records.
+
+    Episodes out in this issue link to their pages; only the one still to come (what comes
+    next) gets "add to calendar" links.
+    """
     show = issue.show
     assert show.newsletter is not None
     episodes = []
     for r in issue.releases:
-        total = len(r.season.episodes)
         synopsis_html = markdown_to_html(r.episode.synopsis, show.base_url)
         episodes.append(
             {
                 "release": r,
-                "title": f"{r.code} · {r.episode.title}",
-                "position": f"Episode {r.episode.number} of {total}"
-                + (", the season finale" if r.is_finale else ""),
+                "title": l10n.episode_title(r),
+                "position": l10n.position(r),
+                "when": l10n.when(r),
+                "url": episode_url(r),
                 "synopsis_html": synopsis_html,
                 "synopsis_text": html_to_text(synopsis_html),
                 "image_alt": r.episode.alt_text,
-                "ics_url": show.url(episode_file(r)),
-                "google_url": google_calendar_link(r),
             }
         )
     previews = []
@@ -119,32 +156,43 @@ def issue_context(issue: Issue, markers: Markers) -> dict[str, Any]:
         previews.append(
             {
                 "season": season,
-                "episode_count": len(season.episodes),
-                "cadence": _cadence(season),
+                "episode_count": l10n.episode_count(len(season.episodes)),
+                "cadence": l10n.cadence(season),
                 "description_html": description_html,
                 "description_text": html_to_text(description_html),
                 "calendar_url": show.url(season_file(season.number)),
+                "url": season_url(show, season.number),
             }
         )
+    nxt = issue.next_release
+    coming = None
+    if nxt is not None:
+        coming = {"release": nxt, "url": episode_url(nxt), **_calendar_links(nxt, l10n)}
     note_html = markdown_to_html(issue.note, show.base_url) if issue.note else ""
-    next_text = _next_text(issue)
-    title = subject(issue)
-    lead = episodes[0]["position"] if episodes else f"{previews[0]['episode_count']} episodes"
+    following = next_text(issue, l10n)
+    lead = episodes[0]["position"] if episodes else previews[0]["episode_count"]
     return {
         "show": show,
         "newsletter": show.newsletter,
         "issue": issue,
-        "subject": title,
-        "headline": _headline(issue),
-        "preheader": f"{lead}, streaming on {show.service}. Next: {next_text}",
+        "subject": subject(issue, l10n),
+        "headline": headline(issue, l10n),
+        "preheader": l10n.gettext(
+            "%(lead)s, streaming on %(service)s. Next: %(next)s",
+            lead=lead,
+            service=show.service,
+            next=following,
+        ),
         "episodes": episodes,
         "previews": previews,
+        "coming": coming,
         "note_html": note_html,
         "note_text": html_to_text(note_html) if note_html else "",
-        "next_text": next_text,
+        "next_text": following,
         "name_marker": markers.name,
         "unsubscribe_url": unsubscribe_url(show.newsletter, markers.token),
         "links": {
+            "site": show.base_url,
             "feed": show.url(output("atom").file),
             "calendar": show.url(output("calendar").file),
             "calendar_webcal": webcal(show.url(output("calendar").file)),
@@ -155,28 +203,27 @@ def issue_context(issue: Issue, markers: Markers) -> dict[str, Any]:
 
 
 def inliner(base_url: str) -> Premailer:
-    """One premailer instance, set up as email.md says, reused for every issue."""
-    from premailer import Premailer
+    """One premailer instance, set up as email.md says, reused for every issue: it parses
+    the stylesheet once (see famfeeds.render.inline)."""
+    from famfeeds.render.inline import premailer
 
-    return Premailer(
-        base_url=base_url,
-        keep_style_tags=True,
-        strip_important=False,
-        allow_network=False,
-        disable_validation=True,
-        cache_css_parsing=True,
-        cssutils_logging_level=logging.CRITICAL,
-    )
+    return premailer(base_url)
 
 
 def render_issue(issue: Issue, env: Environment, premailer: Premailer) -> RenderedIssue:
     """Render one issue: the templates, then CSS inlined once."""
     markers = choose_markers(record_texts(issue))
-    context = issue_context(issue, markers)
+    context = issue_context(issue, markers, localiser(env))
     raw = env.get_template("newsletter.html.j2").render(context)
     html = premailer.transform(html=raw, pretty_print=False)
-    text = env.get_template("newsletter.txt.j2").render(context)
-    return RenderedIssue(issue, context["subject"], html, _tidy_text(text), markers)
+    text = _tidy_text(env.get_template("newsletter.txt.j2").render(context))
+    for part in (html, text):
+        if markers.name in part and markers.greeting not in part:
+            raise FamfeedsError(
+                "the greeting lost its space before the name: the translation of "
+                "'Hi %(name)s,' must keep a space in front of %(name)s"
+            )
+    return RenderedIssue(issue, context["subject"], html, text, markers)
 
 
 def _tidy_text(text: str) -> str:
@@ -200,27 +247,44 @@ def issue_files(item: RenderedIssue) -> dict[str, bytes]:
     }
 
 
-def render_newsletter(letters: list[Letter], env: Environment) -> dict[str, bytes]:
-    """Every published issue's files, and the archive page."""
+def render_newsletter(letters: list[Letter], env: Environment) -> Mapping[str, bytes]:
+    """Every published issue's files, and the archive page (in the site's frame)."""
     if not letters:
         return {}
     show = letters[0].item.issue.show
-    files: dict[str, bytes] = {}
-    for letter in letters:
-        files.update(letter.files)
+    l10n = localiser(env)
+    files = FileSet(*(letter.files for letter in letters))  # stored issues stay on disk
+    url = archive_url(show)
+    title = l10n.gettext("%(show)s: newsletter archive", show=show.title)
+    page = Page(
+        url=url,
+        title=title,
+        description=l10n.gettext("Every issue so far, newest first."),
+        og_type="website",
+        json_ld={
+            "@context": SCHEMA,
+            "@type": "CollectionPage",
+            "@id": url,
+            "url": url,
+            "name": title,
+            "inLanguage": show.language,
+            "about": series_data(show),
+        },
+        image=show.artwork,
+        image_alt=show.title,
+    )
     archive = env.get_template("newsletter-archive.html.j2").render(
-        show=show,
-        newsletter=show.newsletter,
-        site=show.base_url,
+        **frame(show, env, letters[-1].item.issue.day),
+        page=page,
         issues=[
-            {"slug": r.item.issue.slug, "day": r.item.issue.day, "subject": r.item.subject}
+            {"url": f"{r.item.issue.slug}.html", "day": r.item.issue.day, "subject": r.item.subject}
             for r in reversed(letters)
         ],
     )
-    files[issue_file("index", ".html")] = archive.encode("utf-8")
+    files.add({issue_file("index", ".html"): archive.encode("utf-8")})
     return files
 
 
-def render(ctx: RenderContext) -> dict[str, bytes]:
+def render(ctx: RenderContext) -> Mapping[str, bytes]:
     """The newsletter's files, as a renderer."""
     return render_newsletter(list(ctx.letters), ctx.env)

@@ -9,7 +9,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from famfeeds.render.urls import ATOM_FILE, CALENDAR_FILE, JSON_FILE, RSS_FILE, SITE_FILE
+from famfeeds.render.i18n import N_
+from famfeeds.render.urls import (
+    ATOM_FILE,
+    CALENDAR_FILE,
+    JSON_FILE,
+    RSS_FILE,
+    SITE_FILE,
+    SITEMAP_FILE,
+)
 
 
 @dataclass(frozen=True)
@@ -23,7 +31,7 @@ class Output:
     media_type: str
     """The Content-Type a client expects."""
     label: str
-    """How a page names it, e.g. ``Atom feed``."""
+    """How a page names it, e.g. ``Atom feed`` (a message: templates show ``_(label)``)."""
     title: str
     """The short title of an autodiscovery link, e.g. ``Atom``."""
     rel: str | None
@@ -33,13 +41,24 @@ class Output:
 
 
 OUTPUTS: tuple[Output, ...] = (
-    Output("atom", ATOM_FILE, "application/atom+xml", "Atom feed", "Atom", "alternate", feed=True),
-    Output("rss", RSS_FILE, "application/rss+xml", "RSS feed", "RSS", "alternate", feed=True),
     Output(
-        "json", JSON_FILE, "application/feed+json", "JSON Feed", "JSON Feed", "alternate", feed=True
+        "atom", ATOM_FILE, "application/atom+xml", N_("Atom feed"), "Atom", "alternate", feed=True
     ),
-    Output("calendar", CALENDAR_FILE, "text/calendar", "Calendar file (.ics)", "iCalendar", None),
-    Output("page", SITE_FILE, "text/html", "Page", "Page", None),
+    Output("rss", RSS_FILE, "application/rss+xml", N_("RSS feed"), "RSS", "alternate", feed=True),
+    Output(
+        "json",
+        JSON_FILE,
+        "application/feed+json",
+        N_("JSON Feed"),
+        "JSON Feed",
+        "alternate",
+        feed=True,
+    ),
+    Output(
+        "calendar", CALENDAR_FILE, "text/calendar", N_("Calendar file (.ics)"), "iCalendar", None
+    ),
+    Output("page", SITE_FILE, "text/html", N_("Page"), "Page", None),
+    Output("sitemap", SITEMAP_FILE, "application/xml", N_("Sitemap"), "Sitemap", None),
 )
 
 SUFFIX_TYPES: dict[str, str] = {
@@ -49,6 +68,7 @@ SUFFIX_TYPES: dict[str, str] = {
     ".eml": "message/rfc822",
     ".json": "application/json",
     ".xml": "application/xml",
+    ".xsl": "text/xsl",
     ".css": "text/css",
     ".svg": "image/svg+xml",
 }

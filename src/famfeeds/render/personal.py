@@ -11,7 +11,7 @@ the built files (:meth:`RenderedIssue.personalise`) and every sent message
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from html import escape
 from urllib.parse import quote
@@ -100,4 +100,5 @@ class Letter:
     """A published issue: rendered (markers kept, for sending) and its built files."""
 
     item: RenderedIssue
-    files: dict[str, bytes]
+    files: Mapping[str, bytes]
+    """By name under output/; from the issue cache, read from disk when used."""

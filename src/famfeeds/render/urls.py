@@ -1,8 +1,13 @@
 """Public URLs, file names and permanent ids: derived from stable keys, never from titles.
 
 This module owns every name a subscriber's software keeps: feed and calendar file names,
-entry ids, event UIDs, webcal and Google Calendar links, newsletter file names and the
-unsubscribe URL.
+entry ids, event UIDs, webcal and Google Calendar links, newsletter file names, the pages'
+addresses and the unsubscribe URL.
+
+Pages live in folders named by numbers only (``s04/`` for a season, ``s04/e03/`` for an
+episode, each an ``index.html``): the address never changes when a title does (link previews
+and search engines keep it for days), it works on every static host without rewrite rules,
+and cutting the last part of an episode's address gives its season's page.
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ RSS_FILE = "rss.xml"
 JSON_FILE = "feed.json"
 SITE_FILE = "index.html"
 CALENDAR_FILE = "calendar.ics"
+SITEMAP_FILE = "sitemap.xml"
+FEED_STYLESHEET_FILE = "feed.xsl"
 NEWSLETTER_FOLDER = "newsletter"
 STAMP_FORMAT = "%Y%m%dT%H%M%SZ"
 
@@ -34,14 +41,29 @@ def episode_id(release: Release) -> str:
     return tag_uri(release.show, f"s{release.season.number}", f"e{release.episode.number}")
 
 
+def season_folder(season: int) -> str:
+    """A season page's folder under output/, e.g. ``s04/``."""
+    return f"s{season:02d}/"
+
+
+def episode_folder(season: int, episode: int) -> str:
+    """An episode page's folder under output/, e.g. ``s04/e03/``."""
+    return f"{season_folder(season)}e{episode:02d}/"
+
+
+def page_file(folder: str) -> str:
+    """The file that serves a page folder, e.g. ``s04/e03/index.html``."""
+    return folder + SITE_FILE
+
+
 def episode_url(release: Release) -> str:
-    """Where an episode's entry links: its row on the site's page."""
-    return release.show.url(f"#{release.key}")
+    """An episode's page: where feed entries, calendar events and newsletters link."""
+    return release.show.url(episode_folder(release.season.number, release.episode.number))
 
 
-def episode_title(release: Release) -> str:
-    """The title a reader shows, e.g. ``S4 E3 · The Bear Hug``."""
-    return f"{release.code} · {release.episode.title}"
+def season_url(show: Show, season: int) -> str:
+    """A season's page."""
+    return show.url(season_folder(season))
 
 
 def event_key(show: Show, season: int, episode: int) -> str:

@@ -1,0 +1,1204 @@
+"""The subscriber store: one SQLite file shared by the subscriptions service and ``send``.
+
+Rules the code keeps:
+
+- One row per (show, address). The address is normalised by email-validator (no DNS
+  lookups) and its key case-folded, so ``Ann@Example.org`` and ``ann@example.org`` are one
+  person. Several shows may share one store: every row, token and suppression is scoped by
+  the show's slug, and a token of one show means nothing to another.
+- Status: ``pending`` (no confirmed consent; never mailed by a normal send), ``confirmed``
+  (a recipient), and the suppressions ``unsubscribed``, ``bounced`` and ``complained``.
+  Every change records when and how (``status_changed_at``, ``status_source``) and adds an
+  event to the subscriber's history, in one transaction.
+- Only a sign-up confirmed by its token (double opt-in) lifts a suppression. Imports, the
+  CLI and ``ensure`` never do; ``suppress`` never does. An unsubscribe never deletes: the
+  row stays as the suppression.
+- ``forget`` deletes the row and its history but keeps a keyed hash of the address
+  (HMAC-SHA256 with the project's secret, a 0600 file created once and never printed), so
+  no import or ``add`` can bring the address back; a confirmed sign-up can. Deleted data
+  is overwritten (``secure_delete``) and the WAL is checkpointed at once, so the address
+  does not linger in the file.
+- Tokens: 192 random bits from :mod:`secrets` (32 URL-safe characters), never derived from
+  the address. A token is found by its first 16 characters and then compared in full in
+  constant time.
+- Proof of consent: for a confirmed sign-up the row keeps when and from which IP address
+  the form was sent (``signup_at``, ``signup_ip``) and when and from where the
+  confirmation was pressed (``consent_at``, ``consent_ip``). ``--confirmed`` imports record
+  the import time as ``consent_at`` with source ``import`` and no IP address: the operator
+  asserts consent given elsewhere.
+- SQLite in WAL mode with ``synchronous=NORMAL`` and a busy timeout: a commit survives a
+  killed process (SIGKILL included); a power cut may lose the last few commits. Every
+  transaction is short: a large import commits in batches.
+- Times are UTC, stored as text ``YYYY-MM-DDTHH:MM:SSZ``.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import hmac
+import os
+import re
+import secrets
+import sqlite3
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import IO, Literal
+
+from email_validator import EmailNotValidError, validate_email
+
+from famfeeds.errors import FamfeedsError, display_path
+from famfeeds.project import SECRET_NAME, private_file, private_folder
+
+STATUSES = ("pending", "confirmed", "unsubscribed", "bounced", "complained")
+SUPPRESSING = frozenset({"unsubscribed", "bounced", "complained"})
+FORGOTTEN = "forgotten"
+"""What :meth:`SubscriberStore.suppressed` says of an address deleted by ``forget``."""
+SOURCES = frozenset(
+    {"signup", "import", "cli", "list", "one-click", "page", "smtp-5xx", "bounce", "complaint"}
+)
+"""How a status can be reached: a confirmed sign-up, an import, the CLI, a one-off list
+of ``send --subscribers``, the one-click POST, the unsubscribe page's button, an SMTP 5xx
+reply, an asynchronous bounce, a complaint (feedback loop)."""
+Status = Literal["pending", "confirmed", "unsubscribed", "bounced", "complained"]
+
+TOKEN_CHARS = 32
+SELECTOR_CHARS = 16
+TOKEN_PATTERN = re.compile(r"[A-Za-z0-9_-]{32}")
+_UNDECODABLE = re.compile("[\udc80-\udcff]")
+"""Bytes that were not UTF-8, as the surrogateescape error handler reads them."""
+NAME_LIMIT = 100
+BATCH = 5000
+IMPORT_CACHE_KIB = -131072
+"""An import's page cache: 128 MiB."""
+SQL_VARIABLES = 900
+EXPORT_COLUMNS = (
+    "email",
+    "name",
+    "status",
+    "status_changed_at",
+    "status_source",
+    "created_at",
+    "consent_at",
+    "consent_ip",
+    "signup_at",
+    "signup_ip",
+)
+IMPORT_COLUMNS = frozenset({"email", "name", "status"})
+"""The columns an import reads; the other export columns are accepted and ignored."""
+
+_ROW = (
+    "email, key, name, status, status_changed_at, status_source, created_at, consent_at, "
+    "consent_ip, signup_at, signup_ip, token, pending_since, last_confirmation_sent_at"
+)
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: the subscribers.
+    """
+    CREATE TABLE subscribers (
+        show TEXT NOT NULL,
+        key TEXT NOT NULL,
+        email TEXT NOT NULL,
+        name TEXT,
+        status TEXT NOT NULL CHECK (status IN
+            ('pending', 'confirmed', 'unsubscribed', 'bounced', 'complained')),
+        status_changed_at TEXT NOT NULL,
+        status_source TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        consent_at TEXT,
+        consent_ip TEXT,
+        token TEXT NOT NULL,
+        selector TEXT NOT NULL,
+        last_confirmation_sent_at TEXT,
+        PRIMARY KEY (show, key)
+    );
+    CREATE UNIQUE INDEX subscribers_by_selector ON subscribers (selector);
+    CREATE INDEX subscribers_by_status ON subscribers (show, status);
+    """,
+    # 2: sign-up requests with their proof, history, and forgotten addresses.
+    """
+    ALTER TABLE subscribers ADD COLUMN signup_at TEXT;
+    ALTER TABLE subscribers ADD COLUMN signup_ip TEXT;
+    ALTER TABLE subscribers ADD COLUMN pending_since TEXT;
+    CREATE INDEX subscribers_by_request ON subscribers (show, pending_since)
+        WHERE pending_since IS NOT NULL;
+    CREATE TABLE events (
+        id INTEGER PRIMARY KEY,
+        subscriber INTEGER NOT NULL,
+        show TEXT NOT NULL,
+        at TEXT NOT NULL,
+        event TEXT NOT NULL,
+        source TEXT NOT NULL,
+        ip TEXT,
+        detail TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX events_by_subscriber ON events (subscriber);
+    INSERT INTO events (subscriber, show, at, event, source, detail)
+        SELECT rowid, show, status_changed_at, status, status_source, 'before history'
+        FROM subscribers;
+    CREATE TABLE suppressions (
+        show TEXT NOT NULL,
+        hash TEXT NOT NULL,
+        at TEXT NOT NULL,
+        PRIMARY KEY (show, hash)
+    ) WITHOUT ROWID;
+    """,
+)
+VERSION = len(MIGRATIONS)
+OWN_TABLES = frozenset({"subscribers", "events", "suppressions"})
+
+
+class StoreError(FamfeedsError):
+    """The store cannot be used (locked, corrupt, newer, unreadable); says what to do."""
+
+
+class InvalidAddress(FamfeedsError):
+    """An address that email-validator refuses; the message says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class Recipient:
+    """Who a message goes to: the normalised address, the store's key, name and token."""
+
+    email: str
+    key: str
+    name: str | None
+    token: str
+
+
+@dataclass(frozen=True)
+class Subscriber:
+    """One row of the store as ``list`` and ``export`` show it (never the token)."""
+
+    email: str
+    key: str
+    name: str | None
+    status: str
+    status_changed_at: str
+    status_source: str
+    created_at: str
+    consent_at: str | None
+    consent_ip: str | None
+    signup_at: str | None
+    signup_ip: str | None
+
+
+@dataclass(frozen=True)
+class Event:
+    """One step of a subscriber's history: what happened, when, how, and from where."""
+
+    at: str
+    event: str
+    source: str
+    ip: str | None
+    detail: str
+
+
+@dataclass(frozen=True)
+class Signup:
+    """A confirmation to mail after a sign-up was committed."""
+
+    email: str
+    key: str
+    name: str | None
+    token: str
+    previous_sent_at: str | None
+    """The last confirmation's time before this one: restored if this one is not sent."""
+
+
+@dataclass(frozen=True)
+class TokenHolder:
+    """What a token's pages may show: the subscriber's own address and state."""
+
+    email: str
+    name: str | None
+    status: str
+    request_open: bool
+    """A sign-up waits for confirmation and has not expired."""
+
+
+@dataclass(frozen=True)
+class RowNote:
+    """A CSV row that was not imported as asked, and why."""
+
+    line: int
+    address: str
+    why: str
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.address or '(empty)'}: {self.why}"
+
+
+@dataclass
+class ImportReport:
+    """What an import did, row by row where it did not simply add."""
+
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    suppressed: list[RowNote] = field(default_factory=list)
+    """Rows refused because the address is unsubscribed, bounced, complained or forgotten."""
+    invalid: list[RowNote] = field(default_factory=list)
+    duplicates: list[RowNote] = field(default_factory=list)
+    ignored_columns: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Week:
+    """Sign-ups and unsubscribes in one ISO week (e.g. ``2024-W03``)."""
+
+    week: str
+    signups: int
+    """Sign-up requests sent through the form."""
+    confirmed: int
+    unsubscribed: int
+
+
+@dataclass(frozen=True)
+class Stats:
+    """Counts per status (every status present, zero included), and per ISO week."""
+
+    counts: dict[str, int]
+    forgotten: int
+    weeks: list[Week]
+
+
+def normalise(address: str) -> tuple[str, str]:
+    """The address as email-validator normalises it (no DNS lookups) and its key
+    (case-folded). Raises InvalidAddress."""
+    text = address.strip()
+    if not text:
+        raise InvalidAddress("the address is empty")
+    try:
+        info = validate_email(text, check_deliverability=False, allow_smtputf8=True)
+    except EmailNotValidError as exc:
+        raise InvalidAddress(str(exc)) from None
+    return info.normalized, info.normalized.casefold()
+
+
+def clean_name(name: str | None) -> str | None:
+    """A name as one line: control characters and runs of white space become one space,
+    at most 100 characters; empty means none. Everything else is kept verbatim."""
+    if name is None:
+        return None
+    if name.isprintable() and "  " not in name and name == name.strip():
+        return name[:NAME_LIMIT] or None  # the common case, fast
+    text = " ".join("".join(" " if ord(c) < 32 or 127 <= ord(c) < 160 else c for c in name).split())
+    return text[:NAME_LIMIT] or None
+
+
+def valid_token(token: str) -> bool:
+    """Whether ``token`` has a token's shape (32 URL-safe characters)."""
+    return TOKEN_PATTERN.fullmatch(token) is not None
+
+
+def stamp(moment: datetime) -> str:
+    """A moment as the store writes it: UTC, to the second."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _new_token() -> str:
+    return secrets.token_urlsafe(24)
+
+
+class SubscriberStore:
+    """One connection to the store. Use one per thread at a time (it may be closed from
+    another); every change is one transaction."""
+
+    def __init__(
+        self,
+        path: Path,
+        db: sqlite3.Connection,
+        secret: Path,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.path = path
+        self.db = db
+        self.secret_path = secret
+        self.clock = clock
+        self._secret: bytes | None = None
+
+    # -- opening -------------------------------------------------------------------------
+
+    @classmethod
+    def open(
+        cls,
+        path: Path,
+        *,
+        secret: Path | None = None,
+        clock: Callable[[], datetime] | None = None,
+        busy_timeout: float = 5.0,
+    ) -> SubscriberStore:
+        """Open (creating or migrating) the store at ``path``: folder 0700, file 0600.
+
+        ``secret`` is the project's secret key file (default: ``secret.key`` beside the
+        store), read or created only when an address is forgotten or checked against
+        the forgotten ones. Raises StoreError when the file is locked, corrupt or newer.
+        """
+        where = display_path(path)
+        try:
+            private_folder(path.parent)
+            private_file(path)
+        except OSError as exc:
+            raise StoreError(f"{where}: cannot create the subscriber store ({exc})") from None
+        db = sqlite3.connect(
+            path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
+        )
+        store = cls(path, db, secret or path.parent / SECRET_NAME, clock or _utc_now)
+        try:
+            with store._guard("open"):
+                db.execute("PRAGMA journal_mode=WAL").fetchone()
+                db.execute("PRAGMA synchronous=NORMAL")
+                db.execute("PRAGMA secure_delete=ON")
+                store._migrate()
+        except BaseException:
+            db.close()
+            raise
+        return store
+
+    def _migrate(self) -> None:
+        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        tables = {
+            n for (n,) in self.db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        }
+        foreign = tables - OWN_TABLES
+        unlike = bool(tables or version) and "subscribers" not in tables
+        if unlike or (foreign and version <= VERSION):  # a newer store may have more tables
+            raise StoreError(
+                f"{display_path(self.path)} is not a subscriber store (it holds "
+                f"{', '.join(sorted(foreign)) or 'no subscribers table'}): the store is a file "
+                "of its own, .famfeeds-state/subscribers.sqlite3"
+            )
+        if version > VERSION:
+            raise StoreError(
+                f"{display_path(self.path)} was made by a newer famfeeds (schema version "
+                f"{version}, this one knows {VERSION}): upgrade famfeeds"
+            )
+        if version == VERSION:
+            return
+        with self._write():
+            version = self.db.execute("PRAGMA user_version").fetchone()[0]
+            for number in range(version, VERSION):
+                for statement in MIGRATIONS[number].split(";"):
+                    if statement.strip():
+                        self.db.execute(statement)
+            self.db.execute(f"PRAGMA user_version = {VERSION}")
+
+    def check(self) -> None:
+        """Raise StoreError unless the store answers a query."""
+        with self._guard("read"):
+            self.db.execute("SELECT 1 FROM subscribers LIMIT 1").fetchall()
+
+    def close(self) -> None:
+        """Close the connection."""
+        self.db.close()
+
+    def __enter__(self) -> SubscriberStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _guard(self, doing: str) -> Iterator[None]:
+        """Turn SQLite's errors into a StoreError that says what to do."""
+        try:
+            yield
+        except sqlite3.OperationalError as exc:
+            where = display_path(self.path)
+            if "locked" in str(exc) or "busy" in str(exc):
+                raise StoreError(
+                    f"{where} is locked by another process (SQLite: {exc}); "
+                    "try again in a moment, or stop the program holding it"
+                ) from None
+            raise StoreError(f"{where}: cannot {doing} the subscriber store ({exc})") from None
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(
+                f"{display_path(self.path)} is not a usable subscriber store (SQLite: {exc}); "
+                "restore it from a backup or move it away to start a new one"
+            ) from None
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction (BEGIN IMMEDIATE ... COMMIT), rolled back on any error."""
+        with self._guard("write to"):
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.db
+                self.db.execute("COMMIT")
+            except BaseException:
+                if self.db.in_transaction:
+                    self.db.execute("ROLLBACK")
+                raise
+
+    def _now(self) -> str:
+        return stamp(self.clock())
+
+    # -- the secret and forgotten addresses ----------------------------------------------
+
+    def _key_secret(self, create: bool) -> bytes | None:
+        """The project's secret (32 random bytes, a 0600 file written once, atomically)."""
+        if self._secret is not None:
+            return self._secret
+        try:
+            data = self.secret_path.read_bytes()
+        except FileNotFoundError:
+            if not create:
+                return None
+            data = secrets.token_bytes(32)
+            private_folder(self.secret_path.parent)
+            temporary = self.secret_path.with_name(f".{SECRET_NAME}.{os.getpid()}.tmp")
+            private_file(temporary).write_bytes(data)
+            try:
+                os.link(temporary, self.secret_path)
+            except FileExistsError:
+                data = self.secret_path.read_bytes()
+            finally:
+                temporary.unlink()
+        if len(data) < 32:
+            raise StoreError(
+                f"{display_path(self.secret_path)} is damaged (shorter than 32 bytes): "
+                "restore it from a backup"
+            )
+        self._secret = data
+        return data
+
+    def _hashes(self, show: str, keys: Iterable[str]) -> dict[str, str]:
+        """Each key's keyed hash, or {} when nothing was ever forgotten (no secret yet)."""
+        secret = self._key_secret(create=False)
+        if secret is None:
+            if self.db.execute("SELECT 1 FROM suppressions LIMIT 1").fetchone():
+                raise StoreError(
+                    f"{display_path(self.secret_path)} is missing, so forgotten addresses "
+                    "cannot be recognised: restore it from a backup"
+                )
+            return {}
+        prefix = show.encode() + b"\0"
+        return {
+            key: hmac.new(secret, prefix + key.encode(), hashlib.sha256).hexdigest() for key in keys
+        }
+
+    def _forgotten(self, show: str, keys: list[str]) -> set[str]:
+        """The keys among ``keys`` that were forgotten."""
+        hashes = self._hashes(show, keys)
+        if not hashes:
+            return set()
+        by_hash = {h: k for k, h in hashes.items()}
+        found: set[str] = set()
+        values = list(by_hash)
+        for i in range(0, len(values), SQL_VARIABLES):
+            chunk = values[i : i + SQL_VARIABLES]
+            marks = ",".join("?" * len(chunk))
+            rows = self.db.execute(
+                f"SELECT hash FROM suppressions WHERE show = ? AND hash IN ({marks})",
+                (show, *chunk),
+            )
+            found.update(by_hash[h] for (h,) in rows)
+        return found
+
+    # -- reading -------------------------------------------------------------------------
+
+    def _row(self, show: str, key: str) -> sqlite3.Row | None:
+        self.db.row_factory = sqlite3.Row
+        try:
+            row: sqlite3.Row | None = self.db.execute(
+                f"SELECT {_ROW} FROM subscribers WHERE show = ? AND key = ?", (show, key)
+            ).fetchone()
+        finally:
+            self.db.row_factory = None
+        return row
+
+    def _by_token(self, show: str, token: str) -> sqlite3.Row | None:
+        """The row whose token is ``token`` (found by selector, compared in constant time)."""
+        if not valid_token(token):
+            return None
+        self.db.row_factory = sqlite3.Row
+        try:
+            row: sqlite3.Row | None = self.db.execute(
+                f"SELECT {_ROW} FROM subscribers WHERE selector = ? AND show = ?",
+                (token[:SELECTOR_CHARS], show),
+            ).fetchone()
+        finally:
+            self.db.row_factory = None
+        if row is None or not hmac.compare_digest(row["token"], token):
+            return None
+        return row
+
+    def recipients(self, show: str) -> list[Recipient]:
+        """The confirmed subscribers, in key order."""
+        with self._guard("read"):
+            rows = self.db.execute(
+                "SELECT email, key, name, token FROM subscribers "
+                "WHERE show = ? AND status = 'confirmed' ORDER BY key",
+                (show,),
+            ).fetchall()
+        return [Recipient(*row) for row in rows]
+
+    def status(self, show: str, address: str) -> str | None:
+        """The address's status, or None when the store does not know it (or it is not a
+        valid address)."""
+        try:
+            _, key = normalise(address)
+        except InvalidAddress:
+            return None
+        with self._guard("read"):
+            row = self.db.execute(
+                "SELECT status FROM subscribers WHERE show = ? AND key = ?", (show, key)
+            ).fetchone()
+        return None if row is None else str(row[0])
+
+    def suppressed(self, show: str, address: str) -> str | None:
+        """Why the address must not be mailed: its suppressing status, or ``forgotten``;
+        None when nothing stops it."""
+        try:
+            _, key = normalise(address)
+        except InvalidAddress:
+            return None
+        with self._guard("read"):
+            status = self.status(show, key)
+            if status in SUPPRESSING:
+                return status
+            if self._forgotten(show, [key]):
+                return FORGOTTEN
+        return None
+
+    def find(self, show: str, token: str, max_age: timedelta) -> TokenHolder | None:
+        """What a token's page shows, or None for an unknown token. Changes nothing."""
+        with self._guard("read"):
+            row = self._by_token(show, token)
+        if row is None:
+            return None
+        return TokenHolder(row["email"], row["name"], row["status"], self._open(row, max_age))
+
+    def _open(self, row: sqlite3.Row, max_age: timedelta) -> bool:
+        since = row["pending_since"]
+        return since is not None and since >= stamp(self.clock() - max_age)
+
+    def subscribers(self, show: str, status: str | None = None) -> Iterator[Subscriber]:
+        """Every row of the show (or those of one status), in key order, streamed."""
+        fields = ", ".join(Subscriber.__dataclass_fields__)
+        query = f"SELECT {fields} FROM subscribers WHERE show = ?"
+        params: tuple[str, ...] = (show,)
+        if status is not None:
+            query += " AND status = ?"
+            params += (status,)
+        reader = self.db.cursor()
+        with self._guard("read"):
+            reader.execute(query + " ORDER BY key", params)
+            while batch := reader.fetchmany(1000):
+                yield from (Subscriber(*row) for row in batch)
+
+    def subscriber(self, show: str, address: str) -> Subscriber | None:
+        """The address's row, or None."""
+        _, key = normalise(address)
+        fields = ", ".join(Subscriber.__dataclass_fields__)
+        with self._guard("read"):
+            row = self.db.execute(
+                f"SELECT {fields} FROM subscribers WHERE show = ? AND key = ?", (show, key)
+            ).fetchone()
+        return None if row is None else Subscriber(*row)
+
+    def history(self, show: str, address: str) -> list[Event]:
+        """How the address reached each of its statuses, oldest first."""
+        _, key = normalise(address)
+        with self._guard("read"):
+            rows = self.db.execute(
+                "SELECT at, event, source, ip, detail FROM events WHERE subscriber = "
+                "(SELECT rowid FROM subscribers WHERE show = ? AND key = ?) ORDER BY id",
+                (show, key),
+            ).fetchall()
+        return [Event(*row) for row in rows]
+
+    def stats(self, show: str) -> Stats:
+        """Counts per status, forgotten addresses, and per ISO week the sign-ups (form
+        requests), confirmations and unsubscribes."""
+        with self._guard("read"):
+            counts = dict.fromkeys(STATUSES, 0)
+            for status, count in self.db.execute(
+                "SELECT status, count(*) FROM subscribers WHERE show = ? GROUP BY status",
+                (show,),
+            ):
+                counts[status] = count
+            forgotten = self.db.execute(
+                "SELECT count(*) FROM suppressions WHERE show = ?", (show,)
+            ).fetchone()[0]
+            days = self.db.execute(
+                "SELECT substr(at, 1, 10), event, count(*) FROM events "
+                "WHERE show = ? AND (event IN ('confirmed', 'unsubscribed') "
+                "OR source = 'signup' AND event IN ('pending', 'signup')) GROUP BY 1, 2",
+                (show,),
+            ).fetchall()
+        weeks: dict[str, list[int]] = {}
+        for day, event, count in days:
+            year, week, _ = date.fromisoformat(day).isocalendar()
+            tally = weeks.setdefault(f"{year}-W{week:02d}", [0, 0, 0])
+            if event == "confirmed":
+                tally[1] += count
+            elif event == "unsubscribed":
+                tally[2] += count
+            else:
+                tally[0] += count
+        return Stats(counts, forgotten, [Week(w, *weeks[w]) for w in sorted(weeks)])
+
+    # -- changing ------------------------------------------------------------------------
+
+    def _event(
+        self,
+        show: str,
+        key: str,
+        at: str,
+        event: str,
+        source: str,
+        ip: str | None = None,
+        detail: str = "",
+    ) -> None:
+        self.db.execute(
+            "INSERT INTO events (subscriber, show, at, event, source, ip, detail) "
+            "SELECT rowid, show, ?, ?, ?, ?, ? FROM subscribers WHERE show = ? AND key = ?",
+            (at, event, source, ip, detail, show, key),
+        )
+
+    def _insert(
+        self,
+        show: str,
+        email: str,
+        key: str,
+        name: str | None,
+        status: str,
+        source: str,
+        now: str,
+        *,
+        consent: bool = False,
+        signup_ip: str | None = None,
+        detail: str = "",
+    ) -> str:
+        """A new row (and its first event); returns its token."""
+        signup = source == "signup"
+        while True:
+            token = _new_token()
+            try:
+                self.db.execute(
+                    "INSERT INTO subscribers (show, key, email, name, status, "
+                    "status_changed_at, status_source, created_at, consent_at, token, "
+                    "selector, signup_at, signup_ip, pending_since) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        show, key, email, name, status, now, source, now,
+                        now if consent else None, token, token[:SELECTOR_CHARS],
+                        now if signup else None, signup_ip, now if signup else None,
+                    ),
+                )  # fmt: skip
+            except sqlite3.IntegrityError:
+                if self._row(show, key) is not None:
+                    raise
+                continue  # a selector collision (2**-96): draw again
+            self._event(show, key, now, status, source, signup_ip, detail)
+            return token
+
+    def _set_status(
+        self, show: str, key: str, status: str, source: str, now: str, detail: str = ""
+    ) -> None:
+        self.db.execute(
+            "UPDATE subscribers SET status = ?, status_changed_at = ?, status_source = ?, "
+            "pending_since = NULL WHERE show = ? AND key = ?",
+            (status, now, source, show, key),
+        )
+        self._event(show, key, now, status, source, None, detail)
+
+    def add(
+        self,
+        show: str,
+        address: str,
+        name: str | None = None,
+        *,
+        confirmed: bool = False,
+        source: str = "cli",
+    ) -> str:
+        """Add one address as ``pending`` (or ``confirmed``: the operator asserts consent).
+
+        Returns ``added``, ``updated`` (a pending row confirmed, or a new name),
+        ``unchanged``, or the suppression that refused it (a suppressed or forgotten
+        address is never brought back).
+        """
+        email, key = normalise(address)
+        name = clean_name(name)
+        with self._write():
+            now = self._now()
+            row = self._row(show, key)
+            if row is not None and row["status"] in SUPPRESSING:
+                return str(row["status"])
+            if (row is None or row["status"] == "pending") and self._forgotten(show, [key]):
+                return FORGOTTEN
+            if row is None:
+                status = "confirmed" if confirmed else "pending"
+                self._insert(show, email, key, name, status, source, now, consent=confirmed)
+                return "added"
+            result = "unchanged"
+            if name is not None and name != row["name"]:
+                self.db.execute(
+                    "UPDATE subscribers SET name = ? WHERE show = ? AND key = ?", (name, show, key)
+                )
+                result = "updated"
+            if confirmed and row["status"] == "pending":
+                self._set_status(show, key, "confirmed", source, now, "consent asserted")
+                self.db.execute(
+                    "UPDATE subscribers SET consent_at = ?, consent_ip = NULL "
+                    "WHERE show = ? AND key = ?",
+                    (now, show, key),
+                )
+                result = "updated"
+            return result
+
+    def ensure(
+        self, show: str, address: str, name: str | None = None, source: str = "list"
+    ) -> Recipient | None:
+        """The address as a recipient of a one-off list, or None when it is suppressed.
+
+        An address the store does not know gets a ``pending`` row (source ``list``), so its
+        message carries a working unsubscribe token, without joining the store's
+        recipients. An existing row keeps its status. The name given wins over the stored
+        one for this message but is not stored.
+        """
+        email, key = normalise(address)
+        name = clean_name(name)
+        with self._write():
+            row = self._row(show, key)
+            if row is not None and row["status"] in SUPPRESSING:
+                return None
+            if (row is None or row["status"] == "pending") and self._forgotten(show, [key]):
+                return None
+            if row is None:
+                token = self._insert(show, email, key, name, "pending", source, self._now())
+                return Recipient(email, key, name, token)
+            return Recipient(row["email"], key, name or row["name"], row["token"])
+
+    def suppress(self, show: str, address: str, status: str, source: str, reason: str = "") -> None:
+        """Stop mailing the address (``bounced``, ``complained`` or ``unsubscribed``),
+        creating a row when the store does not know it. A row that is already suppressed
+        keeps its status (the new report goes into its history); a forgotten address
+        stays forgotten."""
+        if status not in SUPPRESSING:
+            raise ValueError(f"suppress() takes one of {sorted(SUPPRESSING)}, not {status!r}")
+        email, key = normalise(address)
+        with self._write():
+            now = self._now()
+            row = self._row(show, key)
+            if row is None:
+                if not self._forgotten(show, [key]):
+                    self._insert(show, email, key, None, status, source, now, detail=reason)
+            elif row["status"] in SUPPRESSING:
+                self._event(show, key, now, status, source, None, reason or "already suppressed")
+            else:
+                self._set_status(show, key, status, source, now, reason)
+
+    def unsubscribe(self, show: str, address: str, source: str = "cli") -> str | None:
+        """Unsubscribe the address (a row is created if the store does not know it, so
+        one-off lists skip it too). Returns the status before, or None if there was none."""
+        email, key = normalise(address)
+        with self._write():
+            now = self._now()
+            row = self._row(show, key)
+            if row is None:
+                if not self._forgotten(show, [key]):
+                    self._insert(show, email, key, None, "unsubscribed", source, now)
+                return None
+            self._unsubscribe_row(show, row, source, now)
+            return str(row["status"])
+
+    def _unsubscribe_row(self, show: str, row: sqlite3.Row, source: str, now: str) -> None:
+        if row["status"] not in SUPPRESSING:
+            self._set_status(show, row["key"], "unsubscribed", source, now)
+        elif row["pending_since"] is not None:
+            self.db.execute(
+                "UPDATE subscribers SET pending_since = NULL WHERE show = ? AND key = ?",
+                (show, row["key"]),
+            )
+            self._event(show, row["key"], now, "request withdrawn", source)
+
+    def unsubscribe_token(self, show: str, token: str, source: str) -> bool:
+        """Unsubscribe the token's holder (``one-click`` or ``page``); an open sign-up is
+        withdrawn too. Doing it again changes nothing. False for an unknown token."""
+        with self._write():
+            row = self._by_token(show, token)
+            if row is None:
+                return False
+            self._unsubscribe_row(show, row, source, self._now())
+            return True
+
+    def forget(self, show: str, address: str) -> bool:
+        """Delete the address's row and history, keeping only its keyed hash, so that no
+        import or ``add`` brings it back. Returns whether there was a row."""
+        _, key = normalise(address)
+        self._key_secret(create=True)
+        with self._write():
+            hashed = self._hashes(show, [key])[key]
+            self.db.execute(
+                "DELETE FROM events WHERE subscriber = "
+                "(SELECT rowid FROM subscribers WHERE show = ? AND key = ?)",
+                (show, key),
+            )
+            deleted = self.db.execute(
+                "DELETE FROM subscribers WHERE show = ? AND key = ?", (show, key)
+            ).rowcount
+            self.db.execute(
+                "INSERT OR IGNORE INTO suppressions (show, hash, at) VALUES (?, ?, ?)",
+                (show, hashed, self._now()[:10]),
+            )
+        with self._guard("write to"):  # copy the deletion into the file, emptying the WAL
+            self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        return deleted > 0
+
+    def clear_bounce(self, show: str, address: str) -> bool:
+        """Make a ``bounced`` address a recipient again, when it had consented before (the
+        operator knows the mailbox works again). Returns False when that does not apply."""
+        _, key = normalise(address)
+        with self._write():
+            row = self._row(show, key)
+            if row is None or row["status"] != "bounced" or row["consent_at"] is None:
+                return False
+            self._set_status(show, key, "confirmed", "cli", self._now(), "bounce cleared")
+            return True
+
+    # -- the sign-up flow ----------------------------------------------------------------
+
+    def signup(
+        self, show: str, address: str, name: str | None, ip: str | None, interval: timedelta
+    ) -> Signup | None:
+        """Record a sign-up from the form; return the confirmation to mail, or None.
+
+        A new address gets a ``pending`` row. A pending, unsubscribed, bounced, complained
+        or forgotten address gets an open request (its status stays until confirmed). A
+        confirmed address is left alone and gets no mail. At most one confirmation per
+        address per ``interval``: its time is recorded in this transaction, before the
+        caller sends it. Raises InvalidAddress.
+        """
+        email, key = normalise(address)
+        name = clean_name(name)
+        with self._write():
+            now = self._now()
+            row = self._row(show, key)
+            if row is None:
+                token = self._insert(show, email, key, name, "pending", "signup", now, signup_ip=ip)
+                previous = None
+            elif row["status"] == "confirmed":
+                return None
+            else:
+                token = row["token"]
+                previous = row["last_confirmation_sent_at"]
+                self.db.execute(
+                    "UPDATE subscribers SET name = coalesce(?, name), signup_at = ?, "
+                    "signup_ip = ?, pending_since = ? WHERE show = ? AND key = ?",
+                    (name, now, ip, now, show, key),
+                )
+                self._event(show, key, now, "signup", "signup", ip)
+                name = name or row["name"]
+                if previous is not None and previous > stamp(self.clock() - interval):
+                    return None
+            self.db.execute(
+                "UPDATE subscribers SET last_confirmation_sent_at = ? WHERE show = ? AND key = ?",
+                (now, show, key),
+            )
+        return Signup(email, key, name, token, previous)
+
+    def confirmation_not_sent(self, signup: Signup) -> None:
+        """The confirmation could not be sent: forget that it was, so a retry may mail."""
+        with self._write():
+            self.db.execute(
+                "UPDATE subscribers SET last_confirmation_sent_at = ? WHERE token = ?",
+                (signup.previous_sent_at, signup.token),
+            )
+
+    def confirm(self, show: str, token: str, ip: str | None, max_age: timedelta) -> str | None:
+        """Confirm the open sign-up of the token's holder: it becomes ``confirmed`` (lifting
+        any suppression, a forgotten one included) with the consent's time and IP address.
+
+        Returns ``confirmed``, ``already`` (it was), ``expired`` (no open sign-up within
+        ``max_age``), or None for an unknown token.
+        """
+        with self._write():
+            row = self._by_token(show, token)
+            if row is None:
+                return None
+            if row["status"] == "confirmed":
+                return "already"
+            if not self._open(row, max_age):
+                return "expired"
+            now = self._now()
+            key = row["key"]
+            self.db.execute(
+                "UPDATE subscribers SET status = 'confirmed', status_changed_at = ?, "
+                "status_source = 'signup', consent_at = ?, consent_ip = ?, pending_since = NULL "
+                "WHERE show = ? AND key = ?",
+                (now, now, ip, show, key),
+            )
+            self._event(show, key, now, "confirmed", "signup", ip)
+            hashed = self._hashes(show, [key]).get(key)
+            if hashed is not None:
+                self.db.execute(
+                    "DELETE FROM suppressions WHERE show = ? AND hash = ?", (show, hashed)
+                )
+            return "confirmed"
+
+    def expire_pending(self, show: str, max_age: timedelta) -> int:
+        """Close sign-ups older than ``max_age``: a row the sign-up created is deleted
+        (no consent was given, so nothing is kept); any other row just loses the open
+        request. Returns how many requests expired."""
+        cutoff = stamp(self.clock() - max_age)
+        doomed = (
+            "SELECT rowid FROM subscribers WHERE show = ? AND pending_since < ? "
+            "AND status = 'pending' AND status_source = 'signup'"
+        )
+        with self._write():
+            self.db.execute(f"DELETE FROM events WHERE subscriber IN ({doomed})", (show, cutoff))
+            deleted = self.db.execute(
+                f"DELETE FROM subscribers WHERE rowid IN ({doomed})", (show, cutoff)
+            ).rowcount
+            lapsed = self.db.execute(
+                "UPDATE subscribers SET pending_since = NULL WHERE show = ? AND pending_since < ?",
+                (show, cutoff),
+            ).rowcount
+        return int(deleted) + int(lapsed)
+
+    # -- import and export ---------------------------------------------------------------
+
+    def import_csv(
+        self, show: str, path: Path, *, confirmed: bool = False, batch: int = BATCH
+    ) -> ImportReport:
+        """Import a CSV with a header row: ``email`` (required), ``name``, ``status``.
+
+        New addresses are added as ``pending``, or ``confirmed`` with ``confirmed`` (the
+        operator asserts their consent). A ``status`` of unsubscribed, bounced or
+        complained is recorded as that suppression. No row is ever taken out of a
+        suppression, forgotten addresses included: they are reported, with line numbers,
+        as are invalid and duplicate rows. A header without ``email`` or with a repeated
+        or empty column name refuses the whole file before anything is written. The file
+        is streamed and committed in batches of ``batch`` rows, so a large import does
+        not hold the store; running it again after an interruption is safe.
+        """
+        where = display_path(path)
+        report = ImportReport()
+        try:
+            handle = path.open(encoding="utf-8-sig", errors="surrogateescape", newline="")
+        except OSError as exc:
+            raise FamfeedsError(f"{where}: cannot read the file ({exc.strerror})") from None
+        with handle, self._bulk():
+            rows = csv.reader(handle)
+            columns = self._header(where, next(rows, None), report)
+            pending: list[tuple[int, str, str, str | None, str | None]] = []
+            seen: set[str] = set()
+            try:
+                for row in rows:
+                    item = self._parse_row(rows.line_num, row, columns, seen, report)
+                    if item is not None:
+                        pending.append(item)
+                    if len(pending) >= batch:
+                        self._import_batch(show, pending, confirmed, report)
+                        pending = []
+            except csv.Error as exc:
+                raise FamfeedsError(
+                    f"{where}:{rows.line_num}: not a valid CSV row ({exc}); the rows before "
+                    "it were imported: fix it and import the file again"
+                ) from None
+            self._import_batch(show, pending, confirmed, report)
+        return report
+
+    @contextmanager
+    def _bulk(self) -> Iterator[None]:
+        """A larger page cache (new rows land all over the token index) and fewer, larger
+        checkpoints, for the length of an import."""
+        cache = int(self.db.execute("PRAGMA cache_size").fetchone()[0])
+        self.db.execute(f"PRAGMA cache_size = {IMPORT_CACHE_KIB}")
+        self.db.execute("PRAGMA wal_autocheckpoint = 16384")
+        try:
+            yield
+        finally:
+            self.db.execute(f"PRAGMA cache_size = {cache}")
+            self.db.execute("PRAGMA wal_autocheckpoint = 1000")
+
+    @staticmethod
+    def _header(where: str, header: list[str] | None, report: ImportReport) -> dict[str, int]:
+        names = [h.strip().lower() for h in header or []]
+        expected = "a header row such as: email,name"
+        if "email" not in names:
+            raise FamfeedsError(
+                f"{where}:1: the header row has no 'email' column (expected {expected}); "
+                "nothing was imported"
+            )
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated or "" in names:
+            what = f"repeats {', '.join(repeated)}" if repeated else "has an empty column name"
+            raise FamfeedsError(
+                f"{where}:1: the header row {what} (expected {expected}); nothing was imported"
+            )
+        report.ignored_columns = [
+            n for n in names if n not in IMPORT_COLUMNS and n not in EXPORT_COLUMNS
+        ]
+        return {name: names.index(name) for name in IMPORT_COLUMNS if name in names}
+
+    @staticmethod
+    def _parse_row(
+        line: int,
+        row: list[str],
+        columns: dict[str, int],
+        seen: set[str],
+        report: ImportReport,
+    ) -> tuple[int, str, str, str | None, str | None] | None:
+        """(line, email, key, name, status) of a row, or None (noted in the report)."""
+        if not any(cell.strip() for cell in row):
+            return None
+
+        def cell(name: str) -> str:
+            index = columns.get(name)
+            return row[index].strip() if index is not None and index < len(row) else ""
+
+        address = cell("email")
+        if _UNDECODABLE.search("".join(row)):
+            shown = address.encode("utf-8", "replace").decode()
+            report.invalid.append(RowNote(line, shown, "the row is not valid UTF-8"))
+            return None
+        status = cell("status").lower() or None
+        if status is not None and status not in STATUSES:
+            why = f"unknown status {status!r} (use one of {', '.join(STATUSES)})"
+            report.invalid.append(RowNote(line, address, why))
+            return None
+        try:
+            email, key = normalise(address)
+        except InvalidAddress as exc:
+            report.invalid.append(RowNote(line, address, exc.message))
+            return None
+        if key in seen:
+            report.duplicates.append(RowNote(line, email, "already in an earlier row"))
+            return None
+        seen.add(key)
+        return line, email, key, clean_name(cell("name")), status
+
+    def _import_batch(
+        self,
+        show: str,
+        items: list[tuple[int, str, str, str | None, str | None]],
+        confirmed: bool,
+        report: ImportReport,
+    ) -> None:
+        """One transaction: insert the new rows, update the changed ones, note the rest."""
+        if not items:
+            return
+        with self._write():
+            now = self._now()
+            existing: dict[str, tuple[str, str | None]] = {}
+            keys = [item[2] for item in items]
+            for i in range(0, len(keys), SQL_VARIABLES):
+                chunk = keys[i : i + SQL_VARIABLES]
+                marks = ",".join("?" * len(chunk))
+                for key, status, name in self.db.execute(
+                    f"SELECT key, status, name FROM subscribers "
+                    f"WHERE show = ? AND key IN ({marks})",
+                    (show, *chunk),
+                ):
+                    existing[key] = (status, name)
+            askable = [key for key in keys if key not in existing or existing[key][0] == "pending"]
+            forgotten = self._forgotten(show, askable)
+            inserts: list[tuple[object, ...]] = []
+            status_changes: list[tuple[str, str, str]] = []
+            renames: list[tuple[str | None, str, str]] = []
+            events: list[tuple[str, str, str, str]] = []
+            for line, email, key, name, wanted in items:
+                old = existing.get(key)
+                if wanted in SUPPRESSING:
+                    if old is None and key in forgotten:
+                        report.unchanged += 1
+                    elif old is None:
+                        token = _new_token()
+                        inserts.append(
+                            (show, key, email, name, wanted, now, "import", now, None, token,
+                             token[:SELECTOR_CHARS])
+                        )  # fmt: skip
+                        report.added += 1
+                    elif old[0] in SUPPRESSING:
+                        report.unchanged += 1
+                    else:
+                        status_changes.append((wanted, show, key))
+                        events.append((now, wanted, show, key))
+                        report.updated += 1
+                    continue
+                if key in forgotten:
+                    report.suppressed.append(RowNote(line, email, FORGOTTEN))
+                elif old is not None and old[0] in SUPPRESSING:
+                    report.suppressed.append(RowNote(line, email, old[0]))
+                elif old is None:
+                    status = "confirmed" if confirmed else "pending"
+                    token = _new_token()
+                    inserts.append(
+                        (show, key, email, name, status, now, "import", now,
+                         now if confirmed else None, token, token[:SELECTOR_CHARS])
+                    )  # fmt: skip
+                    report.added += 1
+                else:
+                    changed = False
+                    if name is not None and name != old[1]:
+                        renames.append((name, show, key))
+                        changed = True
+                    if confirmed and old[0] == "pending":
+                        status_changes.append(("confirmed", show, key))
+                        events.append((now, "confirmed", show, key))
+                        changed = True
+                    if changed:
+                        report.updated += 1
+                    else:
+                        report.unchanged += 1
+            (last,) = self.db.execute("SELECT coalesce(max(rowid), 0) FROM subscribers").fetchone()
+            self.db.executemany(
+                "INSERT INTO subscribers (show, key, email, name, status, status_changed_at, "
+                "status_source, created_at, consent_at, token, selector) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                inserts,
+            )
+            self.db.executemany(
+                "UPDATE subscribers SET name = ? WHERE show = ? AND key = ?", renames
+            )
+            self.db.executemany(
+                "UPDATE subscribers SET status = ?1, status_changed_at = ?4, "
+                "status_source = 'import', pending_since = NULL, "
+                "consent_at = CASE WHEN ?1 = 'confirmed' THEN ?4 ELSE consent_at END "
+                "WHERE show = ?2 AND key = ?3",
+                [(status, show, key, now) for status, show, key in status_changes],
+            )
+            self.db.execute(
+                "INSERT INTO events (subscriber, show, at, event, source) "
+                "SELECT rowid, show, created_at, status, 'import' FROM subscribers "
+                "WHERE rowid > ?",
+                (last,),
+            )
+            self.db.executemany(
+                "INSERT INTO events (subscriber, show, at, event, source) "
+                "SELECT rowid, show, ?, ?, 'import' FROM subscribers WHERE show = ? AND key = ?",
+                events,
+            )
+
+    def export_csv(self, show: str, out: IO[str], status: str | None = None) -> int:
+        """Write the show's rows (or one status's) as CSV, tokens left out; returns how
+        many. The file imports again without resubscribing anyone."""
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(EXPORT_COLUMNS)
+        count = 0
+        for sub in self.subscribers(show, status):
+            writer.writerow(
+                ["" if getattr(sub, c) is None else getattr(sub, c) for c in EXPORT_COLUMNS]
+            )
+            count += 1
+        return count
+
+    def export_file(self, show: str, path: Path, status: str | None = None) -> int:
+        """:meth:`export_csv` into ``path``, created (or truncated) with mode 0600."""
+        try:
+            private_file(path)
+            with path.open("w", encoding="utf-8", newline="") as out:
+                return self.export_csv(show, out, status)
+        except OSError as exc:
+            raise FamfeedsError(f"{display_path(path)}: cannot write ({exc.strerror})") from None

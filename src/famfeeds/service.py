@@ -1,0 +1,745 @@
+"""The subscriptions service: sign-up with double opt-in, confirmation, one-click unsubscribe.
+
+A Starlette application served by uvicorn, in front of the subscriber store. The rules:
+
+- ``POST /subscribe`` answers the same "check your inbox" page whatever the address's state,
+  so the form cannot tell anyone who is subscribed; the confirmation goes out after the
+  answer and after the store's transaction has committed. A filled-in honeypot field gets
+  the same page and changes nothing.
+- ``GET`` never changes state (link scanners fetch every link in a message): the confirm
+  and unsubscribe links show a page with one button, a form that POSTs.
+- ``POST /unsubscribe?token=...`` (RFC 8058 one-click, urlencoded or multipart, no cookies,
+  or the page's button) unsubscribes at once and answers 200, never a redirect.
+- Limits: request bodies are capped while they are read (with or without Content-Length),
+  sign-ups per client address per minute (429 past it), one confirmation per address per
+  interval (kept in the store, so restarts do not reset it), open sign-ups expire.
+- Every response carries Content-Security-Policy, X-Content-Type-Options: nosniff,
+  Referrer-Policy: no-referrer (tokens are in URLs) and Cache-Control: no-store; pages are
+  Jinja2 templates with autoescape, so no input is echoed unescaped.
+- The client address is the TCP peer; X-Forwarded-For counts only when the peer is one of
+  the configured proxies (none by default).
+"""
+
+from __future__ import annotations
+
+import email.policy
+import ipaddress
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, MutableMapping
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage, Message
+from email.parser import BytesParser
+from email.utils import format_datetime, formataddr, make_msgid
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, quote, urlsplit
+
+from famfeeds.delivery.store import (
+    InvalidAddress,
+    Signup,
+    StoreError,
+    SubscriberStore,
+    TokenHolder,
+    valid_token,
+)
+from famfeeds.errors import FamfeedsError
+
+if TYPE_CHECKING:
+    from jinja2 import Environment
+    from starlette.requests import Request
+    from starlette.responses import Response
+    from starlette.types import ASGIApp, Receive, Scope, Send
+
+    from famfeeds.models import Newsletter, Show
+
+Mailer = Callable[[str, str, str, str], None]
+"""Sends one message: (address, subject, text, html)."""
+Clock = Callable[[], datetime]
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+HONEYPOT = "website"
+"""The form field that people never see and bots fill in."""
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; form-action 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'"
+)
+SECURITY_HEADERS = (
+    (b"content-security-policy", CONTENT_SECURITY_POLICY.encode()),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"x-frame-options", b"DENY"),
+    (b"cache-control", b"no-store"),
+)
+MAX_FIELDS = 20
+EXPIRY_EVERY = 3600.0
+"""Seconds between sweeps of expired sign-ups."""
+
+log = logging.getLogger("famfeeds.service")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The abuse limits."""
+
+    max_body: int = 8192
+    """Bytes of a request body; larger gets 413."""
+    signups_per_minute: int = 5
+    """Sign-ups per client address per minute; more get 429."""
+    confirmation_interval: timedelta = timedelta(hours=1)
+    """At most one confirmation mail per address in this time."""
+    pending_days: int = 7
+    """A sign-up not confirmed within this many days expires."""
+
+    @property
+    def pending_age(self) -> timedelta:
+        """How long a sign-up stays open."""
+        return timedelta(days=self.pending_days)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where the service is reachable and what it trusts."""
+
+    public_url: str
+    """The service's public address (confirmation links start with it)."""
+    base_path: str = "/"
+    """The path the service's endpoints live under, as requests arrive at it."""
+    trusted_proxies: tuple[Network, ...] = ()
+    """Peers whose X-Forwarded-For is believed."""
+    limits: Limits = field(default_factory=Limits)
+    templates: Path | None = None
+    """The project's own templates, searched before the shipped ones."""
+    locale: Path | None = None
+    """The project's own message catalogues."""
+
+    @property
+    def prefix(self) -> str:
+        """The base path without its trailing slash ('' for '/')."""
+        return "/" + self.base_path.strip("/") if self.base_path.strip("/") else ""
+
+    def endpoint(self, name: str) -> str:
+        """The public URL of an endpoint."""
+        return self.public_url.rstrip("/") + "/" + name
+
+
+def parse_networks(values: Iterable[str]) -> tuple[Network, ...]:
+    """Proxy addresses or networks (``127.0.0.1``, ``10.0.0.0/8``, ``::1``)."""
+    try:
+        return tuple(ipaddress.ip_network(v.strip(), strict=False) for v in values)
+    except ValueError as exc:
+        raise FamfeedsError(f"not an IP address or network: {exc}") from None
+
+
+def client_address(
+    peer: str | None, forwarded: Iterable[str], trusted: tuple[Network, ...]
+) -> str | None:
+    """The client's address: the TCP peer, unless the peer is a trusted proxy; then the
+    right-most X-Forwarded-For entry that is not a trusted proxy itself."""
+    if peer is None or not _trusted(peer, trusted):
+        return peer
+    hops = [hop.strip() for value in forwarded for hop in value.split(",")]
+    for hop in reversed(hops):
+        try:
+            ipaddress.ip_address(hop)
+        except ValueError:
+            return peer  # a garbled header: believe only the peer
+        if not _trusted(hop, trusted):
+            return hop
+    return hops[0] if hops else peer
+
+
+def _trusted(address: str, trusted: tuple[Network, ...]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in trusted)
+
+
+def parse_form(content_type: str, body: bytes) -> dict[str, str] | None:
+    """A form body's fields (the first value of each), urlencoded or multipart; None for
+    another media type or a body that is not a form. Raises ValueError past 20 fields."""
+    header = Message()
+    header["content-type"] = content_type or "application/octet-stream"
+    media = header.get_content_type()
+    if media == "application/x-www-form-urlencoded":
+        text = body.decode("utf-8", "replace")
+        pairs = parse_qsl(text, keep_blank_values=True, max_num_fields=MAX_FIELDS)
+        fields: dict[str, str] = {}
+        for name, value in pairs:
+            fields.setdefault(name, value)
+        return fields
+    if media == "multipart/form-data" and header.get_param("boundary"):
+        head = f"Content-Type: {content_type}\r\n\r\n".encode("latin-1", "replace")
+        message = BytesParser(policy=email.policy.HTTP).parsebytes(head + body)
+        if not message.is_multipart():
+            return None
+        fields = {}
+        for count, part in enumerate(message.iter_parts(), 1):
+            if count > MAX_FIELDS:
+                raise ValueError("too many fields")
+            label = part.get_param("name", header="content-disposition")
+            payload = part.get_payload(decode=True)
+            if not isinstance(label, str) or part.get_filename() is not None:
+                continue
+            value = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else ""
+            fields.setdefault(label, value)
+        return fields
+    return None
+
+
+class RateLimit:
+    """At most ``per_minute`` events per key in any 60 seconds (sliding window)."""
+
+    def __init__(self, per_minute: int, clock: Clock) -> None:
+        self.per_minute = per_minute
+        self.clock = clock
+        self.hits: dict[str, deque[float]] = {}
+        self.lock = threading.Lock()
+
+    def allow(self, key: str) -> bool:
+        """Count one event for ``key``; False when it is over the limit."""
+        now = self.clock().timestamp()
+        with self.lock:
+            if len(self.hits) > 10_000:
+                self.hits = {k: q for k, q in self.hits.items() if q and q[-1] > now - 60}
+            hits = self.hits.setdefault(key, deque())
+            while hits and hits[0] <= now - 60:
+                hits.popleft()
+            if len(hits) >= self.per_minute:
+                return False
+            hits.append(now)
+            return True
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class Guard:
+    """ASGI middleware: security headers on every response, and the body cap enforced
+    while the body is read (a declared Content-Length over the cap fails at once)."""
+
+    def __init__(self, app: ASGIApp, max_body: int) -> None:
+        self.app = app
+        self.max_body = max_body
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        too_large = declared is not None and (
+            not declared.isdigit() or int(declared) > self.max_body
+        )
+        received = 0
+
+        async def capped() -> MutableMapping[str, Any]:
+            nonlocal received
+            if too_large:
+                raise _payload_too_large()
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body:
+                    raise _payload_too_large()
+            return message
+
+        async def secured(message: MutableMapping[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                names = {name.lower() for name, _ in message.get("headers", [])}
+                extra = [(n, v) for n, v in SECURITY_HEADERS if n not in names]
+                message["headers"] = [*message.get("headers", []), *extra]
+            await send(message)
+
+        await self.app(scope, capped, secured)
+
+
+def _payload_too_large() -> Exception:
+    from starlette.exceptions import HTTPException
+
+    return HTTPException(413, "The request is too large.")
+
+
+class StorePool:
+    """One store connection per worker thread (SQLite connections stay in their thread)."""
+
+    def __init__(self, path: Path, clock: Clock) -> None:
+        self.path = path
+        self.clock = clock
+        self.local = threading.local()
+        self.opened: list[SubscriberStore] = []
+        self.lock = threading.Lock()
+
+    def get(self) -> SubscriberStore:
+        """This thread's connection, opened on first use."""
+        store: SubscriberStore | None = getattr(self.local, "store", None)
+        if store is None:
+            store = SubscriberStore.open(self.path, clock=self.clock)
+            self.local.store = store
+            with self.lock:
+                self.opened.append(store)
+        return store
+
+    def close(self) -> None:
+        """Close every connection (at shutdown)."""
+        with self.lock:
+            for store in self.opened:
+                store.close()
+            self.opened.clear()
+
+
+class Service:
+    """The endpoints, bound to one show, one store, one mailer and one clock."""
+
+    def __init__(
+        self,
+        show: Show,
+        store_path: Path,
+        mailer: Mailer,
+        settings: Settings,
+        clock: Clock,
+        templates: Environment,
+    ) -> None:
+        self.show = show
+        self.settings = settings
+        self.limits = settings.limits
+        self.mailer = mailer
+        self.clock = clock
+        self.templates = templates
+        self.pool = StorePool(store_path, clock)
+        self.signups = RateLimit(self.limits.signups_per_minute, clock)
+        self.swept = 0.0
+        self.outbox = ThreadPoolExecutor(2, thread_name_prefix="famfeeds-confirmations")
+        """Confirmations go out from threads of their own: a slow SMTP server never holds
+        up the store's requests, and the answer never waits for the mail."""
+
+    def shutdown(self) -> None:
+        """Send the confirmations still queued, then close the store connections."""
+        self.outbox.shutdown(wait=True)
+        self.pool.close()
+
+    # -- helpers -------------------------------------------------------------------------
+
+    async def _store(self, call: Callable[[SubscriberStore], Any]) -> Any:
+        """Run ``call`` with this thread's store connection in the thread pool."""
+        from starlette.concurrency import run_in_threadpool
+
+        return await run_in_threadpool(lambda: call(self.pool.get()))
+
+    def page(
+        self,
+        name: str,
+        code: int = 200,
+        headers: dict[str, str] | None = None,
+        **context: Any,
+    ) -> Response:
+        """A page from templates/service/."""
+        from starlette.responses import HTMLResponse
+
+        html = self.templates.get_template(f"service/{name}.html.j2").render(
+            show=self.show, newsletter=self.show.newsletter, **context
+        )
+        return HTMLResponse(html, code, headers)
+
+    def error(self, status: int, title: str, message: str, **headers: str) -> Response:
+        """A plain error page."""
+        return self.page("error", status, headers, status=status, title=title, message=message)
+
+    def unavailable(self, exc: StoreError) -> Response:
+        """503 while the store is locked or broken; the reason goes to the log only."""
+        log.error("subscriber store: %s", exc.message)
+        return self.error(
+            503,
+            "Please try again in a moment",
+            "The subscription list is busy. Nothing was changed; please try again.",
+            **{"Retry-After": "5"},
+        )
+
+    def client(self, request: Request) -> str | None:
+        """The client's address (see client_address)."""
+        peer = request.client.host if request.client else None
+        forwarded = request.headers.getlist("x-forwarded-for")
+        return client_address(peer, forwarded, self.settings.trusted_proxies)
+
+    async def form(self, request: Request) -> dict[str, str] | None:
+        """The request's form fields; None when the body is not a form."""
+        body = await request.body()
+        try:
+            return parse_form(request.headers.get("content-type", ""), body)
+        except ValueError:
+            return None
+
+    def _token(self, request: Request, fields: dict[str, str] | None = None) -> str | Response:
+        """The token of the query (or form), or a 400 page when it is missing or malformed."""
+        token = request.query_params.get("token") or (fields or {}).get("token", "")
+        if not valid_token(token):
+            return self.error(
+                400,
+                "This link is incomplete",
+                "The link is missing its code or was cut short. Copy the whole link from "
+                "the message, or use the link in the message itself.",
+            )
+        return token
+
+    def _unknown(self) -> Response:
+        return self.error(
+            404,
+            "This link is not valid",
+            "We do not know this link. It may be from an address that was removed.",
+        )
+
+    # -- endpoints -----------------------------------------------------------------------
+
+    async def subscribe_form(self, request: Request) -> Response:
+        """GET /subscribe: a sign-up form of the service's own."""
+        return self.page("subscribe")
+
+    async def subscribe(self, request: Request) -> Response:
+        """POST /subscribe: record a sign-up, answer the same page whatever its state, and
+        mail the confirmation (after the commit, from the outbox)."""
+        client = self.client(request)
+        if not self.signups.allow(client or "unknown"):
+            return self.error(
+                429,
+                "Too many sign-ups",
+                "Too many sign-ups came from your address in the last minute. "
+                "Please wait a minute and try again.",
+                **{"Retry-After": "60"},
+            )
+        fields = await self.form(request)
+        if fields is None:
+            return self.error(
+                415, "Not a form", "Send the sign-up form as an HTML form does (urlencoded)."
+            )
+        address = fields.get("email", "").strip()
+        if fields.get(HONEYPOT, "").strip():
+            return self.page("check-inbox", email=address)
+        if not address:
+            return self.error(400, "No email address", "Please fill in your email address.")
+        if len(address) > 254:
+            return self.error(400, "Not an email address", "That address is too long.")
+        name = fields.get("name") or None
+        try:
+            signup = await self._store(lambda store: self._signup(store, address, name, client))
+        except InvalidAddress as exc:
+            return self.error(
+                400,
+                "Not an email address",
+                f"We cannot send mail to “{address}”: {exc.message}",
+            )
+        except StoreError as exc:
+            return self.unavailable(exc)
+        if signup is not None:
+            self.outbox.submit(self.send_confirmation, signup)
+        return self.page("check-inbox", email=address)
+
+    def _signup(
+        self, store: SubscriberStore, address: str, name: str | None, client: str | None
+    ) -> Signup | None:
+        now = time.monotonic()
+        if now - self.swept > EXPIRY_EVERY:
+            self.swept = now
+            store.expire_pending(self.show.slug, self.limits.pending_age)
+        return store.signup(
+            self.show.slug, address, name, client, self.limits.confirmation_interval
+        )
+
+    def confirmation(self, signup: Signup) -> tuple[str, str, str]:
+        """The confirmation's subject, text and HTML."""
+        assert self.show.newsletter is not None
+        url = self.settings.endpoint("confirm") + "?token=" + quote(signup.token, safe="")
+        context = {
+            "show": self.show,
+            "newsletter": self.show.newsletter,
+            "name": signup.name,
+            "email": signup.email,
+            "confirm_url": url,
+            "pending_days": self.limits.pending_days,
+            "subject": f"Confirm your subscription to {self.show.newsletter.sender_name}",
+        }
+        text = self.templates.get_template("service/confirmation.txt.j2").render(context)
+        html = self.templates.get_template("service/confirmation.html.j2").render(context)
+        return str(context["subject"]), text, html
+
+    def send_confirmation(self, signup: Signup) -> None:
+        """Mail the confirmation (after the answer went out); on failure, undo its record
+        so that signing up again can retry."""
+        try:
+            subject, text, html = self.confirmation(signup)
+            self.mailer(signup.email, subject, text, html)
+        except Exception as exc:
+            log.error("could not send the confirmation: %s", exc)
+            try:
+                self.pool.get().confirmation_not_sent(signup)
+            except StoreError as again:
+                log.error("subscriber store: %s", again.message)
+
+    async def confirm_page(self, request: Request) -> Response:
+        """GET /confirm?token=...: a page with one button; changes nothing."""
+        token = self._token(request)
+        if not isinstance(token, str):
+            return token
+        try:
+            holder: TokenHolder | None = await self._store(
+                lambda store: store.find(self.show.slug, token, self.limits.pending_age)
+            )
+        except StoreError as exc:
+            return self.unavailable(exc)
+        if holder is None:
+            return self._unknown()
+        if holder.status == "confirmed":
+            return self.page("confirmed", holder=holder)
+        if not holder.request_open:
+            return self._expired()
+        return self.page("confirm", holder=holder, token=token)
+
+    def _expired(self) -> Response:
+        return self.error(
+            410,
+            "This link has expired",
+            f"Confirmation links work for {self.limits.pending_days} days. "
+            "Please sign up again and use the new link.",
+        )
+
+    async def confirm(self, request: Request) -> Response:
+        """POST /confirm: confirm the sign-up, recording the consent's time and address."""
+        fields = await self.form(request)
+        token = self._token(request, fields)
+        if not isinstance(token, str):
+            return token
+        client = self.client(request)
+        try:
+            outcome = await self._store(
+                lambda store: store.confirm(self.show.slug, token, client, self.limits.pending_age)
+            )
+            holder = await self._store(
+                lambda store: store.find(self.show.slug, token, self.limits.pending_age)
+            )
+        except StoreError as exc:
+            return self.unavailable(exc)
+        if outcome is None or holder is None:
+            return self._unknown()
+        if outcome == "expired":
+            return self._expired()
+        return self.page("confirmed", holder=holder)
+
+    async def unsubscribe_page(self, request: Request) -> Response:
+        """GET /unsubscribe?token=...: a page with one button; changes nothing."""
+        token = self._token(request)
+        if not isinstance(token, str):
+            return token
+        try:
+            holder = await self._store(
+                lambda store: store.find(self.show.slug, token, self.limits.pending_age)
+            )
+        except StoreError as exc:
+            return self.unavailable(exc)
+        if holder is None:
+            return self._unknown()
+        return self.page("unsubscribe", holder=holder, token=token)
+
+    async def unsubscribe(self, request: Request) -> Response:
+        """POST /unsubscribe?token=...: one-click (RFC 8058) or the page's button;
+        unsubscribes at once and answers 200 (never a redirect); twice is fine."""
+        fields = await self.form(request)
+        token = self._token(request, fields)
+        if not isinstance(token, str):
+            return token
+        source = "page" if (fields or {}).get("from") == "page" else "one-click"
+        try:
+            found = await self._store(
+                lambda store: store.unsubscribe_token(self.show.slug, token, source)
+            )
+        except StoreError as exc:
+            return self.unavailable(exc)
+        if not found:
+            return self._unknown()
+        return self.page("unsubscribed")
+
+    async def healthz(self, request: Request) -> Response:
+        """GET /healthz: 200 "ok" when the store answers, else 503."""
+        from starlette.responses import PlainTextResponse
+
+        try:
+            await self._store(lambda store: store.check())
+        except StoreError as exc:
+            log.error("subscriber store: %s", exc.message)
+            return PlainTextResponse("store unavailable\n", 503)
+        return PlainTextResponse("ok\n")
+
+
+def create_app(
+    show: Show,
+    store_path: Path,
+    mailer: Mailer,
+    settings: Settings,
+    clock: Clock | None = None,
+) -> ASGIApp:
+    """The service as an ASGI application (Starlette, wrapped in the body cap and the
+    security headers)."""
+    from starlette.applications import Starlette
+    from starlette.exceptions import HTTPException
+    from starlette.routing import Route
+
+    from famfeeds.project import template_environment
+
+    if show.newsletter is None:
+        raise FamfeedsError("show.toml has no [newsletter] table: add one to take sign-ups")
+    service = Service(
+        show,
+        store_path,
+        mailer,
+        settings,
+        clock or _utc_now,
+        template_environment(settings.templates, show.language, settings.locale),
+    )
+    prefix = settings.prefix
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        titles = {
+            404: ("Not found", "There is nothing at this address."),
+            405: ("Not allowed", "This address does not take that kind of request."),
+            413: ("Too large", "The request is larger than a sign-up can be."),
+        }
+        title, message = titles.get(exc.status_code, ("Bad request", str(exc.detail)))
+        return service.error(exc.status_code, title, message, **(exc.headers or {}))
+
+    async def server_error(request: Request, exc: Exception) -> Response:
+        return service.error(500, "Something went wrong", "Please try again later.")
+
+    routes = [
+        Route(f"{prefix}/subscribe", service.subscribe_form, methods=["GET"]),
+        Route(f"{prefix}/subscribe", service.subscribe, methods=["POST"]),
+        Route(f"{prefix}/confirm", service.confirm_page, methods=["GET"]),
+        Route(f"{prefix}/confirm", service.confirm, methods=["POST"]),
+        Route(f"{prefix}/unsubscribe", service.unsubscribe_page, methods=["GET"]),
+        Route(f"{prefix}/unsubscribe", service.unsubscribe, methods=["POST"]),
+        Route(f"{prefix}/healthz", service.healthz, methods=["GET"]),
+    ]
+    handlers: dict[Any, Callable[[Request, Exception], Awaitable[Response]]] = {
+        HTTPException: http_error,
+        Exception: server_error,
+    }
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        service.shutdown()
+
+    app = Starlette(routes=routes, exception_handlers=handlers, lifespan=lifespan)
+    return Guard(app, settings.limits.max_body)
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def run(
+    show: Show,
+    store_path: Path,
+    mailer: Mailer,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8025,
+    public_url: str | None = None,
+    base_path: str = "/",
+    trusted_proxies: tuple[Network, ...] = (),
+    limits: Limits | None = None,
+    templates: Path | None = None,
+    locale: Path | None = None,
+    announce: Callable[[str, str], None] = lambda listening, public: None,
+) -> None:
+    """Serve the service with uvicorn until SIGINT or SIGTERM.
+
+    The store is opened (created or migrated) and swept of expired sign-ups first, so a
+    broken store stops the service before it listens. ``announce`` gets the URL it listens
+    on (port 0 picks a free one) and its public URL (default: show.toml's service_url,
+    else the listening address). Raises FamfeedsError (StoreError included).
+    """
+    import socket
+
+    import uvicorn
+
+    limits = limits or Limits()
+    with SubscriberStore.open(store_path) as store:
+        store.expire_pending(show.slug, limits.pending_age)
+    try:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.create_server((host, port), family=family, backlog=2048)
+    except OSError as exc:
+        raise FamfeedsError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    shown = f"[{host}]" if ":" in host else host
+    listening = f"http://{shown}:{sock.getsockname()[1]}/"
+    public = (public_url or default_public_url(show, listening, base_path)).rstrip("/")
+    settings = Settings(public, base_path, trusted_proxies, limits, templates, locale)
+    app = create_app(show, store_path, mailer, settings)
+    config = uvicorn.Config(
+        app,
+        log_level="warning",
+        access_log=False,
+        proxy_headers=False,
+        server_header=False,
+        lifespan="on",
+        timeout_graceful_shutdown=5,
+    )
+    announce(listening, public)
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+# -- mail ------------------------------------------------------------------------------
+
+
+def confirmation_message(
+    newsletter: Newsletter, address: str, subject: str, text: str, html: str, now: datetime
+) -> bytes:
+    """The confirmation as a message: plain text then HTML, from the newsletter's sender,
+    with CRLF line ends (ready for SMTP)."""
+    message = EmailMessage()
+    message["From"] = formataddr((newsletter.sender_name, newsletter.sender_address))
+    message["To"] = address
+    if newsletter.reply_to:
+        message["Reply-To"] = newsletter.reply_to
+    message["Subject"] = subject
+    message["Date"] = format_datetime(now.astimezone(UTC))
+    domain = newsletter.sender_address.rpartition("@")[2]
+    message["Message-ID"] = make_msgid("confirm", domain=domain)
+    message.set_content(text, cte="quoted-printable")
+    message.add_alternative(html, subtype="html", cte="quoted-printable")
+    return message.as_bytes(policy=email.policy.SMTP)
+
+
+def smtp_mailer(
+    newsletter: Newsletter, smtp_url: str, password: str | None, clock: Clock | None = None
+) -> Mailer:
+    """A mailer that sends each confirmation over its own SMTP session."""
+    from famfeeds.delivery.smtp import Connection, SmtpTarget
+
+    target = SmtpTarget.parse(smtp_url)
+    now = clock or _utc_now
+
+    def send(address: str, subject: str, text: str, html: str) -> None:
+        message = confirmation_message(newsletter, address, subject, text, html, now())
+        connection = Connection(target, password, timeout=30)
+        try:
+            connection.deliver(newsletter.sender_address, address, message, lambda: None)
+        finally:
+            connection.close()
+
+    return send
+
+
+def default_public_url(show: Show, listening: str, base_path: str) -> str:
+    """The service's public URL: show.toml's service_url, else where it listens."""
+    if show.newsletter is not None and show.newsletter.service_url:
+        return show.newsletter.service_url.rstrip("/")
+    base = "/" + base_path.strip("/") if base_path.strip("/") else ""
+    parts = urlsplit(listening)
+    return f"{parts.scheme}://{parts.netloc}{base}"

@@ -1,0 +1,94 @@
+"""Remembered render results: a rebuild takes unchanged VEVENTs from the memo, and the bytes
+are the same either way; built files as one lazy mapping."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from click.testing import Result
+
+import famfeeds.render.calendar as calendar
+from famfeeds.render.files import FileSet, digest_of
+from famfeeds.render.memo import NO_MEMO, key, memoized
+from support import Project, build_args, episode_text
+
+
+class Opaque:
+    """An object whose repr is its address."""
+
+
+def test_a_key_needs_inputs_that_show_themselves() -> None:
+    assert key("a", 1, (2, 3)) == key("a", 1, (2, 3))
+    assert key("a", 1) != key("a", 2)
+    assert key("a", Opaque()) is None
+    calls: list[int] = []
+
+    def make() -> bytes:
+        calls.append(1)
+        return b"made"
+
+    assert memoized(NO_MEMO, make, "x") == b"made"
+    store: dict[bytes, bytes] = {}
+
+    class Store:
+        def get(self, k: bytes) -> bytes | None:
+            return store.get(k)
+
+        def put(self, k: bytes, v: bytes) -> None:
+            store[k] = v
+
+    assert memoized(Store(), make, "x") == b"made"
+    assert memoized(Store(), make, "x") == b"made"
+    assert memoized(Store(), make, "x", Opaque()) == b"made"
+    assert len(calls) == 3  # once without a memo, once for "x", once without a key
+
+
+def test_unchanged_events_come_from_the_memo(
+    project: Project, run: Callable[..., Result], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project.show()
+    project.season(1, episodes=4)
+    args = build_args(project, "--as-of", "2024-03-01")
+    assert run(*args).exit_code == 0
+    first = project.snapshot()
+    serialised: list[str] = []
+    real = calendar.serialise_event
+
+    def counting(uid: str, data: object, state: object) -> bytes:
+        serialised.append(uid)
+        return real(uid, data, state)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(calendar, "serialise_event", counting)
+    assert run(*args).exit_code == 0
+    assert serialised == []  # every VEVENT remembered
+    assert project.snapshot() == first
+    project.write("season-01/03-episode-3.md", episode_text(3, "Episode 3", "A new synopsis."))
+    assert run(*args).exit_code == 0
+    assert len(serialised) == 1 and "3" in serialised[0]
+    # The same bytes as a build without any memo.
+    monkeypatch.undo()
+    (project.root / ".famfeeds-cache" / "memo.pickle").unlink()
+    edited = project.snapshot()
+    assert run(*args).exit_code == 0
+    assert project.snapshot() == edited
+
+
+def test_a_file_set_reads_nothing_it_is_not_asked_for(tmp_path: Path) -> None:
+    read: list[str] = []
+
+    class Stored(dict[str, bytes]):
+        def __getitem__(self, name: str) -> bytes:
+            read.append(name)
+            return super().__getitem__(name)
+
+        def digest(self, name: str) -> bytes:
+            return digest_of(super().__getitem__(name))
+
+    files = FileSet({"a": b"1", "b": b"2"}, Stored({"c": b"3"}))
+    files.add({"b": b"two"})
+    assert sorted(files) == ["a", "b", "c"] and len(files) == 3
+    assert files.digest("c") == digest_of(b"3") and read == []
+    assert files["b"] == b"two" and files["c"] == b"3" and read == ["c"]
+    assert dict(files) == {"a": b"1", "b": b"two", "c": b"3"}
