@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Callable
 from datetime import date
@@ -170,3 +171,15 @@ def test_a_cache_that_cannot_be_written_only_slows_the_build(
     result = run(*args)
     assert result.exit_code == 0, result.output
     assert (tmp_path / "out/newsletter/2024-01-05.eml").is_file()
+
+
+def test_the_lock_file_is_an_ordinary_committed_file(
+    tmp_path: Path, run: Callable[..., Result]
+) -> None:
+    content = write_show(tmp_path, "content", "plain", "p.example.org", 2)
+    old = os.umask(0o022)
+    try:
+        assert run("build", "--content", content, "--output", tmp_path / "out").exit_code == 0
+    finally:
+        os.umask(old)
+    assert (tmp_path / "famfeeds.lock").stat().st_mode & 0o777 == 0o644

@@ -653,7 +653,15 @@ def _exchange(a: Path, b: Path) -> bool:
 def atomic_write(path: Path, data: bytes, mode: int | None = None, fsync: bool = True) -> None:
     """Replace ``path`` with ``data`` in one step: a temporary file beside it, flushed to
     disk (unless ``fsync`` is False, for caches), then renamed over it. A crash leaves the
-    old file or the new one, never a mix."""
+    old file or the new one, never a mix. The file keeps its mode (``mode`` if given; a new
+    file gets an ordinary file's mode under the umask, not mkstemp's 0600)."""
+    if mode is None:
+        try:
+            mode = path.stat().st_mode & 0o777
+        except OSError:
+            umask = os.umask(0)
+            os.umask(umask)
+            mode = 0o666 & ~umask
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
@@ -661,8 +669,7 @@ def atomic_write(path: Path, data: bytes, mode: int | None = None, fsync: bool =
             if fsync:
                 handle.flush()
                 os.fsync(handle.fileno())
-        if mode is not None:
-            Path(tmp).chmod(mode)
+        Path(tmp).chmod(mode)
         Path(tmp).replace(path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -12,56 +12,14 @@ from pathlib import Path
 import click
 
 from famfeeds import __version__
-
-content_option = click.option(
-    "--content",
-    type=click.Path(path_type=Path, file_okay=False),
-    default="content",
-    show_default=True,
-    help="Folder holding show.toml and the season-NN folders.",
+from famfeeds.cli.options import (
+    as_of_option,
+    checked_templates,
+    content_option,
+    output_option,
+    parse_date,
+    templates_option,
 )
-
-
-def _parse_date(ctx: click.Context, param: click.Parameter, value: str | None) -> date | None:
-    if value is None:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not a date; write YYYY-MM-DD") from None
-
-
-output_option = click.option(
-    "--output",
-    type=click.Path(path_type=Path, file_okay=False),
-    default="output",
-    show_default=True,
-    help="Folder to build into. Replaced in one step; files famfeeds did not make are kept.",
-)
-templates_option = click.option(
-    "--templates",
-    type=click.Path(path_type=Path, file_okay=False),
-    default=None,
-    help="Folder of your own templates, searched before the shipped ones "
-    "[default: ./templates if it exists].",
-)
-as_of_option = click.option(
-    "--as-of",
-    "as_of",
-    metavar="YYYY-MM-DD",
-    callback=_parse_date,
-    help="Reference date: episodes released by then appear in the feeds "
-    "[default: SOURCE_DATE_EPOCH if set, else today in the show's time zone].",
-)
-
-
-def _templates(templates: Path | None) -> Path | None:
-    """``--templates`` checked; None means the project's own templates/ folder, if any."""
-    from famfeeds.errors import FamfeedsError
-
-    if templates is not None and not templates.is_dir():
-        raise FamfeedsError(f"--templates {templates}: no such folder")
-    return templates
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -128,7 +86,7 @@ def build(
     result, report = run_build(
         content,
         output,
-        templates=_templates(templates),
+        templates=checked_templates(templates),
         as_of=as_of,
         strict=strict,
         base_url=base_url,
@@ -206,7 +164,7 @@ ISSUE_FORMS = {"html": ".html", "text": ".txt", "eml": ".eml"}
     "--as-of",
     "as_of",
     metavar="YYYY-MM-DD",
-    callback=_parse_date,
+    callback=parse_date,
     help="Treat this day as today: issues dated up to it are out, so a later one can be "
     "previewed [default: SOURCE_DATE_EPOCH if set, else today in the show's time zone].",
 )
@@ -214,7 +172,7 @@ ISSUE_FORMS = {"html": ".html", "text": ".txt", "eml": ".eml"}
     "--date",
     "day",
     metavar="YYYY-MM-DD",
-    callback=_parse_date,
+    callback=parse_date,
     help="The issue of this date (a release day, or a week before a premiere).",
 )
 @click.option(
@@ -294,7 +252,7 @@ def newsletter(
     issue = find_issue(planned.issues, "latest" if day is None else day.isoformat(), today)
     project = Project.of(content)
     env = template_environment(
-        project.templates(_templates(templates)), planned.show.language, project.locale
+        project.templates(checked_templates(templates)), planned.show.language, project.locale
     )
     (letter,) = render_letters(planned, today, env, IssueCache(project.cache), only=issue)
     if form is not None:
@@ -382,7 +340,7 @@ def serve(
     run(
         content,
         output,
-        templates=_templates(templates),
+        templates=checked_templates(templates),
         as_of=as_of,
         host=host,
         port=port,

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 import click
 
+from famfeeds.cli.options import content_option, parse_date
 from famfeeds.scaffold import CADENCE_NAMES
 
 if TYPE_CHECKING:
@@ -22,24 +23,6 @@ if TYPE_CHECKING:
     from famfeeds.timetable import Timetable
 
 T = TypeVar("T")
-content_option = click.option(
-    "--content",
-    type=click.Path(path_type=Path, file_okay=False),
-    default="content",
-    show_default=True,
-    help="Folder holding show.toml and the season-NN folders.",
-)
-"""The same --content as the other commands' (declared here: mypy cannot type a name
-imported back from the package that imports this module)."""
-
-
-def _parse_date(ctx: click.Context, param: click.Parameter, value: str | None) -> date | None:
-    if value is None:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not a date; write YYYY-MM-DD") from None
 
 
 PREMIERE_IN_DAYS = 7
@@ -424,7 +407,7 @@ def new() -> None:
     "--premiere",
     required=True,
     metavar="YYYY-MM-DD",
-    callback=_parse_date,
+    callback=parse_date,
     help="The season's first release day, in the show's time zone.",
 )
 @click.option(
@@ -596,7 +579,7 @@ def new_episode(season: int | None, content: Path, title: str | None, release: s
     "--as-of",
     "as_of",
     metavar="YYYY-MM-DD",
-    callback=_parse_date,
+    callback=parse_date,
     help="The day the statuses are for: out on or before it is released, the first after "
     "it is next [default: SOURCE_DATE_EPOCH if set, else today in the show's time zone].",
 )

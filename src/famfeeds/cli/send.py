@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from famfeeds.cli.options import content_option
+
 if TYPE_CHECKING:
     from famfeeds.delivery.campaign import Campaign, Report
     from famfeeds.delivery.engine import SendOptions
@@ -26,16 +28,6 @@ if TYPE_CHECKING:
     DurationType = click.ParamType[timedelta, Any]
 else:  # click before 8.2 has no type parameters
     NumberType = DurationType = click.ParamType
-
-content_option = click.option(
-    "--content",
-    type=click.Path(path_type=Path, file_okay=False),
-    default="content",
-    show_default=True,
-    help="Folder holding show.toml and the season-NN folders.",
-)
-"""The same --content as the other commands' (declared here: mypy cannot type a name
-imported back from the package that imports this module)."""
 
 
 class Seconds(NumberType):
