@@ -36,12 +36,10 @@ the index).
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import hashlib
 import os
 import shutil
 import stat
-import sys
 import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -50,7 +48,14 @@ from pathlib import Path, PurePosixPath
 from famfeeds.errors import FamfeedsError, display_path
 from famfeeds.record_cache import load_private_pickle, save_private_pickle
 from famfeeds.render.files import FileSet, digest_of
-from famfeeds.writer import _NEW, MANIFEST, WriteReport, _prefix, _remove_leftovers
+from famfeeds.writer import (
+    _NEW,
+    MANIFEST,
+    WriteReport,
+    _prefix,
+    _remove_leftovers,
+    flush_folder,
+)
 
 PER_FILE_FROM = 2000
 """Outputs of this many files or more are rebuilt in place."""
@@ -328,7 +333,7 @@ def _apply(
         path.write_bytes(files[name])
         staged.append((name, path))
     if sync:
-        _flush(staging)
+        flush_folder(staging)
     # Rename them into place (new files first), then remove stale files.
     umask = _umask()
     entries = dict(plan.unchanged)
@@ -397,16 +402,3 @@ def record_index(files: Mapping[str, bytes], target: Path, index_file: Path) -> 
         if name in listing.files
     }
     save_index(index_file, Index(str(target), manifest, entries))
-
-
-def _flush(folder: Path) -> None:
-    """Put ``folder``'s files on disk: syncfs(2) on Linux (one filesystem), else sync(2)."""
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError, AttributeError):
-            fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-            try:
-                if ctypes.CDLL(None, use_errno=True).syncfs(fd) == 0:
-                    return
-            finally:
-                os.close(fd)
-    os.sync()

@@ -103,6 +103,24 @@ class Schedule:
     releases: tuple[Release, ...]
     warnings: tuple[Problem, ...]
 
+    def states(self, as_of: date) -> list[tuple[Release, str]]:
+        """Every release in release order with its state as of ``as_of``: cancelled;
+        released once its day is on or before ``as_of``; the first other one is next; the
+        rest upcoming. The page and ``famfeeds schedule`` both show this."""
+        states = []
+        next_seen = False
+        for release in sorted(self.releases, key=lambda r: (r.instant, r.season.number)):
+            if release.cancelled:
+                state = "cancelled"
+            elif release.released_by(as_of):
+                state = "released"
+            elif not next_seen:
+                state, next_seen = "next", True
+            else:
+                state = "upcoming"
+            states.append((release, state))
+        return states
+
     def released(self, as_of: date) -> list[Release]:
         """Released episodes as of ``as_of``, newest first."""
         out = [r for r in self.releases if r.released_by(as_of)]

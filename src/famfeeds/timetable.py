@@ -26,7 +26,7 @@ from typing import Any
 
 from famfeeds.models import Season, Show
 from famfeeds.planning import Plan
-from famfeeds.schedule import Release, Schedule
+from famfeeds.schedule import Release
 
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 """English weekday names, fixed here so no locale changes the output."""
@@ -247,7 +247,9 @@ class Timetable:
 def timetable(planned: Plan, as_of: date, season: int | None = None) -> Timetable:
     """The timetable of every season (or only ``season``) as of ``as_of``."""
     show = planned.show
-    status = statuses(planned.schedule, as_of)
+    status = {
+        (r.season.number, r.episode.number): state for r, state in planned.schedule.states(as_of)
+    }
     issue_of: dict[tuple[int, int], date] = {}
     previews: dict[int, date] = {}
     if show.newsletter is not None:
@@ -281,25 +283,6 @@ def timetable(planned: Plan, as_of: date, season: int | None = None) -> Timetabl
             )
         tables.append(SeasonTable(s, tuple(entries), gaps(s, releases), previews.get(s.number)))
     return Timetable(show, as_of, tuple(tables))
-
-
-def statuses(schedule: Schedule, as_of: date) -> dict[tuple[int, int], str]:
-    """Each episode's status by (season, episode), the page's rule: cancelled; released once
-    its day is on or before ``as_of``; the first other one in release order is next; the
-    rest are upcoming."""
-    out: dict[tuple[int, int], str] = {}
-    next_seen = False
-    for r in sorted(schedule.releases, key=lambda r: (r.instant, r.season.number)):
-        if r.cancelled:
-            state = "cancelled"
-        elif r.released_by(as_of):
-            state = "released"
-        elif not next_seen:
-            state, next_seen = "next", True
-        else:
-            state = "upcoming"
-        out[(r.season.number, r.episode.number)] = state
-    return out
 
 
 def _short_code(release: Release, season: Season) -> str:

@@ -129,7 +129,7 @@ def write_output(
                 kept = _carry_over(old, target, staging, skip) if old else []
                 _set_modes(staging, old)
                 if sync:
-                    _flush(staging)
+                    flush_folder(staging)
             except OSError as exc:
                 raise FamfeedsError(
                     f"cannot write the build beside {display_path(output)}: {_reason(exc)}. "
@@ -600,8 +600,8 @@ def _set_modes(staging: Path, old: _Tree | None) -> None:
                 path.chmod(mode)
 
 
-def _flush(folder: Path) -> None:
-    """Put the staged files on disk: syncfs(2) on Linux (one filesystem), else sync(2)."""
+def flush_folder(folder: Path) -> None:
+    """Put ``folder``'s files on disk: syncfs(2) on Linux (one filesystem), else sync(2)."""
     if sys.platform.startswith("linux"):
         with contextlib.suppress(OSError, AttributeError):
             fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)

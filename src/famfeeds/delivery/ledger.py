@@ -45,6 +45,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 
+from famfeeds.delivery.sqlite import immediate
 from famfeeds.errors import FamfeedsError, display_path
 from famfeeds.project import private_file, private_folder
 
@@ -184,16 +185,8 @@ class Ledger:
     @contextmanager
     def _transaction(self, doing: str) -> Iterator[sqlite3.Connection]:
         """BEGIN IMMEDIATE ... COMMIT, rolled back on any error."""
-        with self._guard(doing):
-            self.db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self.db
-                self.db.execute("COMMIT")
-            except BaseException:
-                if self.db.in_transaction:
-                    with contextlib.suppress(sqlite3.Error):
-                        self.db.execute("ROLLBACK")
-                raise
+        with self._guard(doing), immediate(self.db) as db:
+            yield db
 
     def _migrate(self, legacy_show: str | None) -> None:
         version = self.db.execute("PRAGMA user_version").fetchone()[0]

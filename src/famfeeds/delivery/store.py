@@ -50,6 +50,7 @@ from typing import IO, Literal
 
 from email_validator import EmailNotValidError, validate_email
 
+from famfeeds.delivery.sqlite import immediate
 from famfeeds.errors import FamfeedsError, display_path
 from famfeeds.project import SECRET_NAME, private_file, private_folder
 
@@ -428,15 +429,8 @@ class SubscriberStore:
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         """One write transaction (BEGIN IMMEDIATE ... COMMIT), rolled back on any error."""
-        with self._guard("write to"):
-            self.db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self.db
-                self.db.execute("COMMIT")
-            except BaseException:
-                if self.db.in_transaction:
-                    self.db.execute("ROLLBACK")
-                raise
+        with self._guard("write to"), immediate(self.db) as db:
+            yield db
 
     def _now(self) -> str:
         return stamp(self.clock())

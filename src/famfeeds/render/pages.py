@@ -92,26 +92,8 @@ class Gap:
     kind: ClassVar[str] = "gap"
 
 
-def release_states(schedule: Schedule, as_of: date) -> list[tuple[Release, str]]:
-    """Every release in release order with its state as of ``as_of``: cancelled; released
-    once its day is on or before ``as_of``; the first other one is next; the rest upcoming."""
-    states = []
-    next_seen = False
-    for release in sorted(schedule.releases, key=lambda r: (r.instant, r.season.number)):
-        if release.cancelled:
-            state = "cancelled"
-        elif release.released_by(as_of):
-            state = "released"
-        elif not next_seen:
-            state, next_seen = "next", True
-        else:
-            state = "upcoming"
-        states.append((release, state))
-    return states
-
-
 def schedule_rows(schedule: Schedule, as_of: date, l10n: Localiser) -> list[Row]:
-    """Every release's row, in release order (see :func:`release_states`)."""
+    """Every release's row, in release order (see :meth:`Schedule.states`)."""
     return [
         Row(
             release,
@@ -121,7 +103,7 @@ def schedule_rows(schedule: Schedule, as_of: date, l10n: Localiser) -> list[Row]
             release.show.url(episode_file(release)),
             google_calendar_link(release, l10n),
         )
-        for release, state in release_states(schedule, as_of)
+        for release, state in schedule.states(as_of)
     ]
 
 
