@@ -323,7 +323,7 @@ def test_rebuilds_reuse_inlined_html(
 ) -> None:
     assert run(*build_args(shipped, "--as-of", "2024-01-31")).exit_code == 0
     first = shipped.snapshot()
-    assert len(list((shipped.root / ".famfeeds-cache").glob("*.json"))) == 11
+    assert len(list((shipped.root / ".famfeeds-cache/issues").glob("*.json"))) == 11
     import premailer
 
     def refuse(*args: object, **kwargs: object) -> str:

@@ -153,8 +153,10 @@ def test_a_corrupt_cache_entry_is_a_miss_and_a_warning(
     args = ["build", "--content", content, "--output", tmp_path / "out", "--as-of", "2024-02-01"]
     assert run(*args).exit_code == 0
     before = {p.name: p.read_bytes() for p in (tmp_path / "out/newsletter").iterdir()}
-    for entry in (tmp_path / ".famfeeds-cache").glob("*.json"):
-        entry.write_bytes(entry.read_bytes()[:40])
+    for entry in (tmp_path / ".famfeeds-cache/issues").glob("*.json"):
+        damaged = entry.with_name("damaged")  # replaced, as a tool or a person would
+        damaged.write_bytes(entry.read_bytes()[:40])
+        damaged.replace(entry)
     result = run(*args)
     assert result.exit_code == 0, result.output
     assert result.output.count("unreadable issue cache entry") == 1

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -112,20 +112,23 @@ def render_letters(
     cache: IssueCache,
     *,
     only: Issue | None = None,
+    templates_key: str | None = None,
+    season_keys: Mapping[int, str] | None = None,
 ) -> tuple[Letter, ...]:
     """Every issue out by ``as_of`` (or just ``only``), from the cache where its key is
-    there, else rendered."""
-    from famfeeds.issue_cache import IssueKeys, code_digest, templates_digest
-    from famfeeds.render.i18n import localiser
+    there, else rendered (``templates_key``: :func:`templates_key_of`, and
+    ``season_keys``: famfeeds.render.context.season_key by number, where known)."""
+    from famfeeds.issue_cache import IssueKeys, code_digest
     from famfeeds.render.newsletter import inliner, issue_files, render_issue
     from famfeeds.render.personal import Letter
 
     published = [only] if only is not None else planned.published(as_of)
     if planned.show.newsletter is None or not published:
         return ()
-    catalogue = localiser(env).messages.digest
     keys = IssueKeys(
-        code_digest() + templates_digest(env) + catalogue, planned.show.model_dump_json()
+        code_digest() + (templates_key or templates_key_of(env)),
+        planned.show.model_dump_json(),
+        season_keys,
     )
     premailer = None
     letters = []
@@ -138,6 +141,14 @@ def render_letters(
             letter = cache.put(key, Letter(item, issue_files(item)))  # kept on disk
         letters.append(letter)
     return tuple(letters)
+
+
+def templates_key_of(env: Environment) -> str:
+    """A digest of every template ``env`` can load and of its message catalogue."""
+    from famfeeds.issue_cache import templates_digest
+    from famfeeds.render.i18n import localiser
+
+    return templates_digest(env) + localiser(env).messages.digest
 
 
 def render(
@@ -155,7 +166,7 @@ def render(
     from famfeeds.issue_cache import IssueCache
     from famfeeds.record_cache import MEMO_CACHE, RenderMemo, save_later
     from famfeeds.render.calendar import publish_events
-    from famfeeds.render.context import RenderContext
+    from famfeeds.render.context import RenderContext, season_key, show_key
     from famfeeds.render.i18n import localiser
 
     project = Project.of(content)
@@ -164,14 +175,35 @@ def render(
     day = reference_date(show.zone, as_of)
     lock = load_lock(project.lock)
     env = template_environment(project.templates(templates), show.language, project.locale)
-    events = publish_events(show, planned.schedule, lock.of_show(show.slug), day, localiser(env))
     cache = IssueCache(project.cache)
     files = FileSet()  # names only: stored newsletter files are read when written
     try:
-        letters = render_letters(planned, day, env, cache)
         memo = RenderMemo.open(project.cache / MEMO_CACHE)  # bytes rendered before
         save_later(memo.path, memo.save)
-        context = RenderContext(planned, day, env, events, letters, memo)
+        keys = RenderContext(
+            planned,
+            day,
+            env,
+            {},
+            (),
+            memo,
+            templates_key_of(env),
+            show_key(show),
+            {season.number: season_key(season) for season in planned.catalogue.seasons},
+        )
+        previous = lock.of_show(show.slug)
+        events = publish_events(
+            show, planned.schedule, previous, day, localiser(env), memo, keys.season_inputs
+        )
+        letters = render_letters(
+            planned,
+            day,
+            env,
+            cache,
+            templates_key=keys.templates_key,
+            season_keys=keys.season_keys,
+        )
+        context = replace(keys, events=events, letters=letters, shared=keys.shared)
         for renderer in renderers():
             made = renderer(context)
             for name in made:

@@ -23,6 +23,7 @@ import time
 import zlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -52,7 +53,6 @@ LIBRARIES = (
     "babel",
 )
 """Libraries whose code shapes an issue's bytes (babel: dates in the show's language)."""
-SOURCE_FREE = {"source": True, "episodes": {"__all__": {"source"}}}
 
 
 def code_digest() -> str:
@@ -76,16 +76,18 @@ def templates_digest(env: Environment) -> str:
 class IssueKeys:
     """Cache keys for issues: the code, the templates, the show and the records touched."""
 
-    def __init__(self, base: str, show_json: str) -> None:
+    def __init__(self, base: str, show_json: str, seasons: Mapping[int, str] | None = None) -> None:
         self.base = hashlib.sha256(f"{base}\0{show_json}".encode()).hexdigest()
-        self.seasons: dict[int, str] = {}
+        self.seasons: dict[int, str] = dict(seasons or {})
 
     def season(self, season: Any) -> str:
-        """A digest of one season's records (its source paths left out)."""
-        if season.number not in self.seasons:
-            dumped = season.model_dump_json(exclude=SOURCE_FREE)
-            self.seasons[season.number] = hashlib.sha256(dumped.encode()).hexdigest()
-        return self.seasons[season.number]
+        """A digest of one season's records (famfeeds.render.context.season_key)."""
+        from famfeeds.render.context import season_key
+
+        found = self.seasons.get(season.number)
+        if found is None:
+            found = self.seasons[season.number] = season_key(season)
+        return found
 
     def issue(self, issue: Issue) -> str:
         """The key of one issue."""
@@ -104,14 +106,20 @@ class IssueKeys:
 class IssueCache:
     """Entries by key, read from files on demand; remembers what a build used.
 
-    An entry is two files: ``<key>.json``, a header (subject, markers, and the name, size and
-    digest of each part: famfeeds.render.files.digest_of), and ``<key>.bin``, the parts'
-    bytes one after another (the issue's HTML and text with their markers, then its built
-    files), compressed with zlib. A letter from the cache is *stored*: its parts are read
-    only when something asks for their bytes, so a rebuild that finds its files unchanged in
-    output/ (famfeeds.inplace compares the digests) never reads them. The index
-    (``issues.index``) keeps each entry's header and the stat of its two files, so such a
-    rebuild opens no entry at all; an entry whose files changed since is read afresh.
+    An entry is two files in the cache's ``issues/`` folder: ``<key>.json``, a header
+    (subject, markers, and the name, size and digest of each part:
+    famfeeds.render.files.digest_of), and ``<key>.bin``, the parts' bytes one after another
+    (the issue's HTML and text with their markers, then its built files), compressed with
+    zlib. A letter from the cache is *stored*: its parts are read only when something asks
+    for their bytes, so a rebuild that finds its files unchanged in output/
+    (famfeeds.inplace compares the digests) never reads them.
+
+    The index (``issues.index``) keeps each entry's header and the stat of its two files,
+    and the stat of the ``issues/`` folder as the last save left it. While the folder keeps
+    that stat, no entry was added, removed or replaced since (entries are only ever
+    replaced whole, by a rename), so a rebuild opens no entry and stats none; otherwise an
+    entry whose files changed is read afresh. A body is checked against its header's sizes
+    whenever it is read.
 
     A newly rendered letter is kept compressed in memory (about 6 KB an issue), not as it
     was rendered, and written by :meth:`save`, which a build calls once its output is
@@ -119,27 +127,44 @@ class IssueCache:
     """
 
     folder: Path
+    """The cache folder (.famfeeds-cache/); entries live in its ``issues/`` folder."""
     used: set[str] = field(default_factory=set)
     """Keys found in the cache by this build."""
     fresh: dict[str, tuple[bytes, bytes]] = field(default_factory=dict)
     """Keys this build rendered: the header and the compressed body, for :meth:`save`."""
     warnings: list[str] = field(default_factory=list)
-    index: dict[str, IndexEntry] | None = None
+    index: dict[str, Packed] | None = None
+    trusted: bool = False
+    """The entries folder has the stat the index recorded: its entries are as recorded."""
     dirty: bool = False
 
-    def _index(self) -> dict[str, IndexEntry]:
+    store: Path = field(init=False)
+    """The folder of the entries."""
+
+    def __post_init__(self) -> None:
+        self.store = self.folder / ENTRIES_DIR
+
+    def _index(self) -> dict[str, Packed]:
         if self.index is None:
             from famfeeds.record_cache import load_private_pickle
 
             data = load_private_pickle(self.folder / INDEX)
             ok = isinstance(data, dict) and data.get("format") == FORMAT
-            self.index = data["entries"] if ok and isinstance(data.get("entries"), dict) else {}
+            ok = ok and isinstance(data.get("entries"), dict)
+            self.index = data["entries"] if ok else {}
+            self.trusted = ok and data.get("store") == _signature(self.store)
         return self.index
 
     def get(self, key: str, issue: Issue) -> Letter | None:
         """The cached letter for ``issue``, or None (a corrupt entry warns once)."""
-        head, body = self.folder / f"{key}{SUFFIX}", self.folder / f"{key}{BODY}"
-        known = self._index().get(key)
+        packed = self._index().get(key)
+        if packed is not None and self.trusted:
+            with contextlib.suppress(ValueError, TypeError):  # else: read the entry afresh
+                letter = packed_letter(issue, packed, f"{self.store}/{key}{BODY}", key)
+                self.used.add(key)
+                return letter
+        known = None if packed is None else _unpack(packed)
+        head, body = self.store / f"{key}{SUFFIX}", self.store / f"{key}{BODY}"
         signatures = (_signature(head), _signature(body))
         if known is None or known[:2] != signatures:
             try:
@@ -153,10 +178,10 @@ class IssueCache:
                         "rendering the issue again"
                     )
                 return None
-            self._index()[key] = known
+            self._index()[key] = _pack(known)
             self.dirty = True
         self.used.add(key)
-        return stored_letter(issue, known, body)
+        return stored_letter(issue, known, body, key)
 
     def put(self, key: str, letter: Letter) -> Letter:
         """Keep a newly rendered letter for :meth:`save`, and give it back as stored: its
@@ -177,11 +202,12 @@ class IssueCache:
         }
         self.fresh[key] = (json.dumps(header).encode("utf-8"), body)
         known = _entry(header, (MISSING, MISSING))
-        return stored_letter(item.issue, known, body)
+        return stored_letter(item.issue, known, body, key)
 
     def save(self) -> None:
-        """Write the new entries and the index, and forget entries no build used lately.
-        Best effort: a cache that cannot be written only makes the next build slower."""
+        """Write the new entries and the index; when entries were added, also forget those
+        no build used lately. Best effort: a cache that cannot be written only makes the
+        next build slower."""
         from famfeeds.project import private_folder
         from famfeeds.record_cache import save_private_pickle
         from famfeeds.writer import atomic_write
@@ -190,43 +216,62 @@ class IssueCache:
         with contextlib.suppress(OSError):
             if self.fresh:
                 private_folder(self.folder)
+                private_folder(self.store)
             for key, (header, body) in self.fresh.items():
-                head, stored = self.folder / f"{key}{SUFFIX}", self.folder / f"{key}{BODY}"
+                head, stored = self.store / f"{key}{SUFFIX}", self.store / f"{key}{BODY}"
                 atomic_write(stored, body, fsync=False)  # the body first: a header means both
                 atomic_write(head, header, fsync=False)
-                index[key] = _entry(json.loads(header), (_signature(head), _signature(stored)))
+                entry = _entry(json.loads(header), (_signature(head), _signature(stored)))
+                index[key] = _pack(entry)
                 self.dirty = True
-            keep = self.used | set(self.fresh)
-            stale = time.time() - KEEP_UNUSED_SECONDS
-            for path in self.folder.glob(f"*{SUFFIX}"):
-                key = path.name.removesuffix(SUFFIX)
-                if key not in keep and path.stat().st_mtime < stale:
-                    path.unlink(missing_ok=True)
-                    (self.folder / f"{key}{BODY}").unlink(missing_ok=True)
-                    if index.pop(key, None) is not None:
-                        self.dirty = True
-            for path in self.folder.glob(".*.tmp"):  # left by a killed build
-                if path.stat().st_mtime < time.time() - 3600:
-                    path.unlink(missing_ok=True)
-            if self.dirty and self.folder.is_dir():
-                entries = {
-                    k: v for k, v in index.items() if (self.folder / f"{k}{SUFFIX}").exists()
-                }
-                if save_private_pickle(self.folder / INDEX, {"format": FORMAT, "entries": entries}):
-                    self.dirty = False
+            if self.fresh:
+                self._prune(index)
+            store = _signature(self.store)
+            if (self.dirty or not self.trusted) and self.store.is_dir():
+                data = {"format": FORMAT, "store": store, "entries": index}
+                if save_private_pickle(self.folder / INDEX, data):
+                    self.dirty, self.trusted = False, True
         self.fresh.clear()
+
+    def _prune(self, index: dict[str, Packed]) -> None:
+        """Delete entries no build used for KEEP_UNUSED_SECONDS, a killed build's
+        temporary files, and entries of the layout before ``issues/``."""
+        keep = self.used | set(self.fresh)
+        now = time.time()
+        with os.scandir(self.store) as listing:
+            names = [entry.name for entry in listing]
+        for name in names:
+            path = self.store / name
+            if name.endswith(SUFFIX):
+                key = name.removesuffix(SUFFIX)
+                if key not in keep and path.stat().st_mtime < now - KEEP_UNUSED_SECONDS:
+                    path.unlink(missing_ok=True)
+                    (self.store / f"{key}{BODY}").unlink(missing_ok=True)
+                    index.pop(key, None)
+            elif (
+                name.startswith(".") and name.endswith(".tmp") and path.stat().st_mtime < now - 3600
+            ):
+                path.unlink(missing_ok=True)
+        for old in self.folder.iterdir():  # the layout before issues/: entries beside it
+            if old.suffix in (SUFFIX, BODY) and len(old.stem) == 64:
+                old.unlink(missing_ok=True)
+        for key in [k for k in index if not (self.store / f"{k}{SUFFIX}").exists()]:
+            del index[key]
 
 
 HTML_PART = ":html"
 TEXT_PART = ":text"
 BODY = ".bin"
 INDEX = "issues.index"
-FORMAT = 3
+ENTRIES_DIR = "issues"
+FORMAT = 4
 Signature = tuple[int, int, int, int]
 """size, inode, mtime_ns, ctime_ns of a file ((-1, ...) if missing)."""
 MISSING: Signature = (-1, -1, -1, -1)
 IndexEntry = tuple[Signature, Signature, str, tuple[str, str], tuple[tuple[str, int, str], ...]]
 """The stat of an entry's header and body, its subject, markers and parts."""
+Packed = tuple[str, str, str, str]
+"""An IndexEntry as the index keeps it: a few strings (quick to load for 10,000 issues)."""
 
 
 def _signature(path: Path) -> Signature:
@@ -247,6 +292,32 @@ def _read_header(head: Path, signatures: tuple[Signature, Signature]) -> IndexEn
     return _entry(saved, signatures)
 
 
+def _pack(entry: IndexEntry) -> Packed:
+    head, body, subject, markers, parts = entry
+    signatures = ",".join(str(n) for n in (*head, *body))
+    return (
+        signatures,
+        subject,
+        "\0".join(markers),
+        "\0".join(f"{n}\0{s}\0{d}" for n, s, d in parts),
+    )
+
+
+def _unpack(packed: Packed) -> IndexEntry | None:
+    """The entry, or None if ``packed`` is not one (an index of another making)."""
+    try:
+        signatures, subject, markers, parts = packed
+        numbers = tuple(int(n) for n in signatures.split(","))
+        fields = parts.split("\0")
+        name, token = markers.split("\0")
+        triples = tuple(
+            (fields[i], int(fields[i + 1]), fields[i + 2]) for i in range(0, len(fields), 3)
+        )
+        return numbers[:4], numbers[4:8], subject, (name, token), triples  # type: ignore[return-value]
+    except (ValueError, TypeError, IndexError):
+        return None
+
+
 def _entry(saved: dict[str, Any], signatures: tuple[Signature, Signature]) -> IndexEntry:
     parts = tuple((str(n), int(size), str(digest)) for n, size, digest in saved["parts"])
     markers = (str(saved["markers"][0]), str(saved["markers"][1]))
@@ -255,27 +326,51 @@ def _entry(saved: dict[str, Any], signatures: tuple[Signature, Signature]) -> In
 
 class StoredParts:
     """An entry's body, decompressed when a part is asked for (the last one kept, since a
-    build reads an issue's files one after another)."""
+    build reads an issue's files one after another). The parts' list is read from the
+    index's packed form only when a part, or a part's digest, is asked for."""
 
     last: tuple[StoredParts | None, bytes] = (None, b"")
+    size: int = 0
 
-    def __init__(self, parts: tuple[tuple[str, int, str], ...], body: Path | bytes) -> None:
+    def __init__(
+        self, parts: tuple[tuple[str, int, str], ...] | str, body: Path | str | bytes
+    ) -> None:
+        self.parts = parts
         self.body = body
-        self.where: dict[str, tuple[int, int, str]] = {}
-        offset = 0
+
+    @cached_property
+    def where(self) -> dict[str, tuple[int, int, str]]:
+        """Each part's offset, size and digest (hex) by name."""
+        parts = self.parts
+        if isinstance(parts, str):
+            fields = parts.split("\0")
+            parts = tuple(
+                (fields[i], int(fields[i + 1]), fields[i + 2]) for i in range(0, len(fields), 3)
+            )
+        where, offset = {}, 0
         for name, size, digest in parts:
-            self.where[name] = (offset, size, digest)
+            where[name] = (offset, size, digest)
             offset += size
         self.size = offset
+        return where
+
+    @cached_property
+    def names(self) -> list[str]:
+        """The built files' names (the parts but the HTML and text kept for sending)."""
+        if isinstance(self.parts, str):
+            names = self.parts.split("\0")[::3]
+        else:
+            names = [name for name, _, _ in self.parts]
+        return [n for n in names if n not in (HTML_PART, TEXT_PART)]
 
     def read(self, name: str) -> bytes:
         """One part's bytes; OSError if the body is gone or not what its header says."""
         offset, size, _ = self.where[name]
         last = StoredParts.last  # read once: another thread may replace it
         if last[0] is not self:
-            where = self.body if isinstance(self.body, Path) else "a new issue"
+            where = "a new issue" if isinstance(self.body, bytes) else self.body
             try:
-                raw = self.body if isinstance(self.body, bytes) else self.body.read_bytes()
+                raw = self.body if isinstance(self.body, bytes) else Path(self.body).read_bytes()
                 data = zlib.decompress(raw)
             except zlib.error as exc:
                 raise OSError(f"{where}: a damaged issue cache entry ({exc})") from None
@@ -291,7 +386,11 @@ class StoredFiles(Mapping[str, bytes]):
 
     def __init__(self, parts: StoredParts) -> None:
         self.parts = parts
-        self.names = [n for n in parts.where if n not in (HTML_PART, TEXT_PART)]
+
+    @property
+    def names(self) -> list[str]:
+        """The files' names."""
+        return self.parts.names
 
     def __getitem__(self, name: str) -> bytes:
         if name not in self.names:
@@ -332,14 +431,28 @@ class StoredIssue(RenderedIssue):
         return parts.read(TEXT_PART).decode("utf-8")
 
 
-def stored_letter(issue: Issue, known: IndexEntry, body: Path | bytes) -> Letter:
+def stored_letter(
+    issue: Issue, known: IndexEntry, body: Path | str | bytes, key: str = ""
+) -> Letter:
     """The letter of a cache entry, its bytes left where they are (on disk, or compressed in
     memory) until used."""
     from famfeeds.render.personal import Letter
 
     parts = StoredParts(known[4], body)
     markers = Markers(*known[3])
-    return Letter(StoredIssue(issue, known[2], markers, parts), StoredFiles(parts))
+    return Letter(StoredIssue(issue, known[2], markers, parts), StoredFiles(parts), key)
+
+
+def packed_letter(issue: Issue, packed: Packed, body: str, key: str) -> Letter:
+    """:func:`stored_letter` from the index's packed form, read no further than needed."""
+    from famfeeds.render.personal import Letter
+
+    _, subject, markers, parts = packed
+    stored = StoredParts(parts, body)
+    name, token = markers.split("\0")
+    return Letter(
+        StoredIssue(issue, subject, Markers(name, token), stored), StoredFiles(stored), key
+    )
 
 
 def writable(folder: Path) -> bool:

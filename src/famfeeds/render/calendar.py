@@ -14,15 +14,17 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from functools import partial
 
-from famfeeds.models import Show
+from famfeeds.models import Season, Show
 from famfeeds.render.context import EventStates, Published, RenderContext
 from famfeeds.render.events import span
+from famfeeds.render.files import FileSet
 from famfeeds.render.i18n import Localiser, localiser
-from famfeeds.render.memo import NO_MEMO, Memo, memoized
+from famfeeds.render.memo import NO_MEMO, Memo, key_of, memoized, memoized_files
 from famfeeds.render.richtext import html_to_text, markdown_to_html
 from famfeeds.render.urls import (
     CALENDAR_FILE,
@@ -146,6 +148,22 @@ def removed(previous: Published, stamp: datetime) -> Published:
     )
 
 
+def ical_text(value: str) -> bytes:
+    """A TEXT value escaped as RFC 5545 3.3.11 says: backslash, semicolon, comma, and
+    each line break (CRLF, LF or a lone CR) as ``\\n``. icalendar's own escaping also turns
+    a backslash before a capital N into a line break, which would change text such as
+    ``C:\\New``; this one keeps every character."""
+    return (
+        value.replace("\\", "\\\\")
+        .replace(";", "\\;")
+        .replace(",", "\\,")
+        .replace("\r\n", "\\n")
+        .replace("\n", "\\n")
+        .replace("\r", "\\n")
+        .encode("utf-8")
+    )
+
+
 def fold(line: bytes) -> bytes:
     """Fold one content line at 75 octets (RFC 5545 3.1), never inside a UTF-8 character
     or a backslash escape. icalendar's own folding walks the line a character at a time,
@@ -180,10 +198,10 @@ def _moment(name: str, moment: date | datetime) -> bytes:
 
 def serialise_event(uid_: str, data: EventData | None, state: Published) -> bytes:
     """One VEVENT as iCalendar bytes: CRLF, folded at 75 octets, values escaped by icalendar."""
-    from icalendar import vCategory, vDuration, vText, vUri
+    from icalendar import vDuration, vUri
 
     def text(name: str, value: str) -> bytes:
-        return fold(name.encode() + b":" + vText(value).to_ical())
+        return fold(name.encode() + b":" + ical_text(value))
 
     lines = [
         b"BEGIN:VEVENT\r\n",
@@ -207,7 +225,7 @@ def serialise_event(uid_: str, data: EventData | None, state: Published) -> byte
         text("DESCRIPTION", data.description),
         fold(b"URL:" + vUri(data.url).to_ical()),
         text("LOCATION", data.location),
-        fold(b"CATEGORIES:" + vCategory(list(data.categories)).to_ical()),
+        fold(b"CATEGORIES:" + b",".join(ical_text(c) for c in data.categories)),
         b"STATUS:CANCELLED\r\n" if data.cancelled else b"STATUS:CONFIRMED\r\n",
         b"TRANSP:TRANSPARENT\r\n",
     ]
@@ -228,8 +246,6 @@ def _head(name: str | None = None, description: str = "") -> bytes:
     """A VCALENDAR's properties, without END:VCALENDAR. Without ``name`` (a one-event
     "add to calendar" file) apps import the event into a calendar of the user's choosing
     instead of creating a new one; with it, the file is a named subscription."""
-    from icalendar import vText
-
     lines = [
         b"BEGIN:VCALENDAR\r\n",
         b"VERSION:2.0\r\n",
@@ -238,9 +254,9 @@ def _head(name: str | None = None, description: str = "") -> bytes:
     ]
     if name is not None:
         lines += [
-            fold(b"NAME:" + vText(name).to_ical()),
-            fold(b"X-WR-CALNAME:" + vText(name).to_ical()),
-            fold(b"X-WR-CALDESC:" + vText(description).to_ical()),
+            fold(b"NAME:" + ical_text(name)),
+            fold(b"X-WR-CALNAME:" + ical_text(name)),
+            fold(b"X-WR-CALDESC:" + ical_text(description)),
             f"REFRESH-INTERVAL;VALUE=DURATION:{REFRESH}\r\n".encode(),
             f"X-PUBLISHED-TTL:{REFRESH}\r\n".encode(),
         ]
@@ -253,72 +269,192 @@ def calendar_bytes(head: bytes, events: list[bytes]) -> bytes:
 
 
 def publish_events(
-    show: Show, schedule: Schedule, previous: EventStates, as_of: date, l10n: Localiser
+    show: Show,
+    schedule: Schedule,
+    previous: EventStates,
+    as_of: date,
+    l10n: Localiser,
+    memo: Memo = NO_MEMO,
+    keys: SeasonKeys | None = None,
 ) -> EventStates:
     """The published state of every event of ``show`` after this build.
 
     Only keys of this show are read from ``previous``: several shows may share one lock
     file, and a build of one never touches another's events.
+
+    With a ``memo`` and ``keys`` (the show's and each season's records, the message
+    catalogue), a season whose events all kept their state before, from the same records
+    and the same previous states, keeps them again without working out its events' data.
     """
     stamp = datetime.combine(as_of, time(0), tzinfo=show.zone).astimezone(UTC)
     events: EventStates = {}
-    for release in schedule.releases:
-        data = event_data(release, l10n)
-        events[data.key] = publish(data, previous.get(data.key), stamp)
-    for key, state in sorted(previous.items()):
-        if is_event_of(show.slug, key) and key not in events:
-            events[key] = removed(state, stamp)
+    for season, releases in _by_season(schedule):
+        names = [event_key(show, season.number, r.episode.number) for r in releases]
+        before = [previous.get(name) for name in names]
+        inputs = None
+        if keys is not None and None not in before:
+            tokens = "|".join(state.token for state in before if state is not None)
+            inputs = ("calendar.publish_events", *keys(season), tokens)
+            if memo.get(key_of(*inputs)) == UNCHANGED:
+                events.update(zip(names, before, strict=True))  # type: ignore[arg-type]
+                continue
+        same = True
+        for name, release, old in zip(names, releases, before, strict=True):
+            state = events[name] = publish(event_data(release, l10n), old, stamp)
+            same = same and state is old
+        if inputs is not None and same:
+            memo.put(key_of(*inputs), UNCHANGED)
+    for name, state in sorted(previous.items()):
+        if is_event_of(show.slug, name) and name not in events:
+            events[name] = removed(state, stamp)
     return events
 
 
-def render_calendars(
-    show: Show, schedule: Schedule, events: EventStates, l10n: Localiser, memo: Memo = NO_MEMO
-) -> dict[str, bytes]:
-    """Every .ics file, with SEQUENCE and DTSTAMP from ``events`` (see publish_events).
-    A VEVENT serialised before from the same data and state comes from ``memo``."""
-    single = _head()
-    by_season: dict[int, list[bytes]] = {}
-    everything: list[bytes] = []
-    files: dict[str, bytes] = {}
-    current = set()
+UNCHANGED = b"="
+SeasonKeys = Callable[[Season], tuple[str, ...]]
+"""Memo inputs standing for a season's records and everything else its events are made
+from (the show, the message catalogue)."""
+
+
+def _by_season(schedule: Schedule) -> list[tuple[Season, list[Release]]]:
+    """Each season with releases, and its releases, in schedule order."""
+    out: dict[int, tuple[Season, list[Release]]] = {}
     for release in schedule.releases:
+        number = release.season.number
+        if number not in out:
+            out[number] = (release.season, [])
+        out[number][1].append(release)
+    return list(out.values())
+
+
+def season_events(
+    show: Show, releases: list[Release], events: EventStates, l10n: Localiser
+) -> bytes:
+    """The VEVENTs of one season's releases, one after another."""
+    serialised = []
+    for release in releases:
         data = event_data(release, l10n)
-        current.add(data.key)
-        uid, state = event_uid(show, data.key), events[data.key]
-        serialised = memoized(
-            memo, partial(serialise_event, uid, data, state), VEVENT, uid, data, state
-        )
-        everything.append(serialised)
-        by_season.setdefault(data.season, []).append(serialised)
-        files[episode_file(release)] = calendar_bytes(single, [serialised])
-    for key, state in sorted(events.items()):
-        if key in current:
+        serialised.append(serialise_event(event_uid(show, data.key), data, events[data.key]))
+    return b"".join(serialised)
+
+
+def split_events(blob: bytes) -> list[bytes]:
+    """Serialised VEVENTs one by one (each ends with END:VEVENT and CRLF)."""
+    end = b"END:VEVENT\r\n"
+    return [part + end for part in blob.split(end)[:-1]]
+
+
+def render_calendars(
+    show: Show,
+    schedule: Schedule,
+    events: EventStates,
+    l10n: Localiser,
+    memo: Memo = NO_MEMO,
+    keys: SeasonKeys | None = None,
+) -> FileSet:
+    """Every .ics file, with SEQUENCE and DTSTAMP from ``events`` (see publish_events).
+
+    A season at a time: with a ``memo`` and ``keys``, a season's VEVENTs made before from
+    the same records and states come from the memo, and its own files (its calendar, an
+    "add to calendar" file per episode) as names and digests, made only if needed."""
+    single = _head()
+    files = FileSet()
+    by_season = _by_season(schedule)
+    current = {
+        event_key(show, season.number, r.episode.number)
+        for season, releases in by_season
+        for r in releases
+    }
+    numbers = {season.number for season, _ in by_season}
+    removed_events: list[bytes] = []
+    removed_of: dict[int, list[bytes]] = {}
+    for key_, state in sorted(events.items()):
+        if key_ in current or not is_event_of(show.slug, key_):
             continue
-        uid = event_uid(show, key)
+        uid = event_uid(show, key_)  # an event whose episode left the content
         serialised = memoized(
-            memo, partial(serialise_event, uid, None, state), VEVENT, uid, None, state
+            memo, partial(serialise_event, uid, None, state), VEVENT, uid, state.token
         )
-        everything.append(serialised)
-        if state.season in by_season:
-            by_season[state.season].append(serialised)
+        removed_events.append(serialised)
+        if state.season in numbers:
+            removed_of.setdefault(state.season, []).append(serialised)
+    everything: list[bytes] = []
+    combined: list[str] = []
+    for season, releases in by_season:
+        make_events = partial(season_events, show, releases, events, l10n)
+        extra = removed_of.get(season.number, [])
+        if keys is None:
+            blob = make_events()
+            files.add(_season_files(show, season, releases, blob, extra, single, l10n))
+        else:
+            names = [event_key(show, season.number, r.episode.number) for r in releases]
+            tokens = "|".join(events[name].token for name in names)
+            inputs = (*keys(season), tokens)
+            blob = memoized(memo, make_events, "calendar.season_events", *inputs)
+            combined.append(key_of(*inputs).hex())
+            extras = "|".join(e.decode("utf-8", "replace") for e in extra)
+            files.add(
+                memoized_files(
+                    memo,
+                    partial(_season_files, show, season, releases, blob, extra, single, l10n),
+                    "calendar.season_files",
+                    *inputs,
+                    extras,
+                )
+            )
+        everything.append(blob)
+    everything += removed_events
+    make = partial(_whole_calendar, show, everything, l10n)
+    if keys is None or not combined:
+        files.add(make())
+    else:  # every season's inputs and the removed events stand for the whole
+        gone = [e.decode("utf-8", "replace") for e in removed_events]
+        files.add(memoized_files(memo, make, "calendar.whole", *combined, *gone))
+    return files
+
+
+def _whole_calendar(show: Show, events: list[bytes], l10n: Localiser) -> dict[str, bytes]:
+    """calendar.ics: every event."""
     description = l10n.gettext(
         "Release dates of %(show)s episodes on %(service)s.",
         show=show.title,
         service=show.service,
     )
-    files[CALENDAR_FILE] = calendar_bytes(_head(show.title, description), everything)
-    titles = {r.season.number: r.season.title for r in schedule.releases}
-    for number, serialised_events in by_season.items():
-        name = l10n.gettext("%(show)s: %(season)s", show=show.title, season=titles[number])
-        description = l10n.gettext(
-            "Release dates of %(calendar)s on %(service)s.", calendar=name, service=show.service
-        )
-        files[season_file(number)] = calendar_bytes(_head(name, description), serialised_events)
+    return {CALENDAR_FILE: calendar_bytes(_head(show.title, description), events)}
+
+
+def _season_files(
+    show: Show,
+    season: Season,
+    releases: list[Release],
+    blob: bytes,
+    removed_events: list[bytes],
+    single: bytes,
+    l10n: Localiser,
+) -> dict[str, bytes]:
+    """A season's calendar and each of its episodes' "add to calendar" file."""
+    serialised = split_events(blob)
+    files = {
+        episode_file(release): calendar_bytes(single, [event])
+        for release, event in zip(releases, serialised, strict=True)
+    }
+    name = l10n.gettext("%(show)s: %(season)s", show=show.title, season=season.title)
+    description = l10n.gettext(
+        "Release dates of %(calendar)s on %(service)s.", calendar=name, service=show.service
+    )
+    files[season_file(season.number)] = calendar_bytes(
+        _head(name, description), [*serialised, *removed_events]
+    )
     return files
 
 
-def render(ctx: RenderContext) -> dict[str, bytes]:
+def render(ctx: RenderContext) -> FileSet:
     """The calendars, as a renderer."""
     return render_calendars(
-        ctx.plan.show, ctx.plan.schedule, ctx.events, localiser(ctx.env), ctx.memo
+        ctx.plan.show,
+        ctx.plan.schedule,
+        ctx.events,
+        localiser(ctx.env),
+        ctx.memo,
+        ctx.season_inputs if ctx.templates_key else None,
     )

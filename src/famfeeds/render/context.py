@@ -3,10 +3,12 @@ state the build hands to renderers."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import TYPE_CHECKING
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
 from famfeeds.render.memo import NO_MEMO, Memo
 from famfeeds.render.personal import Letter
@@ -14,7 +16,11 @@ from famfeeds.render.personal import Letter
 if TYPE_CHECKING:
     from jinja2 import Environment
 
+    from famfeeds.models import Season, Show
     from famfeeds.planning import Plan
+
+SOURCE_FREE: Any = {"source": True, "episodes": {"__all__": {"source"}}}
+"""A record's fields but its source paths (a build from another folder gives the same)."""
 
 
 @dataclass(frozen=True)
@@ -35,6 +41,18 @@ class Published:
     """The episode left the content: the calendar keeps it as cancelled."""
     season: int = 0
 
+    @cached_property
+    def token(self) -> str:
+        """Every field the calendar's bytes take from this state, as one string (a memo
+        input): the fingerprints stand for the event's data, besides a removed event's."""
+        text = (
+            f"{self.sequence}/{self.dtstamp.isoformat()}/{self.major}/{self.minor}"
+            f"/{self.cancelled:d}{self.removed:d}/{self.season}"
+        )
+        if self.removed:
+            text += f"/{self.summary}/{self.start.isoformat()}"
+        return text
+
 
 EventStates = dict[str, Published]
 """Published events by key (the UID without the domain)."""
@@ -54,6 +72,59 @@ class RenderContext:
     """The newsletter issues out by ``as_of``, rendered."""
     memo: Memo = NO_MEMO
     """Bytes rendered before from the same inputs (famfeeds.render.memo); kept by the build."""
+    templates_key: str = ""
+    """A digest of the templates and message catalogue ``env`` renders with (the build
+    reads them); memo keys of templated output include it. Empty: nothing templated is
+    remembered."""
+    show_key: str = ""
+    """A digest of the show's record (:func:`show_key`); worked out when asked for if empty."""
+    season_keys: Mapping[int, str] = field(default_factory=dict)
+    """A digest of each season's records (:func:`season_key`) by number, where the build
+    already knows it; the rest are worked out when asked for."""
+    shared: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    """Values derived from the fields above, worked out once for every renderer."""
+
+    def season_key(self, season: Season) -> str:
+        """The digest of one season's records (see :func:`season_key`)."""
+        found = self.season_keys.get(season.number)
+        if found is None:
+            computed: dict[int, str] = self.shared.setdefault("season_keys", {})
+            found = computed.get(season.number)
+            if found is None:
+                found = computed[season.number] = season_key(season)
+        return found
+
+    def season_inputs_shared(self) -> tuple[str, str]:
+        """Memo inputs standing for what everything made from the records shares: the
+        show, the templates and the message catalogue."""
+        return (self.templates_key, self.show_key or self.shared_show_key())
+
+    def season_inputs(self, season: Season) -> tuple[str, str, str]:
+        """Memo inputs standing for one season's records and what else is shared by all
+        it is made into (:meth:`season_inputs_shared`)."""
+        return (*self.season_inputs_shared(), self.season_key(season))
+
+    def shared_show_key(self) -> str:
+        """The show's digest, worked out once."""
+        found: str | None = self.shared.get("show_key")
+        if found is None:
+            found = self.shared["show_key"] = show_key(self.plan.show)
+        return found
+
+
+def show_key(show: Show) -> str:
+    """A digest of the show's record."""
+    return _digest(show.model_dump_json())
+
+
+def season_key(season: Season) -> str:
+    """A digest of a season's records, its episodes' too, their source paths left out:
+    everything a season's releases and pages are made from, besides the show."""
+    return _digest(season.model_dump_json(exclude=SOURCE_FREE))
+
+
+def _digest(text: str) -> str:
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
 
 
 Renderer = Callable[[RenderContext], Mapping[str, bytes]]

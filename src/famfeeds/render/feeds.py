@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from functools import partial
 from html import escape
 
 from famfeeds.models import Show
 from famfeeds.render.context import RenderContext
 from famfeeds.render.i18n import Localiser, localiser
+from famfeeds.render.memo import memoized_files
 from famfeeds.render.richtext import first_paragraph, html_to_text, markdown_to_html
 from famfeeds.render.urls import (
     ATOM_FILE,
@@ -251,6 +254,14 @@ def render_feeds(show: Show, schedule: Schedule, as_of: date, l10n: Localiser) -
     return {ATOM_FILE: atom, RSS_FILE: rss, JSON_FILE: render_json_feed(show, entries)}
 
 
-def render(ctx: RenderContext) -> dict[str, bytes]:
-    """The feeds, as a renderer."""
-    return render_feeds(ctx.plan.show, ctx.plan.schedule, ctx.as_of, localiser(ctx.env))
+def render(ctx: RenderContext) -> Mapping[str, bytes]:
+    """The feeds, as a renderer: remembered by the show, the message catalogue, the
+    reference date and the records of the episodes they show (made only if needed)."""
+    show, schedule = ctx.plan.show, ctx.plan.schedule
+    make = partial(render_feeds, show, schedule, ctx.as_of, localiser(ctx.env))
+    if not ctx.templates_key:
+        return make()
+    shown = schedule.released(ctx.as_of)[: show.feed_entries]
+    entries = [f"{ctx.season_key(r.season)}/{r.episode.number}" for r in shown]
+    common = ctx.season_inputs_shared()
+    return memoized_files(ctx.memo, make, "feeds.render_feeds", *common, str(ctx.as_of), *entries)

@@ -15,8 +15,10 @@ remembered for it (safe, only slower).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from typing import Protocol
+
+from famfeeds.render.files import digest_of
 
 
 class Memo(Protocol):
@@ -67,3 +69,110 @@ def memoized(memo: Memo, make: Callable[[], bytes], *inputs: object) -> bytes:
         found = make()
         memo.put(digest, found)
     return found
+
+
+def key_of(*inputs: str) -> bytes:
+    """:func:`key` of strings (which always give one)."""
+    digest = key(*inputs)
+    assert digest is not None
+    return digest
+
+
+def remember(memo: Memo, *inputs: str) -> None:
+    """Keep what ``inputs`` gave before for a later build, though this one did not need it
+    (a memo keeps what a build uses)."""
+    memo.get(key_of(*inputs))
+
+
+def memoized_files(
+    memo: Memo, make: Callable[[], Mapping[str, bytes]], *inputs: str
+) -> Mapping[str, bytes]:
+    """The files ``make()`` gives, as a mapping that knows each file's name and digest;
+    when the same ``inputs`` (every input of ``make``, as strings, a name for the
+    computation first) were seen before, a :class:`LazyFiles` that calls ``make`` only if
+    something asks for bytes (the build's writer asks only for files that changed on disk).
+
+    The memo keeps the names and digests only, never the bytes."""
+    if isinstance(memo, NoMemo):
+        return make()
+    digest = key_of(*inputs)
+    found = memo.get(digest)
+    if found is not None:
+        known = _decode_digests(found)
+        if known is not None:
+            return LazyFiles(known, make)
+    files = Digested(make())
+    memo.put(digest, _encode_digests(files.digests))
+    return files
+
+
+class Digested(Mapping[str, bytes]):
+    """Files with their digests (famfeeds.render.files.digest_of) worked out once."""
+
+    def __init__(self, files: Mapping[str, bytes]) -> None:
+        self.files = files
+        known = getattr(files, "digest", None)  # a mapping that knows them (FileSet, ...)
+        self.digests: dict[str, bytes]
+        if callable(known):
+            self.digests = {name: bytes(known(name)) for name in files}
+        else:
+            self.digests = {name: digest_of(data) for name, data in files.items()}
+
+    def __getitem__(self, name: str) -> bytes:
+        return self.files[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.files)
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def digest(self, name: str) -> bytes:
+        """The digest of one file's bytes."""
+        return self.digests[name]
+
+
+class LazyFiles(Mapping[str, bytes]):
+    """Files known by name and digest, made (all at once, by the pure ``make``) only when
+    one's bytes are asked for. ``make`` gives the same bytes for the same inputs, so the
+    digests remembered from an earlier build describe what it would give now."""
+
+    def __init__(
+        self, digests: Mapping[str, bytes], make: Callable[[], Mapping[str, bytes]]
+    ) -> None:
+        self.digests = digests
+        self.make = make
+        self.made: Mapping[str, bytes] | None = None
+
+    def __getitem__(self, name: str) -> bytes:
+        if name not in self.digests:
+            raise KeyError(name)
+        if self.made is None:
+            self.made = self.make()
+        return self.made[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.digests)
+
+    def __len__(self) -> int:
+        return len(self.digests)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.digests
+
+    def digest(self, name: str) -> bytes:
+        """The digest of one file's bytes, without making them."""
+        return self.digests[name]
+
+
+def _encode_digests(digests: Mapping[str, bytes]) -> bytes:
+    """``name<TAB>hex`` lines (built file names hold neither tab nor newline)."""
+    return "".join(f"{name}\t{value.hex()}\n" for name, value in digests.items()).encode()
+
+
+def _decode_digests(data: bytes) -> dict[str, bytes] | None:
+    try:
+        lines = data.decode().splitlines()
+        return {name: bytes.fromhex(value) for name, value in (ln.split("\t") for ln in lines)}
+    except ValueError:
+        return None

@@ -9,6 +9,7 @@ and are filled afterwards, so sending never re-inlines. Rendering is pure: the b
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from famfeeds.errors import FamfeedsError
@@ -17,6 +18,7 @@ from famfeeds.render.context import RenderContext
 from famfeeds.render.events import google_calendar_link
 from famfeeds.render.files import FileSet
 from famfeeds.render.i18n import Localiser, localiser
+from famfeeds.render.memo import NO_MEMO, Memo, memoized_files
 from famfeeds.render.outputs import output
 from famfeeds.render.pages import SCHEMA, Page, frame, series_data
 from famfeeds.render.personal import Letter, Markers, RenderedIssue, choose_markers
@@ -247,13 +249,45 @@ def issue_files(item: RenderedIssue) -> dict[str, bytes]:
     }
 
 
-def render_newsletter(letters: list[Letter], env: Environment) -> Mapping[str, bytes]:
-    """Every published issue's files, and the archive page (in the site's frame)."""
+def render_newsletter(
+    letters: list[Letter], env: Environment, memo: Memo = NO_MEMO, keys: tuple[str, ...] = ()
+) -> Mapping[str, bytes]:
+    """Every published issue's files, and the archive page (in the site's frame). With a
+    ``memo`` and ``keys`` (standing for the show, templates and catalogue), an archive
+    listing the same issues as before comes from the memo (its digest; made if needed)."""
     if not letters:
         return {}
+    files = FileSet()  # stored issues stay on disk
+    months: dict[tuple[int, int], list[Letter]] = {}
+    for letter in letters:
+        day = letter.item.issue.day
+        months.setdefault((day.year, day.month), []).append(letter)
+    for group in months.values():
+        parts = FileSet(*(letter.files for letter in group))
+        if keys and all(letter.key for letter in group):  # names and digests by the keys
+            keyed = [letter.key for letter in group]
+            files.add(memoized_files(memo, partial(_same, parts), "newsletter.files", *keyed))
+        else:
+            files.add(parts)
+    make = partial(archive_page, letters, env)
+    if keys:
+        listing = "\n".join(
+            f"{r.item.issue.slug}\t{r.item.issue.day}\t{r.item.subject}" for r in letters
+        )
+        files.add(memoized_files(memo, make, "newsletter.archive_page", *keys, listing))
+    else:
+        files.add(make())
+    return files
+
+
+def _same(files: Mapping[str, bytes]) -> Mapping[str, bytes]:
+    return files
+
+
+def archive_page(letters: list[Letter], env: Environment) -> dict[str, bytes]:
+    """The newsletter's archive: every issue, newest first."""
     show = letters[0].item.issue.show
     l10n = localiser(env)
-    files = FileSet(*(letter.files for letter in letters))  # stored issues stay on disk
     url = archive_url(show)
     title = l10n.gettext("%(show)s: newsletter archive", show=show.title)
     page = Page(
@@ -281,10 +315,10 @@ def render_newsletter(letters: list[Letter], env: Environment) -> Mapping[str, b
             for r in reversed(letters)
         ],
     )
-    files.add({issue_file("index", ".html"): archive.encode("utf-8")})
-    return files
+    return {issue_file("index", ".html"): archive.encode("utf-8")}
 
 
 def render(ctx: RenderContext) -> Mapping[str, bytes]:
     """The newsletter's files, as a renderer."""
-    return render_newsletter(list(ctx.letters), ctx.env)
+    keys = (ctx.templates_key, ctx.show_key or ctx.shared_show_key()) if ctx.templates_key else ()
+    return render_newsletter(list(ctx.letters), ctx.env, ctx.memo, keys)

@@ -14,8 +14,10 @@ cards, schema.org JSON-LD, feed autodiscovery), the feeds' browser view and site
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
+from functools import partial
 from html import escape
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -25,7 +27,9 @@ from famfeeds.content import Catalogue
 from famfeeds.models import Season, Show
 from famfeeds.render.context import RenderContext
 from famfeeds.render.events import google_calendar_link
+from famfeeds.render.files import FileSet
 from famfeeds.render.i18n import Localiser, localiser
+from famfeeds.render.memo import NO_MEMO, Memo, memoized_files
 from famfeeds.render.outputs import feeds as feed_outputs
 from famfeeds.render.outputs import output
 from famfeeds.render.personal import Letter
@@ -92,21 +96,6 @@ class Gap:
     kind: ClassVar[str] = "gap"
 
 
-def schedule_rows(schedule: Schedule, as_of: date, l10n: Localiser) -> list[Row]:
-    """Every release's row, in release order (see :meth:`Schedule.states`)."""
-    return [
-        Row(
-            release,
-            state,
-            l10n.episode_title(release),
-            episode_url(release),
-            release.show.url(episode_file(release)),
-            google_calendar_link(release, l10n),
-        )
-        for release, state in schedule.states(as_of)
-    ]
-
-
 def with_gaps(season: Season, rows: list[Row], l10n: Localiser) -> list[Row | Gap]:
     """A season's rows with a :class:`Gap` row wherever release slots go empty between two
     episodes (by the season's cadence: a skipped Friday of a weekly show)."""
@@ -136,19 +125,6 @@ def _gap(step: int, slots: int, l10n: Localiser) -> str:
     if weeks == 1:
         return l10n.gettext("No episode this week")
     return l10n.ngettext("No episodes for %(num)d week", "No episodes for %(num)d weeks", weeks)
-
-
-def season_tables(
-    catalogue: Catalogue, rows: list[Row], l10n: Localiser
-) -> dict[int, list[Row | Gap]]:
-    """Each season's schedule table, by season number."""
-    by_season: dict[int, list[Row]] = {}
-    for row in rows:
-        by_season.setdefault(row.release.season.number, []).append(row)
-    return {
-        season.number: with_gaps(season, by_season.get(season.number, []), l10n)
-        for season in catalogue.seasons
-    }
 
 
 # The frame every page shares -------------------------------------------------------------
@@ -259,25 +235,50 @@ def frame(show: Show, env: Environment, newsletter_latest: date | None = None) -
 
 @dataclass
 class Site:
-    """What every page of one build shares."""
+    """What every page of one build shares. Rows and tables are worked out per season,
+    when a season's pages are made (a rebuild makes only the seasons whose inputs changed)."""
 
     catalogue: Catalogue
     schedule: Schedule
     as_of: date
     env: Environment
     letters: tuple[Letter, ...] = ()
+    memo: Memo = NO_MEMO
+    """Remembered pages (famfeeds.render.memo); used only with a ``templates_key``."""
+    templates_key: str = ""
+    season_keys: Callable[[Season], str] | None = None
+    show_key: str = ""
     l10n: Localiser = field(init=False)
-    rows: list[Row] = field(init=False)
-    row_of: dict[tuple[int, int], Row] = field(init=False)
-    """Each episode's row by (season, episode)."""
+    states: dict[int, list[tuple[Release, str]]] = field(init=False)
+    """Each season's releases in release order with their states (Schedule.states)."""
     frame: dict[str, Any] = field(init=False)
     """The shared frame of every page (see :func:`frame`)."""
+    _rows: dict[int, list[Row]] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         self.l10n = localiser(self.env)
-        self.rows = schedule_rows(self.schedule, self.as_of, self.l10n)
-        self.row_of = {(r.release.season.number, r.release.episode.number): r for r in self.rows}
+        self.states = {}
+        for release, state in self.schedule.states(self.as_of):
+            self.states.setdefault(release.season.number, []).append((release, state))
         self.frame = frame(self.show, self.env, self.latest_issue)
+
+    @classmethod
+    def of(cls, ctx: RenderContext) -> Site:
+        """The build's site, made once for every renderer that needs it."""
+        found: Site | None = ctx.shared.get("site")
+        if found is None:
+            found = ctx.shared["site"] = cls(
+                ctx.plan.catalogue,
+                ctx.plan.schedule,
+                ctx.as_of,
+                ctx.env,
+                ctx.letters,
+                ctx.memo,
+                ctx.templates_key,
+                ctx.season_key,
+                ctx.show_key or ctx.shared_show_key(),
+            )
+        return found
 
     @property
     def show(self) -> Show:
@@ -289,6 +290,38 @@ class Site:
         """The newest newsletter issue out, if any."""
         return self.letters[-1].item.issue.day if self.letters else None
 
+    def rows(self, season: int) -> list[Row]:
+        """A season's rows in release order."""
+        found = self._rows.get(season)
+        if found is None:
+            found = self._rows[season] = [
+                _row(release, state, self.l10n) for release, state in self.states.get(season, [])
+            ]
+        return found
+
+    def row(self, release: Release) -> Row:
+        """One episode's row."""
+        return next(row for row in self.rows(release.season.number) if row.release is release)
+
+    def table(self, season: Season) -> list[Row | Gap]:
+        """A season's schedule table, with its gaps."""
+        return with_gaps(season, self.rows(season.number), self.l10n)
+
+    def shared_inputs(self, kind: str) -> tuple[str, ...]:
+        """Memo inputs of ``kind``, made from what every page shares: the show, the
+        templates and catalogue, the reference date and the newest issue."""
+        latest = self.latest_issue.isoformat() if self.latest_issue else ""
+        return (kind, self.templates_key, self.show_key, self.as_of.isoformat(), latest)
+
+    def season_inputs(self, kind: str, season: Season, *more: str) -> tuple[str, ...] | None:
+        """Memo inputs of ``kind``, made from one season's records, its releases' states,
+        ``more`` and what every page shares (:meth:`shared_inputs`); None when nothing
+        templated may be remembered (no ``templates_key``)."""
+        if not self.templates_key or self.season_keys is None:
+            return None
+        states = ",".join(state for _, state in self.states.get(season.number, []))
+        return (*self.shared_inputs(kind), self.season_keys(season), states, *more)
+
     def render(self, template: str, page: Page, **context: Any) -> bytes:
         """A page from ``template`` in the shared frame."""
         html = self.env.get_template(template).render(
@@ -297,13 +330,24 @@ class Site:
         return html.encode("utf-8")
 
 
+def _row(release: Release, state: str, l10n: Localiser) -> Row:
+    return Row(
+        release,
+        state,
+        l10n.episode_title(release),
+        episode_url(release),
+        release.show.url(episode_file(release)),
+        google_calendar_link(release, l10n),
+    )
+
+
 def episode_page(site: Site, index: int) -> bytes:
     """The page of the episode at ``index`` in season and episode order."""
     show, l10n = site.show, site.l10n
     releases = site.schedule.releases
     release = releases[index]
     episode, season = release.episode, release.season
-    row = site.row_of[season.number, episode.number]
+    row = site.row(release)
     synopsis_html = markdown_to_html(episode.synopsis, show.base_url)
     synopsis = " ".join(html_to_text(synopsis_html, links=False).split())
     url = episode_url(release)
@@ -406,18 +450,44 @@ def season_page(site: Site, season: Season, table: list[Row | Gap]) -> bytes:
     )
 
 
-def render_pages(site: Site) -> dict[str, bytes]:
-    """Every episode's and season's page."""
+def season_pages(site: Site, season: Season, indexes: list[int]) -> dict[str, bytes]:
+    """One season's page and its episodes' pages (``indexes`` in the schedule's releases)."""
     files: dict[str, bytes] = {}
-    for index, release in enumerate(site.schedule.releases):
+    releases = site.schedule.releases
+    for index in indexes:
+        release = releases[index]
         folder = episode_folder(release.season.number, release.episode.number)
         files[page_file(folder)] = episode_page(site, index)
-    tables = season_tables(site.catalogue, site.rows, site.l10n)
-    for season in site.catalogue.seasons:
-        files[page_file(season_folder(season.number))] = season_page(
-            site, season, tables[season.number]
-        )
+    files[page_file(season_folder(season.number))] = season_page(site, season, site.table(season))
     return files
+
+
+def render_pages(site: Site) -> FileSet:
+    """Every episode's and season's page, a season at a time: a season whose inputs (its
+    records, its releases' states, its neighbours' records, and what every page shares)
+    were seen before comes from the memo as names and digests, made again only if its
+    bytes are needed."""
+    releases = site.schedule.releases
+    positions: dict[int, list[int]] = {}
+    for index, release in enumerate(releases):
+        positions.setdefault(release.season.number, []).append(index)
+    files = FileSet()
+    for season in site.catalogue.seasons:
+        indexes = positions.get(season.number, [])
+        make = partial(season_pages, site, season, indexes)
+        neighbours = [
+            _identity(site, releases[i]) if 0 <= i < len(releases) else ""
+            for i in ((indexes[0] - 1, indexes[-1] + 1) if indexes else ())
+        ]
+        inputs = site.season_inputs("pages.season_pages", season, *neighbours)
+        files.add(make() if inputs is None else memoized_files(site.memo, make, *inputs))
+    return files
+
+
+def _identity(site: Site, release: Release) -> str:
+    """What a neighbouring episode's link is made from: its season's records and number."""
+    assert site.season_keys is not None
+    return f"{site.season_keys(release.season)}/{release.episode.number}"
 
 
 # The feeds in a browser ----------------------------------------------------------------------
@@ -496,7 +566,15 @@ def render_sitemap(site: Site, limit: int = SITEMAP_LIMIT) -> dict[str, bytes]:
     return files
 
 
-def render(ctx: RenderContext) -> dict[str, bytes]:
+def render(ctx: RenderContext) -> FileSet:
     """Episode and season pages, the feeds' stylesheet and the sitemap, as a renderer."""
-    site = Site(ctx.plan.catalogue, ctx.plan.schedule, ctx.as_of, ctx.env, ctx.letters)
-    return {**render_pages(site), **render_feed_stylesheet(site), **render_sitemap(site)}
+    site = Site.of(ctx)
+    sitemap: Mapping[str, bytes]
+    if site.templates_key and site.season_keys is not None:  # remembered by every input
+        seasons = [site.season_keys(s) for s in site.catalogue.seasons]
+        days = ",".join(letter.item.issue.day.isoformat() for letter in site.letters)
+        inputs = (*site.shared_inputs("pages.render_sitemap"), *seasons, days)
+        sitemap = memoized_files(site.memo, partial(render_sitemap, site), *inputs)
+    else:
+        sitemap = render_sitemap(site)
+    return FileSet(render_pages(site), render_feed_stylesheet(site), sitemap)

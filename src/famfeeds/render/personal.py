@@ -102,3 +102,5 @@ class Letter:
     item: RenderedIssue
     files: Mapping[str, bytes]
     """By name under output/; from the issue cache, read from disk when used."""
+    key: str = ""
+    """The issue cache's key: a digest of every input of this letter ('' if unknown)."""

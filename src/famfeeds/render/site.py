@@ -6,16 +6,23 @@ pages of :mod:`famfeeds.render.pages`, and carries the TVSeries JSON-LD with its
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from functools import cached_property, partial
 from typing import Any
 
+from markupsafe import Markup
+
+from famfeeds.models import Season
 from famfeeds.render.context import RenderContext
+from famfeeds.render.memo import LazyFiles, key_of, memoized, memoized_files, remember
 from famfeeds.render.outputs import output
 from famfeeds.render.pages import (
     SCHEMA,
+    Gap,
     Page,
+    Row,
     Site,
     plain_text,
-    season_tables,
     shorten,
 )
 from famfeeds.render.richtext import markdown_to_html
@@ -73,19 +80,67 @@ def series_json_ld(site: Site) -> dict[str, Any]:
     return data
 
 
-def render_site(site: Site) -> dict[str, bytes]:
-    """output/index.html: what the show is, when episodes come, and every way to follow."""
+class SeasonSection:
+    """One season on the front page: its heading, description and schedule table.
+
+    ``section`` is the three together (macros.html.j2's ``season_section``), remembered
+    by the season's inputs (:meth:`Site.season_inputs`), so a rebuild renders only the
+    seasons that changed; a project's own index.html.j2 may use the parts instead."""
+
+    def __init__(self, site: Site, season: Season) -> None:
+        self.site = site
+        self.season = season
+        self.url = season_url(site.show, season.number)
+
+    @cached_property
+    def description_html(self) -> str:
+        """The season's description as HTML."""
+        return markdown_to_html(self.season.description, self.site.show.base_url)
+
+    @cached_property
+    def table(self) -> list[Row | Gap]:
+        """The season's schedule table."""
+        return self.site.table(self.season)
+
+    @cached_property
+    def inputs(self) -> tuple[str, ...] | None:
+        """The memo inputs of :attr:`section` (None: not remembered)."""
+        return self.site.season_inputs("site.season_section", self.season)
+
+    @property
+    def section(self) -> Markup:
+        """Heading, description and table, as the front page shows them."""
+        if self.inputs is None:
+            return Markup(self._section().decode("utf-8"))
+        return Markup(memoized(self.site.memo, self._section, *self.inputs).decode("utf-8"))
+
+    def _section(self) -> bytes:
+        macros: Any = self.site.env.get_template("macros.html.j2").module
+        return str(macros.season_section(self, self.site.as_of)).encode("utf-8")
+
+
+def render_site(site: Site) -> Mapping[str, bytes]:
+    """output/index.html: what the show is, when episodes come, and every way to follow.
+
+    Remembered as a whole by the inputs of every season's section and of the rest of the
+    page (the show, templates, reference date, newest issue); else made with each season's
+    section remembered on its own."""
+    seasons = [SeasonSection(site, season) for season in site.catalogue.seasons]
+    make = partial(front_page, site, seasons)
+    inputs = [section.inputs for section in seasons]
+    if not site.templates_key or site.season_keys is None or None in inputs:
+        return make()
+    keys = [key_of(*parts).hex() for parts in inputs if parts is not None]
+    files = memoized_files(site.memo, make, *site.shared_inputs("site.front_page"), *keys)
+    if isinstance(files, LazyFiles):
+        for parts in inputs:  # kept for the next build that makes the page
+            remember(site.memo, *parts)  # type: ignore[misc]
+    return files
+
+
+def front_page(site: Site, seasons: list[SeasonSection]) -> dict[str, bytes]:
+    """index.html, made."""
     show, l10n = site.show, site.l10n
-    tables = season_tables(site.catalogue, site.rows, l10n)
-    seasons = [
-        {
-            "season": season,
-            "url": season_url(show, season.number),
-            "description_html": markdown_to_html(season.description, show.base_url),
-            "table": tables[season.number],
-        }
-        for season in site.catalogue.seasons
-    ]
     page = Page(
         url=show.base_url,
         title=l10n.gettext("%(show)s: episodes, feeds, calendar and newsletter", show=show.title),
@@ -108,7 +163,6 @@ def render_site(site: Site) -> dict[str, bytes]:
     }
 
 
-def render(ctx: RenderContext) -> dict[str, bytes]:
+def render(ctx: RenderContext) -> Mapping[str, bytes]:
     """The front page, as a renderer."""
-    site = Site(ctx.plan.catalogue, ctx.plan.schedule, ctx.as_of, ctx.env, ctx.letters)
-    return render_site(site)
+    return render_site(Site.of(ctx))
