@@ -137,3 +137,40 @@ def test_an_output_file_deleted_by_hand_comes_back(
     for name in ("s02/e03/index.html", "index.html", "calendar.ics", "episodes/s02e03.ics"):
         (project.output / name).unlink()
     rebuild(project, run)
+
+
+def test_issues_rendered_in_several_processes_are_the_same_bytes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A first build shares many issues out between forked processes; each issue's bytes
+    are what rendering it here gives."""
+    import multiprocessing
+
+    import famfeeds.build
+    from famfeeds.planning import plan
+    from famfeeds.project import template_environment
+
+    project = Project(tmp_path / "project")
+    project.show(**{"[author]": NEWSLETTER + "\n[author]"})
+    project.season(1, premiere="2024-01-01", cadence="daily", episodes=70)
+    project.season(2, premiere="2024-03-15", cadence="daily", episodes=70)
+    planned = plan(project.content, None)
+    issues = planned.published(planned.schedule.releases[-1].day)
+    assert len(issues) >= 2 * famfeeds.build.PARALLEL_FROM
+    env = template_environment(None, "en")
+    forks: list[int] = []
+    real = multiprocessing.get_context
+
+    def spy(method: str | None = None) -> object:
+        forks.append(1)
+        return real(method)
+
+    monkeypatch.setattr(famfeeds.build, "cpu_count", lambda: 2)
+    monkeypatch.setattr(multiprocessing, "get_context", spy)
+    indexes = list(range(len(issues)))
+    shared = famfeeds.build.render_encoded(issues, indexes, env)
+    assert forks == [1]
+    monkeypatch.setattr(famfeeds.build, "PARALLEL_FROM", 10**9)
+    alone = famfeeds.build.render_encoded(issues, indexes, env)
+    assert forks == [1]
+    assert len(shared) == len(issues) and shared == alone

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import Result
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import famfeeds.render.calendar as calendar
 from famfeeds.render.files import FileSet, digest_of
@@ -130,3 +132,18 @@ def test_remembered_files_are_made_only_when_their_bytes_are_asked_for() -> None
     for k in store:  # a damaged entry is a miss, never wrong bytes
         store[k] = b"not\tdigests"
     assert not isinstance(memoized_files(Store(), make, "pages", "season-1"), LazyFiles)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.text(alphabet="abN", max_size=30),
+    st.text(alphabet="abN", min_size=1, max_size=3),
+    st.text(alphabet="abN", min_size=1, max_size=3),
+)
+def test_split_at_cuts_as_the_regular_expression_would(text: str, first: str, second: str) -> None:
+    import re
+
+    from famfeeds.render.message import split_at
+
+    expected = re.split(f"({re.escape(first)}|{re.escape(second)})", text)
+    assert split_at(text, first, second) == expected

@@ -119,8 +119,6 @@ def render_letters(
     there, else rendered (``templates_key``: :func:`templates_key_of`, and
     ``season_keys``: famfeeds.render.context.season_key by number, where known)."""
     from famfeeds.issue_cache import IssueKeys, code_digest
-    from famfeeds.render.newsletter import inliner, issue_files, render_issue
-    from famfeeds.render.personal import Letter
 
     published = [only] if only is not None else planned.published(as_of)
     if planned.show.newsletter is None or not published:
@@ -130,17 +128,87 @@ def render_letters(
         planned.show.model_dump_json(),
         season_keys,
     )
-    premailer = None
-    letters = []
+    found: list[Letter | None] = []
+    missing: list[tuple[int, str]] = []
     for issue in published:
         key = keys.issue(issue)
         letter = cache.get(key, issue)
         if letter is None:
-            premailer = premailer or inliner(planned.show.base_url)
-            item = render_issue(issue, env, premailer)
-            letter = cache.put(key, Letter(item, issue_files(item)))  # kept on disk
-        letters.append(letter)
-    return tuple(letters)
+            missing.append((len(found), key))
+        found.append(letter)
+    if missing:
+        indexes = [i for i, _ in missing]
+        for (i, key), (header, body) in zip(
+            missing, render_encoded(published, indexes, env), strict=True
+        ):
+            found[i] = cache.put_encoded(key, published[i], header, body)  # kept on disk
+    return tuple(letter for letter in found if letter is not None)
+
+
+PARALLEL_FROM = 64
+"""Issues to render from which a second process pays for itself."""
+_JOB: tuple[list[Issue], Environment] | None = None
+"""What forked workers render from (inherited, not pickled)."""
+
+
+def render_encoded(
+    issues: list[Issue], indexes: list[int], env: Environment
+) -> list[tuple[bytes, bytes]]:
+    """Render ``issues[i]`` for each of ``indexes``, encoded for the issue cache
+    (famfeeds.issue_cache.encode), in order. Many issues are shared out between processes
+    (one per CPU, forked: each inherits the plan and the templates), when this process may
+    fork: no other thread runs; otherwise, or if a worker fails, here, one by one."""
+    import threading
+
+    workers = min(cpu_count(), len(indexes) // PARALLEL_FROM)
+    if workers > 1 and threading.active_count() == 1 and "fork" in _start_methods():
+        import multiprocessing
+
+        global _JOB
+        _JOB = (issues, env)
+        size = -(-len(indexes) // (workers * 4))
+        chunks = [indexes[i : i + size] for i in range(0, len(indexes), size)]
+        try:
+            with multiprocessing.get_context("fork").Pool(workers) as pool:
+                return [entry for part in pool.map(_render_chunk, chunks) for entry in part]
+        except Exception:  # rendered again below, one by one, where errors are reported
+            pass
+        finally:
+            _JOB = None
+    _JOB = (issues, env)
+    try:
+        return _render_chunk(indexes)
+    finally:
+        _JOB = None
+
+
+def cpu_count() -> int:
+    """The CPUs this process may use."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def _start_methods() -> list[str]:
+    import multiprocessing
+
+    return multiprocessing.get_all_start_methods()
+
+
+def _render_chunk(indexes: list[int]) -> list[tuple[bytes, bytes]]:
+    """Render and encode the issues of :data:`_JOB` at ``indexes``."""
+    from famfeeds.issue_cache import encode
+    from famfeeds.render.newsletter import inliner, issue_files, render_issue
+    from famfeeds.render.personal import Letter
+
+    assert _JOB is not None
+    issues, env = _JOB
+    premailer = inliner(issues[indexes[0]].show.base_url)
+    out = []
+    for i in indexes:
+        item = render_issue(issues[i], env, premailer)
+        out.append(encode(Letter(item, issue_files(item))))
+    return out
 
 
 def templates_key_of(env: Environment) -> str:

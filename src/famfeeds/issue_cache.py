@@ -186,23 +186,13 @@ class IssueCache:
     def put(self, key: str, letter: Letter) -> Letter:
         """Keep a newly rendered letter for :meth:`save`, and give it back as stored: its
         bytes compressed in memory until something reads them."""
-        item = letter.item
-        parts = [
-            (HTML_PART, item.html.encode("utf-8")),
-            (TEXT_PART, item.text.encode("utf-8")),
-            *letter.files.items(),
-        ]
-        body = zlib.compress(b"".join(data for _, data in parts), 1)
-        header = {
-            "format": FORMAT,
-            "subject": item.subject,
-            "markers": [item.markers.name, item.markers.token],
-            "body": len(body),
-            "parts": [[name, len(data), digest_of(data).hex()] for name, data in parts],
-        }
-        self.fresh[key] = (json.dumps(header).encode("utf-8"), body)
-        known = _entry(header, (MISSING, MISSING))
-        return stored_letter(item.issue, known, body, key)
+        return self.put_encoded(key, letter.item.issue, *encode(letter))
+
+    def put_encoded(self, key: str, issue: Issue, header: bytes, body: bytes) -> Letter:
+        """:meth:`put` of a letter :func:`encode` gave (in another process, say)."""
+        self.fresh[key] = (header, body)
+        known = _entry(json.loads(header), (MISSING, MISSING))
+        return stored_letter(issue, known, body, key)
 
     def save(self) -> None:
         """Write the new entries and the index; when entries were added, also forget those
@@ -290,6 +280,25 @@ def _read_header(head: Path, signatures: tuple[Signature, Signature]) -> IndexEn
     if signatures[1][0] != int(saved["body"]):
         raise ValueError("the entry's body has another size than its header says")
     return _entry(saved, signatures)
+
+
+def encode(letter: Letter) -> tuple[bytes, bytes]:
+    """A letter as a cache entry: its header (JSON) and its compressed body."""
+    item = letter.item
+    parts = [
+        (HTML_PART, item.html.encode("utf-8")),
+        (TEXT_PART, item.text.encode("utf-8")),
+        *letter.files.items(),
+    ]
+    body = zlib.compress(b"".join(data for _, data in parts), 1)
+    header = {
+        "format": FORMAT,
+        "subject": item.subject,
+        "markers": [item.markers.name, item.markers.token],
+        "body": len(body),
+        "parts": [[name, len(data), digest_of(data).hex()] for name, data in parts],
+    }
+    return json.dumps(header).encode("utf-8"), body
 
 
 def _pack(entry: IndexEntry) -> Packed:
