@@ -13,7 +13,7 @@ import pytest
 from click.testing import Result
 
 from famfeeds import __version__
-from famfeeds.cli import cli
+from famfeeds.cli import LAZY_COMMANDS, cli
 from support import Project, build_args
 
 
@@ -53,6 +53,43 @@ def test_help_does_not_import_heavy_libraries() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_help_loads_no_command_module_and_lists_every_command() -> None:
+    """`famfeeds --help` imports no famfeeds module beyond the group's own (nor pathlib),
+    and prints what it prints with every command loaded."""
+
+    def help_text(load_all: bool) -> list[str]:
+        code = (
+            "import sys, click; from famfeeds.cli import LAZY_COMMANDS, cli, main\n"
+            f"if {load_all}:\n"
+            "    for name in LAZY_COMMANDS:\n"
+            "        cli.get_command(click.Context(cli), name)\n"
+            "sys.argv = ['famfeeds', '--help']\n"
+            "try:\n    main()\nexcept SystemExit:\n    pass\n"
+            "print(sorted(m for m in sys.modules if m.startswith('famfeeds') or m == 'pathlib'))"
+        )
+        env = {**os.environ, "COLUMNS": "100"}
+        done = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+        )
+        return done.stdout.splitlines()
+
+    *listing, loaded = help_text(load_all=False)
+    assert loaded == "['famfeeds', 'famfeeds.cli', 'famfeeds.cli.options']"
+    *full, everything = help_text(load_all=True)
+    assert "famfeeds.cli.subscribers" in everything and "pathlib" in everything
+    assert listing == full
+    assert any(line.startswith("  subscriptions  Run the subscriptions service") for line in full)
+
+
+def test_each_lazy_command_is_listed_with_its_own_first_sentence() -> None:
+    ctx = click.Context(cli)
+    for name, (module, sentence) in LAZY_COMMANDS.items():
+        command = cli.get_command(ctx, name)
+        assert command is not None and command.callback is not None
+        assert (command.name, command.callback.__module__) == (name, module)
+        assert sentence == command.get_short_help_str(10**6)
 
 
 def test_python_dash_m_runs(tmp_path: Path) -> None:

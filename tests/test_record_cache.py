@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tomllib
 from dataclasses import replace
 from datetime import date
@@ -25,8 +26,8 @@ def loaded(project: Project) -> tuple[Any, RecordCache]:
     opened: list[RecordCache] = []
     real_open = RecordCache.open
 
-    def spy(path: Path) -> RecordCache:
-        opened.append(real_open(path))
+    def spy(path: Path, shards: int = 1) -> RecordCache:
+        opened.append(real_open(path, shards))
         return opened[-1]
 
     with pytest.MonkeyPatch.context() as patch:
@@ -119,29 +120,31 @@ def test_warnings_come_again_from_the_cache(
 def test_nothing_is_saved_before_the_build_says_so(seasons: Project) -> None:
     """A load keeps its cache for the build to save once the output is written; a load
     with problems keeps nothing."""
-    cache_file = seasons.root / ".famfeeds-cache" / CONTENT_CACHE
-    load_catalogue(seasons.content, cache_file)
-    assert not cache_file.exists()
+    cache_dir = seasons.root / ".famfeeds-cache" / CONTENT_CACHE
+    load_catalogue(seasons.content, cache_dir)
+    assert not cache_dir.exists()
     seasons.write("season-02/02-episode-2.md", "no front matter\n")
     with pytest.raises(ContentError):
-        load_catalogue(seasons.content, cache_file)
+        load_catalogue(seasons.content, cache_dir)
     save_deferred()  # the good load's cache was kept for a build: saved now
-    assert cache_file.exists()
-    cache_file.unlink()
+    assert list(cache_dir.iterdir())
+    shutil.rmtree(cache_dir)
     with pytest.raises(ContentError):
-        load_catalogue(seasons.content, cache_file)
+        load_catalogue(seasons.content, cache_dir)
     save_deferred()
-    assert not cache_file.exists()
+    assert not cache_dir.exists()
 
 
 @pytest.mark.parametrize("damage", ["garbage", "other-writable"])
 def test_a_damaged_or_foreign_cache_is_ignored(seasons: Project, damage: str) -> None:
     first, _ = loaded(seasons)
-    cache_file = seasons.root / ".famfeeds-cache" / CONTENT_CACHE
-    if damage == "garbage":
-        cache_file.write_bytes(b"\x80\x05not a pickle")
-    else:
-        cache_file.chmod(0o666)  # someone else could have written it: not unpickled
+    cache_files = sorted((seasons.root / ".famfeeds-cache" / CONTENT_CACHE).iterdir())
+    assert cache_files
+    for cache_file in cache_files:
+        if damage == "garbage":
+            cache_file.write_bytes(b"\x80\x05not a pickle")
+        else:
+            cache_file.chmod(0o666)  # someone else could have written it: not unpickled
     second, cache = loaded(seasons)
     assert second == first
     assert cache.hits == 0
@@ -190,3 +193,280 @@ def test_builds_agree_with_and_without_the_cache(seasons: Project) -> None:
     assert [i.day for i in warm.published(date(2030, 1, 1))] == [
         i.day for i in cold.published(date(2030, 1, 1))
     ]
+
+
+def cold(project: Project) -> Any:
+    """The catalogue read without any cache."""
+    return load_catalogue(project.content)
+
+
+def test_a_build_from_another_working_folder_finds_the_cache(
+    seasons: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Entries are keyed by the folder's absolute path: run from the project, from its
+    parent, or given content/ as an absolute path, a rebuild reads nothing again; the
+    display paths are the ones of the run that asks."""
+    monkeypatch.setattr(record_cache, "RACY_NS", 0)
+    monkeypatch.chdir(seasons.root)
+    here = Project(Path())
+    first, cache = loaded(here)
+    assert cache.misses == 3
+    assert first.seasons[0].source == "content/season-01/season.toml"
+    for where, content in (
+        (seasons.root.parent, seasons.root.name + "/content"),
+        (seasons.root / "content" / "season-02", str(seasons.content)),
+        (seasons.root, "content"),
+    ):
+        monkeypatch.chdir(where)
+        project = Project(Path(content).parent)
+        catalogue, cache = loaded(project)
+        assert (cache.hits, cache.misses) == (3, 0), where
+        assert catalogue == cold(project), where  # display paths of this run, digests too
+    monkeypatch.chdir(seasons.root.parent)
+    catalogue, _ = loaded(Project(Path(seasons.root.name)))
+    episode = catalogue.seasons[2].episodes[1]
+    assert episode.source == f"{seasons.root.name}/content/season-03/02-episode-2.md"
+
+
+def test_warnings_from_another_working_folder_name_its_paths(
+    seasons: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seasons.show(**{'description = "A show for tests."': 'description = "A show."'})
+    seasons.write("season-03/03-episode-3.md", episode_text(3, "Quiet", "<script>x</script>"))
+    monkeypatch.setattr(record_cache, "RACY_NS", 0)
+    monkeypatch.chdir(seasons.root)
+    loaded(Project(Path()))
+    monkeypatch.chdir(seasons.root.parent)
+    project = Project(Path(seasons.root.name))
+    catalogue, cache = loaded(project)
+    assert cache.misses == 0
+    assert [w.file for w in catalogue.warnings] == [
+        f"{seasons.root.name}/content/season-03/03-episode-3.md"
+    ]
+    assert catalogue.warnings == cold(project).warnings
+
+
+@pytest.mark.parametrize(
+    "change",
+    ["rename", "add", "remove", "add-note", "edit-note", "retarget-link", "season.toml"],
+)
+def test_a_changed_file_list_reloads_that_season(
+    seasons: Project, monkeypatch: pytest.MonkeyPatch, change: str
+) -> None:
+    """Renaming, adding or removing a file, a note or a link's target is noticed in the
+    season it is in, and only there; the result is what a cold load gives."""
+    monkeypatch.setattr(record_cache, "RACY_NS", 0)
+    folder = seasons.content / "season-02"
+    if change in ("edit-note", "retarget-link"):
+        seasons.write("season-02/newsletter/2024-02-05.md", "A note.\n")
+        seasons.write("spare/a.md", episode_text(3, "Episode 3", "Spare text A."))
+        seasons.write("spare/b.md", episode_text(3, "Episode 3", "Spare text B."))
+        (folder / "03-episode-3.md").unlink()
+        (folder / "03-episode-3.md").symlink_to("../spare/a.md")
+    loaded(seasons)
+    if change == "rename":
+        (folder / "02-episode-2.md").rename(folder / "02-the-renamed-one.md")
+    elif change == "add":
+        seasons.write("season-02/04-episode-4.md", episode_text(4, "Episode 4"))
+    elif change == "remove":
+        (folder / "03-episode-3.md").unlink()
+    elif change == "add-note":
+        seasons.write("season-02/newsletter/2024-02-05.md", "A note.\n")
+    elif change == "edit-note":
+        seasons.write("season-02/newsletter/2024-02-05.md", "Another note.\n")
+    elif change == "retarget-link":
+        (folder / "03-episode-3.md").unlink()
+        (folder / "03-episode-3.md").symlink_to("../spare/b.md")
+    else:
+        seasons.write("season-02/season.toml", (folder / "season.toml").read_text() + "\n")
+    catalogue, cache = loaded(seasons)
+    assert (cache.hits, cache.misses) == (2, 1)
+    assert catalogue == cold(seasons)
+    if change == "retarget-link":
+        assert catalogue.seasons[1].episodes[2].synopsis == "Spare text B."
+
+
+def test_a_season_with_a_problem_is_not_cached_and_is_reported_again(
+    seasons: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(record_cache, "RACY_NS", 0)
+    loaded(seasons)
+    seasons.write("season-02/02-episode-2.md", "no front matter\n")
+    for _ in range(2):
+        with pytest.raises(ContentError, match=r"season-02/02-episode-2\.md"):
+            load_catalogue(seasons.content, seasons.root / ".famfeeds-cache" / CONTENT_CACHE)
+        save_deferred()
+
+
+def test_a_corrupt_entry_is_a_miss_and_is_recorded_again(
+    seasons: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(record_cache, "RACY_NS", 0)
+    first, cache = loaded(seasons)
+    key = next(iter(cache.entries))
+    cache.entries[key] = (*cache.entries[key][:4], b"\x80\x05not a pickle")
+    cache.used, cache.changed = dict(cache.entries), True
+    cache.save()
+    second, cache = loaded(seasons)
+    assert (cache.hits, cache.misses) == (2, 1)
+    assert second == first
+    _, cache = loaded(seasons)
+    assert (cache.hits, cache.misses) == (3, 0)
+
+
+def test_each_season_has_a_digest_of_its_records(
+    seasons: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Catalogue.digests: season_digest of every season, the same from the cache as from a
+    cold load and from any working folder; it changes with the records, not with where
+    they are read from."""
+    from famfeeds.content import season_digest
+
+    monkeypatch.setattr(record_cache, "RACY_NS", 0)
+    first, _ = loaded(seasons)
+    warm, cache = loaded(seasons)
+    assert cache.misses == 0
+    expected = {s.number: season_digest(s) for s in cold(seasons).seasons}
+    assert dict(first.digests) == dict(warm.digests) == expected
+    assert len(set(expected.values())) == 3
+    assert all(warm.digest(s) == expected[s.number] for s in warm.seasons)
+    monkeypatch.chdir(seasons.root)
+    elsewhere = load_catalogue(Path("content"))
+    assert elsewhere.seasons[0].source == "content/season-01/season.toml"
+    assert elsewhere.seasons[0].source != warm.seasons[0].source
+    assert dict(elsewhere.digests) == expected
+    seasons.write("season-02/02-episode-2.md", episode_text(2, "Episode 2", "Changed."))
+    changed, _ = loaded(seasons)
+    assert changed.digests[2] != expected[2]
+    assert (changed.digests[1], changed.digests[3]) == (expected[1], expected[3])
+
+
+def test_the_digest_is_the_renderers_season_key(seasons: Project) -> None:
+    """Catalogue.digests can stand for famfeeds.render.context.season_key: the build hands
+    them over instead of serialising every season on every build."""
+    from famfeeds.render.context import season_key
+
+    catalogue = load_catalogue(seasons.content)
+    for season in catalogue.seasons:
+        assert catalogue.digest(season) == season_key(season)
+
+
+def test_a_plan_from_the_cache_is_the_cold_plan(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Releases sharing a day, timed and all-day releases, a cancelled episode, previews,
+    notes (one stray): the cached plan equals the cold one, in every order."""
+    import famfeeds.planning as planning
+
+    project.show()
+    project.season(
+        1,
+        premiere="2024-03-01",
+        cadence="daily",
+        extra="release_time = 21:00:00",
+        episodes={
+            1: {},
+            2: {"release": "2024-03-01T22:00:00"},
+            3: {"status": '"cancelled"'},
+            4: {"release": "2024-03-10"},
+            5: {},
+        },
+    )
+    project.season(2, premiere="2024-03-08", cadence="weekly", episodes=3)
+    project.write("season-02/newsletter/2024-03-01.md", "See you next week.\n")
+    project.write("season-02/newsletter/2024-03-02.md", "A stray note.\n")
+    monkeypatch.setattr(record_cache, "RACY_NS", 0)
+    planning.plan(project.content)
+    save_deferred()
+    warm = planning.plan(project.content)
+    monkeypatch.setattr(planning, "load_catalogue", lambda root, cache=None: cold(project))
+    reference = planning.plan(project.content)
+    assert warm == reference
+    assert [i.day for i in warm.issues] == sorted(i.day for i in warm.issues)
+    assert any(len(i.releases) == 2 for i in warm.issues)
+    assert any(i.previews for i in warm.issues)
+    stray = [w for w in warm.warnings if w.message.endswith("so the note is not used")]
+    assert [w.file.rsplit("/", 1)[-1] for w in stray] == ["2024-03-02.md"]
+
+
+def test_planning_leaves_the_garbage_collector_as_it_was(seasons: Project) -> None:
+    import gc
+
+    from famfeeds.planning import plan
+
+    assert gc.isenabled()
+    planned = plan(seasons.content)
+    assert gc.isenabled()
+    assert gc.get_freeze_count() == 0
+    # What planning made counts as old: the next collections of the young do not walk it.
+    assert any(found is planned for found in gc.get_objects(generation=2))
+    gc.disable()
+    try:
+        plan(seasons.content)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
+def test_a_one_shot_plan_can_leave_its_objects_to_reference_counting(seasons: Project) -> None:
+    """plan(freeze=True) moves what is alive out of the collector's reach (gc.freeze), the
+    plan included; a failed plan freezes nothing."""
+    import gc
+
+    from famfeeds.planning import plan
+
+    assert gc.get_freeze_count() == 0
+    try:
+        planned = plan(seasons.content, freeze=True)
+        assert gc.get_freeze_count() > 0
+        assert gc.isenabled()
+        assert all(found is not planned for found in gc.get_objects())  # not walked again
+    finally:
+        gc.unfreeze()
+    seasons.write("season-02/02-episode-2.md", "no front matter\n")
+    with pytest.raises(ContentError):
+        plan(seasons.content, freeze=True)
+    assert gc.get_freeze_count() == 0
+
+
+def test_an_edit_rewrites_only_the_file_that_holds_its_season(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The season cache is spread over CONTENT_SHARDS private files by key: a change
+    rewrites the one that holds the changed season, and a season gone from the content is
+    dropped from its file."""
+    from famfeeds.record_cache import CONTENT_SHARDS
+
+    project.show()
+    for number in range(1, 41):
+        project.season(number, premiere=f"{2000 + number}-01-05", episodes=1)
+    monkeypatch.setattr(record_cache, "RACY_NS", 0)
+    former = project.root / ".famfeeds-cache" / "records.pickle"  # an earlier version's
+    former.parent.mkdir(mode=0o700)
+    former.write_bytes(b"14 MB on a large catalogue")
+    loaded(project)
+    assert not former.exists()
+    folder = project.root / ".famfeeds-cache" / CONTENT_CACHE
+    assert folder.stat().st_mode & 0o777 == 0o700
+    assert folder.parent.stat().st_mode & 0o777 == 0o700
+    files = sorted(folder.iterdir())
+    assert 1 < len(files) <= CONTENT_SHARDS
+    assert all(f.stat().st_mode & 0o777 == 0o600 for f in files)
+
+    def stamps() -> dict[str, int]:
+        return {f.name: f.stat().st_ino for f in folder.iterdir()}
+
+    before = stamps()
+    project.write("season-07/01-episode-1.md", episode_text(1, "Changed"))
+    catalogue, cache = loaded(project)
+    assert (cache.hits, cache.misses) == (39, 1)
+    after = stamps()
+    assert after.keys() == before.keys()
+    rewritten = [name for name in before if after[name] != before[name]]
+    assert len(rewritten) == 1
+    assert catalogue.seasons[6].episodes[0].title == "Changed"
+    shutil.rmtree(project.content / "season-40")
+    loaded(project)
+    _, cache = loaded(project)
+    assert (cache.hits, cache.misses) == (39, 0)
+    assert len(cache.entries) == 39

@@ -182,3 +182,63 @@ def test_the_page_in_a_real_browser(served: Served, tmp_path: Path) -> None:
     keep = os.environ.get("FAMFEEDS_SCREENSHOT")
     if keep:
         shutil.copy(shot, keep)
+
+
+def page_links(body: bytes) -> list[str]:
+    page = lxml.html.document_fromstring(body)
+    return [str(h) for h in page.xpath("//a/@href | //link/@href")]
+
+
+def test_all_interfaces_print_and_link_an_address_a_browser_opens(
+    shipped: Project, tmp_path: Path
+) -> None:
+    with serving(shipped.root, "--as-of", "2023-11-24", "--host", "0.0.0.0") as server:
+        assert server.url == f"http://127.0.0.1:{server.port}/"
+        assert "0.0.0.0" not in server.output and "all interfaces" in server.output
+        _, _, body = server.get("/")
+        assert b"0.0.0.0" not in body
+        links = page_links(body)
+        own = [h for h in links if h.startswith("http://") and f":{server.port}/" in h]
+        assert len(own) > 10 and all(h.startswith(server.url) for h in own), own
+        assert any(h.startswith(f"webcal://127.0.0.1:{server.port}/") for h in links)
+        for href in {h.split("#")[0] for h in own}:
+            assert server.get(href.removeprefix(server.url))[0] == 200, href
+
+        # Another address of this machine, as another device on the network would use one
+        # (all of 127/8 is loopback): the page's links follow the address it was asked by.
+        other = Served(server.process, server.root, f"http://127.0.0.2:{server.port}/")
+        _, _, body = other.get("/")
+        links = page_links(body)
+        own = [h for h in links if h.startswith("http://") and f":{server.port}/" in h]
+        assert len(own) > 10 and all(h.startswith(other.url) for h in own), own
+        assert any(h.startswith(f"webcal://127.0.0.2:{server.port}/") for h in links)
+        for href in {h.split("#")[0] for h in own}:
+            assert other.get(href.removeprefix(other.url))[0] == 200, href
+        # the feeds keep the built address
+        assert f"http://127.0.0.1:{server.port}/".encode() in other.get("/feed.xml")[2]
+
+        dom = subprocess.run(
+            [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update",
+             f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom", server.url],
+            capture_output=True, text=True, timeout=120, check=True,
+        ).stdout  # fmt: skip
+        texts = {
+            a.text_content().strip(): a.get("href")
+            for a in lxml.html.document_fromstring(dom).iter("a")
+        }
+        assert texts["Atom feed"] == server.url + "feed.xml"
+
+
+def test_ipv6_all_interfaces_print_the_ipv6_loopback(shipped: Project) -> None:
+    with serving(shipped.root, "--as-of", "2023-11-24", "--host", "::") as server:
+        assert server.url == f"http://[::1]:{server.port}/"
+        assert "all interfaces" in server.output
+        _, _, body = server.get("/")
+        own = [h for h in page_links(body) if h.startswith("http://") and f":{server.port}/" in h]
+        assert len(own) > 10 and all(h.startswith(server.url) for h in own), own
+        # :: takes IPv4 too (dual stack); the page then links to the IPv4 address it was asked by
+        ipv4 = Served(server.process, server.root, f"http://127.0.0.1:{server.port}/")
+        _, _, body = ipv4.get("/")
+        own = [h for h in page_links(body) if h.startswith("http://") and f":{server.port}/" in h]
+        assert len(own) > 10 and all(h.startswith(ipv4.url) for h in own), own

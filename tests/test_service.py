@@ -22,10 +22,12 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin
+from zoneinfo import ZoneInfo
 
 import httpx
 import lxml.html
@@ -34,7 +36,7 @@ from aiosmtpd.controller import Controller
 from click.testing import Result
 
 from famfeeds.delivery.store import SubscriberStore
-from support import SHOW_TOML, Project, build_args
+from support import REPO, SHOW_TOML, Project, build_args
 
 SLUG = "test-show"
 SENDER = "news@shows.example.net"
@@ -50,6 +52,7 @@ SECURITY = {
     "x-content-type-options": "nosniff",
     "referrer-policy": "no-referrer",
 }
+BERLIN = ZoneInfo("Europe/Berlin")
 _clients = (f"198.18.{i // 250}.{i % 250 + 1}" for i in itertools.count())
 
 
@@ -156,11 +159,13 @@ def start_service(content: Path, sink: Controller, *args: str) -> Running:
     return running
 
 
-def make_project(root: Path, service_url: str) -> Project:
+def make_project(
+    root: Path, service_url: str, language: str = "en", timezone: str = "America/New_York"
+) -> Project:
     project = Project(root)
     project.write(
         "show.toml",
-        SHOW_TOML.format(timezone="America/New_York")
+        SHOW_TOML.format(timezone=timezone).replace('language = "en"', f'language = "{language}"')
         + NEWSLETTER.format(sender=SENDER, service_url=service_url),
     )
     project.season()
@@ -787,3 +792,200 @@ def test_sign_up_from_the_built_page_in_chromium(
         browser.close()
     sub = store.subscriber(SLUG, "chromium.user@example.org")
     assert sub is not None and (sub.status, sub.name) == ("confirmed", "Chris")
+
+
+# -- in the show's language --------------------------------------------------------------
+
+LOCALE = REPO / "src" / "famfeeds" / "locale"
+SAYS = {
+    "de": {
+        "form": ["Test weekly abonnieren", "E-Mail-Adresse", "(freiwillig)", "Anmelden"],
+        "inbox": "Schauen Sie in Ihr Postfach",
+        "interval": "in der letzten Stunde",
+        "subject": "Bitte bestätigen Sie Ihre Anmeldung für Test weekly",
+        "hello": "Hallo,",
+        "mail": "bitte bestätigen Sie, dass Sie Test weekly an {address} bekommen möchten:",
+        "lasts": "Der Link gilt 7 Tage lang, bis {date}.",
+        "button": "Anmeldung bestätigen",
+        "confirm": ["Bitte bestätigen Sie Ihre Anmeldung", "Ja, anmelden"],
+        "confirmed": "Sie sind angemeldet",
+        "leave": ["Test weekly abbestellen?", "bekommt keine Ausgaben mehr."],
+        "left": ["Sie sind abgemeldet", "Wieder anmelden"],
+        "unknown": ["Dieser Link ist ungültig", "Fehler 404.", "Zurück zu Test Show"],
+        "incomplete": "Dieser Link ist unvollständig",
+        "invalid": "An „not-an-address“ können wir keine E-Mails schicken.",
+        "too large": "Zu groß",
+        "not allowed": "Nicht erlaubt",
+        "months": "Januar|Februar|März|April|Mai|Juni|Juli|August|September|Oktober|"
+        "November|Dezember",
+    },
+    "fr": {
+        "form": [
+            "S\u2019inscrire à Test weekly",
+            "Adresse e-mail",
+            "(facultatif)",
+            "S\u2019inscrire",
+        ],
+        "inbox": "Consultez votre boîte de réception",
+        "interval": "au cours de la dernière heure",
+        "subject": "Confirmez votre inscription à Test weekly",
+        "hello": "Bonjour,",
+        "mail": "Veuillez confirmer que vous souhaitez recevoir Test weekly à l\u2019adresse "
+        "{address}\u00a0:",
+        "lasts": "Le lien est valable 7 jours, jusqu\u2019au {date}.",
+        "button": "Confirmer mon inscription",
+        "confirm": ["Confirmez votre inscription", "Oui, je m\u2019inscris"],
+        "confirmed": "Inscription confirmée",
+        "leave": ["Se désabonner de Test weekly\u00a0?", "ne recevra plus aucun numéro."],
+        "left": ["Désabonnement confirmé", "Se réinscrire"],
+        "unknown": ["Ce lien n\u2019est pas valide", "Erreur 404.", "Retour à Test Show"],
+        "incomplete": "Ce lien est incomplet",
+        "invalid": "Nous ne pouvons pas envoyer d\u2019e-mail à «\u00a0not-an-address\u00a0».",
+        "too large": "Trop volumineux",
+        "not allowed": "Non autorisé",
+        "months": "janvier|février|mars|avril|mai|juin|juillet|août|septembre|octobre|"
+        "novembre|décembre",
+    },
+}
+
+
+def english_left_in(text: str, language: str) -> list[str]:
+    """English sentences of the service (its catalogue entries of several words that the
+    language translates differently) found in ``text``."""
+    from babel.messages.pofile import read_po
+
+    def entries(name: str) -> dict[str, str]:
+        with (LOCALE / name / "LC_MESSAGES" / "famfeeds.po").open("rb") as f:
+            return {m.id: m.string for m in read_po(f) if isinstance(m.id, str) and m.id}
+
+    english, other = entries("en"), entries(language)
+    sentences = [
+        english[key].split("%(")[0].strip()
+        for key in english
+        if other[key] != english[key] and " " in english[key].split("%(")[0].strip()
+    ]
+    return [s for s in sentences if len(s.split()) >= 2 and s in text]
+
+
+def readable(page: httpx.Response | str) -> str:
+    """What a person reads on a page: its text, one space between words."""
+    html = page if isinstance(page, str) else page.text
+    doc = lxml.html.document_fromstring(html)
+    for style in doc.xpath("//style"):
+        style.drop_tree()
+    return re.sub(r"[ \t\r\n]+", " ", doc.text_content()).strip()  # no-break spaces stay
+
+
+@pytest.mark.parametrize("language", ["de", "fr"])
+def test_pages_and_confirmation_speak_the_show_language(
+    tmp_path: Path, sink: Controller, mails: Sink, language: str
+) -> None:
+    from babel.dates import format_date
+
+    says = SAYS[language]
+    port = free_port()
+    project = make_project(tmp_path, f"http://127.0.0.1:{port}", language, "Europe/Berlin")
+    running = start_service(project.content, sink, "--port", str(port))
+    seen: list[str] = []
+    try:
+        http = httpx.Client(timeout=20)
+        form = http.get(running.endpoint("subscribe"))
+        doc = lxml.html.document_fromstring(form.text)
+        assert doc.get("lang") == language and form.headers["content-language"] == language
+        assert all(text in readable(form) for text in says["form"]), readable(form)
+
+        address = f"{language}-reader@example.org"
+        days = [
+            format_date((datetime.now(UTC) + timedelta(days=7)).astimezone(BERLIN), "full",
+                        locale=language)
+        ]  # fmt: skip
+        answer = http.post(running.endpoint("subscribe"), data={"email": address})
+        assert answer.status_code == 200
+        assert says["inbox"] in readable(answer) and says["interval"] in readable(answer)
+        (message,) = mails.wait_for(address)
+        days.append(
+            format_date((datetime.now(UTC) + timedelta(days=7)).astimezone(BERLIN), "full",
+                        locale=language)
+        )  # fmt: skip
+        assert message["Subject"] == says["subject"]
+        assert message["Content-Language"] == language
+        text = message.get_body(("plain",)).get_content().replace("\r\n", "\n")  # type: ignore[union-attr]
+        html = message.get_body(("html",)).get_content()  # type: ignore[union-attr]
+        assert text.startswith(says["hello"] + "\n")
+        assert max(len(line) for line in text.splitlines()) <= 78  # wrapped for plain text
+        text = re.sub(r"(?<=\S)\n(?=\S)", " ", text)  # its paragraphs, unwrapped
+        assert says["mail"].format(address=address) in text
+        assert any(says["lasts"].format(date=day) in text for day in days), text
+        assert re.search(f"\\d{{1,2}}\\.? ({says['months']}) 20\\d\\d\\.", text), text
+        assert lxml.html.document_fromstring(html).get("lang") == language
+        assert says["button"] in readable(html)
+        assert any(says["lasts"].format(date=day) in readable(html) for day in days)
+        seen += [text, readable(html), str(message["Subject"])]
+
+        page = http.get(confirm_link(message))
+        assert all(t in readable(page) for t in says["confirm"]), readable(page)
+        action, hidden = only_form(page)
+        done = http.post(action, data=hidden)
+        assert says["confirmed"] in readable(done)
+        seen += [readable(page), readable(done)]
+
+        with SubscriberStore.open(running.store) as store:
+            (reader,) = [r for r in store.recipients(SLUG) if r.key == address]
+        leave = http.get(f"{running.url}unsubscribe?token={reader.token}")
+        assert all(t in readable(leave) for t in says["leave"]), readable(leave)
+        gone = http.post(
+            f"{running.url}unsubscribe?token={reader.token}",
+            content=b"List-Unsubscribe=One-Click",
+            headers=ONE_CLICK,
+        )
+        assert gone.status_code == 200
+        assert all(t in readable(gone) for t in says["left"]), readable(gone)
+        seen += [readable(leave), readable(gone)]
+
+        errors = {
+            "unknown": http.get(f"{running.url}confirm?token={'A' * 32}"),
+            "incomplete": http.get(f"{running.url}confirm?token=short"),
+            "invalid": http.post(running.endpoint("subscribe"), data={"email": "not-an-address"}),
+            "too large": http.post(
+                running.endpoint("subscribe"), content=b"email=" + b"a" * 20_000, headers=ONE_CLICK
+            ),
+            "not allowed": http.delete(running.endpoint("subscribe")),
+        }
+        for key, response in errors.items():
+            wanted = says[key] if isinstance(says[key], list) else [says[key]]
+            assert all(t in readable(response) for t in wanted), (key, readable(response))
+            assert lxml.html.document_fromstring(response.text).get("lang") == language
+            seen.append(readable(response))
+        http.close()
+    finally:
+        running.stop()
+    assert "Traceback" not in "".join(running.lines)
+    assert english_left_in("\n".join(seen), language) == []
+
+
+def test_all_interfaces_announce_and_link_an_address_a_browser_opens(
+    tmp_path: Path, sink: Controller, mails: Sink
+) -> None:
+    project = Project(tmp_path)
+    project.write(
+        "show.toml",
+        SHOW_TOML.format(timezone="America/New_York")
+        + NEWSLETTER.format(sender=SENDER, service_url="").replace(
+            'service_url = ""', 'unsubscribe_url = "https://shows.example.net/u?t={token}"'
+        ),
+    )
+    project.season()
+    running = start_service(project.content, sink, "--host", "0.0.0.0", "--port", "0")
+    try:
+        port = running.url.rsplit(":", 1)[1].strip("/")
+        assert running.url == f"http://127.0.0.1:{port}/"
+        said = "".join(running.lines)
+        assert "0.0.0.0" not in said and "(all interfaces)" in said
+        assert f"public URL http://127.0.0.1:{port}/" in said
+        answer = httpx.post(running.endpoint("subscribe"), data={"email": "any@example.org"})
+        assert answer.status_code == 200
+        link = confirm_link(mails.wait_for("any@example.org")[0])
+        assert link.startswith(f"http://127.0.0.1:{port}/confirm?token=")
+        assert httpx.get(link).status_code == 200
+    finally:
+        running.stop()

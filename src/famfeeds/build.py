@@ -234,7 +234,7 @@ def render(
     from famfeeds.issue_cache import IssueCache
     from famfeeds.record_cache import MEMO_CACHE, RenderMemo, save_later
     from famfeeds.render.calendar import publish_events
-    from famfeeds.render.context import RenderContext, season_key, show_key
+    from famfeeds.render.context import RenderContext, show_key
     from famfeeds.render.i18n import localiser
 
     project = Project.of(content)
@@ -257,7 +257,7 @@ def render(
             memo,
             templates_key_of(env),
             show_key(show),
-            {season.number: season_key(season) for season in planned.catalogue.seasons},
+            planned.catalogue.digests,
         )
         previous = lock.of_show(show.slug)
         events = publish_events(

@@ -21,9 +21,11 @@ Rules beyond the records' own types (see famfeeds.models):
 
 from __future__ import annotations
 
+import hashlib
+import os
 import re
 import tomllib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -66,6 +68,15 @@ class Catalogue:
     seasons: tuple[Season, ...]
     warnings: tuple[Problem, ...] = ()
     """What the loader noticed but accepted (a synopsis that sanitising empties)."""
+    digests: Mapping[int, str] = field(default_factory=dict, repr=False)
+    """:func:`season_digest` of each season, by number: taken once when its folder was
+    parsed and kept in the parse cache with it, so an unchanged season costs nothing."""
+
+    def digest(self, season: Season) -> str:
+        """:func:`season_digest` of ``season``, one of :attr:`seasons` (from
+        :attr:`digests`; computed if missing)."""
+        found = self.digests.get(season.number)
+        return season_digest(season) if found is None else found
 
     def episode_count(self) -> int:
         """How many episodes all seasons hold."""
@@ -354,7 +365,7 @@ class Loader:
         show = self.load_show(root / "show.toml")
         if show is not None:
             self.limits, self.base_url = show.limits, show.base_url
-        seasons = [s for s in map(self.cached_season, self.season_dirs()) if s is not None]
+        seasons, digests = self.load_seasons(list(self.season_dirs()))
         seen: dict[int, Season] = {}
         for season in seasons:
             if season.number in seen:
@@ -379,23 +390,36 @@ class Loader:
         if self.problems or show is None:
             raise ContentError(self.problems)
         ordered = tuple(sorted(seasons, key=lambda s: s.number))
-        return Catalogue(root, show, ordered, tuple(self.warnings))
+        return Catalogue(root, show, ordered, tuple(self.warnings), digests)
 
-    def cached_season(self, folder: Path) -> Season | None:
-        """:meth:`load_season`, through the parse cache when there is one."""
+    def load_seasons(self, names: list[str]) -> tuple[list[Season], dict[int, str]]:
+        """The season folders ``names`` (through the parse cache when there is one), and
+        the digest of each season (:func:`season_digest`) by number."""
         if self.records is None:
-            return self.load_season(folder)
-        from famfeeds.record_cache import load_season
+            found = [self.load_season(self.root / name) for name in names]
+            seasons = [s for s in found if s is not None]
+            return seasons, {s.number: season_digest(s) for s in seasons}
+        from famfeeds.record_cache import SeasonReader
 
-        return load_season(self.records, self, folder, self.load_season)
+        reader = SeasonReader(self.records, self, season_digest)
+        found = [reader.read(name, self.load_season) for name in names]
+        return [s for s in found if s is not None], reader.digests
 
-    def season_dirs(self) -> Iterator[Path]:
-        """Season folders (season-NN) in name order; a link leading outside content/ is
-        reported and skipped."""
-        for path in sorted(self.root.iterdir()):
-            match = SEASON_DIR.match(path.name)
-            if match and path.is_dir() and self.inside(path, f"season {int(match.group(1))}"):
-                yield path
+    def season_dirs(self) -> Iterator[str]:
+        """The names of the season folders (season-NN) in name order; a link leading
+        outside content/ is reported and skipped."""
+        with os.scandir(self.root) as listing:
+            entries = sorted(listing, key=lambda entry: entry.name)
+        for entry in entries:
+            match = SEASON_DIR.match(entry.name)
+            if not match or not _is_dir(entry):
+                continue
+            # Only a link can lead elsewhere: a folder in the content folder is inside it.
+            if _is_link(entry) and not self.inside(
+                self.root / entry.name, f"season {int(match.group(1))}"
+            ):
+                continue
+            yield entry.name
 
     def load_show(self, path: Path) -> Show | None:
         """Read content/show.toml."""
@@ -605,19 +629,49 @@ class Loader:
         self.check_markdown(path, record, "synopsis", synopsis, text, body_start)
         if len(self.problems) == errors:
             self.check_sanitised(path, record, "synopsis", synopsis, end + 2)
-        return Episode.model_construct(
-            **dict(meta), slug=slug, synopsis=synopsis, source=self.shown(path), lines=key_lines
-        )
+        values = dict(meta)
+        values.update(slug=slug, synopsis=synopsis, source=self.shown(path))
+        values["lines"] = _shared(key_lines)
+        return Episode.model_construct(_fields_set=_field_set(values.keys()), **values)
+
+
+SOURCE_FREE: dict[str, Any] = {"source": True, "episodes": {"__all__": {"source"}}}
+"""What :func:`season_digest` leaves out of a season: where its files are."""
+
+
+def season_digest(season: Season) -> str:
+    """A digest of a season's records, its episodes' and notes too, their source paths left
+    out: BLAKE2b (16 bytes, hex) of the season's JSON without them. Equal records give an
+    equal digest wherever they were read from; any change to them changes it. (The build
+    hands :attr:`Catalogue.digests` to the renderers as their season keys:
+    famfeeds.render.context.season_key.)"""
+    dumped = season.model_dump_json(exclude=SOURCE_FREE)
+    return hashlib.blake2b(dumped.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+
+
+def _is_dir(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False
+
+
+def _is_link(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_symlink()
+    except OSError:
+        return False
 
 
 def load_catalogue(root: Path, cache: Path | None = None) -> Catalogue:
     """Load and validate everything under ``root``; raise ContentError on any problem.
-    With ``cache`` (a file), season folders unchanged since the last load come from it."""
+    With ``cache`` (a folder: famfeeds.record_cache), season folders unchanged since the
+    last load come from it."""
     if cache is None:
         return Loader(root).load()
-    from famfeeds.record_cache import RecordCache, save_later
+    from famfeeds.record_cache import CONTENT_SHARDS, RecordCache, save_later
 
-    records = RecordCache.open(cache)
+    records = RecordCache.open(cache, CONTENT_SHARDS)
     catalogue = Loader(root, records=records).load()
     save_later(cache, records.save)  # by a build, once its output is written
     return catalogue
@@ -644,6 +698,35 @@ def _key_lines(text: str, data: dict[str, Any]) -> tuple[tuple[str, int], ...]:
     """The line that sets each top-level key of ``data`` in ``text``."""
     found = ((key, _key_line(text, (key,))) for key in data)
     return tuple((key, line) for key, line in found if line is not None)
+
+
+_SHARED: dict[tuple[tuple[str, int], ...], tuple[tuple[str, int], ...]] = {}
+SHARED_LIMIT = 4096
+
+
+def _shared(lines: tuple[tuple[str, int], ...]) -> tuple[tuple[str, int], ...]:
+    """One object for equal key-line tables: most episode files set the same keys on the
+    same lines, and a season then stores (in the parse cache too) and loads one table."""
+    if len(_SHARED) >= SHARED_LIMIT:
+        _SHARED.clear()
+    return _SHARED.setdefault(lines, lines)
+
+
+_FIELD_SETS: dict[frozenset[str], set[str]] = {}
+
+
+def _field_set(names: Iterable[str]) -> set[str]:
+    """One set object for every record given the same fields (what ``model_construct``
+    would make of them: the names given). Records are frozen, and pydantic copies the set
+    before it changes one (``model_copy``): sharing it spares a set per episode, in memory,
+    in the parse cache and when loading from it."""
+    key = frozenset(names)
+    found = _FIELD_SETS.get(key)
+    if found is None:
+        if len(_FIELD_SETS) >= SHARED_LIMIT:
+            _FIELD_SETS.clear()
+        found = _FIELD_SETS[key] = set(key)
+    return found
 
 
 def _key_offset(text: str, key: str) -> int:

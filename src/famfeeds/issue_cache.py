@@ -391,7 +391,7 @@ class StoredParts:
 
 class StoredFiles(Mapping[str, bytes]):
     """A letter's built files, read from its cache entry on first use; their digests are
-    known without reading them (see famfeeds.inplace.Digests)."""
+    known without reading them (famfeeds.render.files.FileSet asks for them)."""
 
     def __init__(self, parts: StoredParts) -> None:
         self.parts = parts
@@ -411,6 +411,12 @@ class StoredFiles(Mapping[str, bytes]):
 
     def __len__(self) -> int:
         return len(self.names)
+
+    @property
+    def digests(self) -> dict[str, bytes]:
+        """Every file's digest (digest_of), from the entry's header."""
+        where = self.parts.where
+        return {name: bytes.fromhex(where[name][2]) for name in self.names}
 
     def digest(self, name: str) -> bytes:
         """The digest of the file's bytes (digest_of), from the entry's header."""

@@ -18,7 +18,10 @@ The rule for "unchanged", after git's index:
 - A value stands for one loading by one version of the code with one set of loader settings:
   the cache file is keyed by famfeeds' own source files and the versions of Python and
   pydantic, and each entry by the loader's settings (its fields other than the problems and
-  warnings it collects).
+  warnings it collects and where the content folder is).
+- An entry is found by the folder's absolute path (the content folder resolved), so the
+  working folder, and content/ given relative or absolute, do not matter; a season loaded
+  under other display paths is given with the ones of the current run.
 
 A season is cached only if it loaded without a problem and without changing the loader's
 settings; the warnings it gave are recorded and given again on a hit, in the same order.
@@ -39,6 +42,7 @@ import contextlib
 import dataclasses
 import functools
 import hashlib
+import operator
 import os
 import pickle
 import stat
@@ -54,8 +58,12 @@ if TYPE_CHECKING:
     from famfeeds.errors import Problem
     from famfeeds.models import Season
 
-FORMAT = 2
-CONTENT_CACHE = "records.pickle"
+FORMAT = 3
+CONTENT_CACHE = "records"
+"""The season folders' cache: a folder of CONTENT_SHARDS pickles."""
+CONTENT_SHARDS = 16
+FORMER_CONTENT_CACHE = "records.pickle"
+"""Where versions before the folder kept the season cache: removed when the folder is saved."""
 LOCK_CACHE = "lock.pickle"
 RACY_NS = 3_000_000_000
 """A signature is trusted once its newest change time is this much older than the moment
@@ -66,7 +74,10 @@ T = TypeVar("T")
 
 FileKey = tuple[str, str, int, int, int, int]
 """name, link target ('' if not a link), size, inode, mtime_ns, ctime_ns."""
-Signature = tuple[FileKey, ...]
+Signature = tuple[str | int, ...]
+"""The FileKeys of the files, one after another in one flat tuple (one object to build,
+store and compare, where a tuple of tuples is one per file)."""
+KEY_LENGTH = 6
 Entry = tuple[str, Signature, bytes, int, bytes]
 """loader settings, signature, content digest (b'' when trusted at once), recorded (ns),
 the pickled value."""
@@ -140,26 +151,83 @@ def file_key(path: Path, name: str) -> FileKey:
     return (name, target, info.st_size, info.st_ino, info.st_mtime_ns, info.st_ctime_ns)
 
 
-def folder_signature(folder: Path) -> Signature:
+def folder_signature(folder: Path | str) -> Signature:
     """A season folder's signature: every entry in it and in its newsletter/ folder."""
-    keys = []
-    for base, prefix in ((folder, ""), (folder / NOTES_DIR, NOTES_DIR + "/")):
-        try:
-            names = sorted(entry.name for entry in os.scandir(base))
-        except OSError:
-            continue
-        keys += [file_key(base / name, prefix + name) for name in names]
-    return tuple(keys)
+    return scan_folder(os.fspath(folder))[0]
+
+
+def scan_folder(folder: str) -> tuple[Signature, int]:
+    """:func:`folder_signature` and the newest change time in it, in one pass: a listing of
+    the folder (and of newsletter/ if it has one) and one stat per entry. Whether an entry
+    is a link comes with the listing: only a link costs a readlink."""
+    keys: list[str | int] = []
+    newest = _scan(folder, "", keys)
+    if NOTES_DIR in keys[::KEY_LENGTH]:
+        notes = os.path.join(folder, NOTES_DIR)  # noqa: PTH118 (no Path objects: 1,000 folders)
+        newest = max(newest, _scan(notes, NOTES_DIR + "/", keys))
+    return tuple(keys), newest
+
+
+def _scan(base: str, prefix: str, keys: list[str | int]) -> int:
+    """Append the keys of ``base``'s entries, in name order; the newest change time.
+
+    Where the platform can, the folder is opened once and each entry is stat'ed relative
+    to it (``fstatat``), which spares the kernel a walk of the whole path per file."""
+    try:
+        handle = os.open(base, os.O_RDONLY | _DIRECTORY) if _BY_HANDLE else -1
+    except OSError:
+        return 0
+    try:
+        with os.scandir(handle if _BY_HANDLE else base) as listing:
+            entries = sorted(listing, key=_entry_name)
+        newest = 0
+        for entry in entries:
+            target = ""
+            try:
+                if entry.is_symlink():  # known from the listing: no system call for a file
+                    target = (
+                        os.readlink(entry.name, dir_fd=handle)
+                        if _BY_HANDLE
+                        else os.readlink(entry.path)  # noqa: PTH115 (a DirEntry)
+                    )
+            except OSError:
+                pass
+            try:
+                info = entry.stat()
+            except OSError:
+                keys += (prefix + entry.name, target, *UNREADABLE)
+                continue
+            ctime = info.st_ctime_ns
+            newest = ctime if ctime > newest else newest
+            keys += (
+                prefix + entry.name,
+                target,
+                info.st_size,
+                info.st_ino,
+                info.st_mtime_ns,
+                ctime,
+            )
+        return newest
+    except OSError:
+        return 0
+    finally:
+        if _BY_HANDLE:
+            os.close(handle)
+
+
+_entry_name = operator.attrgetter("name")
+_BY_HANDLE = os.scandir in os.supports_fd and os.readlink in os.supports_dir_fd
+_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
 
 
 def content_digest(root: Path, signature: Signature) -> bytes:
     """BLAKE2b of the bytes of every readable regular file in ``signature``."""
     files = []
-    for name, *_ in signature:
-        path = root / name
+    for name in signature[::KEY_LENGTH]:
+        path = root / str(name)
         with contextlib.suppress(OSError):
             if path.is_file():
-                files.append((name, path.read_bytes()))
+                files.append((str(name), path.read_bytes()))
     return _digest(files)
 
 
@@ -171,23 +239,25 @@ def _digest(files: list[tuple[str, bytes]]) -> bytes:
 
 
 def _newest_change(signature: Signature) -> int:
-    return max((key[5] for key in signature), default=0)
+    return max((int(ctime) for ctime in signature[5::KEY_LENGTH]), default=0)
 
 
 class Loader(Protocol):
-    """What :func:`load_season` needs of famfeeds.content's loader (a dataclass)."""
+    """What :class:`SeasonReader` needs of famfeeds.content's loader (a dataclass)."""
 
+    root: Path
+    real_root: Path
+    shown_root: str
     problems: list[Problem]
     warnings: list[Problem]
-
-    def shown(self, path: Path) -> str:
-        """``path`` as the user would type it."""
-        ...
 
 
 @dataclass
 class RecordCache:
-    """One cache file of entries by key, loaded at once, saved with the entries used.
+    """Entries by key, loaded at once, saved with the entries used: one file, or with
+    ``shards`` > 1 a folder of that many files, each holding the keys that hash to it, so
+    that a change rewrites only the file that holds it (a catalogue of 1,000 seasons is
+    14 MB of cache; one edited episode rewrites one sixteenth of it).
 
     :meth:`get` looks a value up (taking the signature, and a digest if the files are too
     young to be trusted by it, before the caller reads them); :meth:`put` records what the
@@ -195,41 +265,75 @@ class RecordCache:
     """
 
     path: Path
+    shards: int = 1
     entries: dict[str, Entry] = field(default_factory=dict)
     used: dict[str, Entry] = field(default_factory=dict)
     pending: dict[str, tuple[Signature, bytes]] = field(default_factory=dict)
     changed: bool = False
+    touched: set[str] = field(default_factory=set)
+    """Keys whose entry this load recorded or confirmed (their files are rewritten)."""
     hits: int = 0
     misses: int = 0
 
     @classmethod
-    def open(cls, path: Path) -> RecordCache:
-        """The cache stored at ``path``; empty if missing or not trustworthy."""
-        cache = cls(path)
-        data = load_private_pickle(path)
-        if (
-            isinstance(data, dict)
-            and data.get("format") == FORMAT
-            and data.get("code") == code_key()
-            and isinstance(data.get("entries"), dict)
-        ):
-            cache.entries = data["entries"]
+    def open(cls, path: Path, shards: int = 1) -> RecordCache:
+        """The cache stored at ``path``; empty (or without a shard) where missing or not
+        trustworthy."""
+        cache = cls(path, shards)
+        for shard in range(shards):
+            data = load_private_pickle(cache.file(shard))
+            if (
+                isinstance(data, dict)
+                and data.get("format") == FORMAT
+                and data.get("code") == code_key()
+                and isinstance(data.get("entries"), dict)
+            ):
+                if shards == 1:
+                    cache.entries = data["entries"]
+                else:
+                    found = data["entries"].items()
+                    cache.entries.update((k, e) for k, e in found if cache.shard(k) == shard)
         return cache
 
-    def get(self, key: str, settings: str, root: Path, signature: Signature) -> Any | None:
+    def file(self, shard: int) -> Path:
+        """The file that holds ``shard``."""
+        return self.path if self.shards == 1 else self.path / f"{shard:02x}.pickle"
+
+    def shard(self, key: str) -> int:
+        """Which file holds ``key`` (by a digest of it: the same in every process)."""
+        if self.shards == 1:
+            return 0
+        digest = hashlib.blake2b(key.encode("utf-8", "surrogateescape"), digest_size=4)
+        return int.from_bytes(digest.digest(), "big") % self.shards
+
+    def get(
+        self,
+        key: str,
+        settings: str,
+        root: Path | str,
+        signature: Signature,
+        newest: int | None = None,
+    ) -> Any | None:
         """The value recorded under ``key`` for these files (``signature``, names relative
-        to ``root``) and loader ``settings``, or None: a miss, after which :meth:`put`
-        records what the caller loads."""
-        now = time.time_ns()
+        to ``root``; ``newest``, their newest change time, if known) and loader
+        ``settings``, or None: a miss, after which :meth:`put` records what the caller
+        loads."""
+        if newest is None:
+            newest = _newest_change(signature)
         entry = self.entries.get(key)
         if entry is not None and entry[0] == settings and entry[1] == signature:
-            if _newest_change(signature) + RACY_NS <= entry[3]:
-                return self._hit(key, entry)
-            if entry[2] and content_digest(root, signature) == entry[2]:
-                self.changed = True  # confirmed: trusted from now on
-                return self._hit(key, (*entry[:3], now, entry[4]))
-        young = _newest_change(signature) + RACY_NS > now
-        self.pending[key] = (signature, content_digest(root, signature) if young else b"")
+            if newest + RACY_NS <= entry[3]:
+                found = self._hit(key, entry)
+                if found is not None:
+                    return found
+            elif entry[2] and content_digest(Path(root), signature) == entry[2]:
+                found = self._hit(key, (*entry[:3], time.time_ns(), entry[4]))
+                if found is not None:
+                    self.changed = True  # confirmed: trusted from now on
+                    self.touched.add(key)
+                    return found
+        young = newest + RACY_NS > time.time_ns()
+        self.pending[key] = (signature, content_digest(Path(root), signature) if young else b"")
         self.misses += 1
         return None
 
@@ -251,20 +355,40 @@ class RecordCache:
         data = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
         self.used[key] = (settings, signature, digest, time.time_ns(), data)
         self.changed = True
+        self.touched.add(key)
 
     def save(self) -> None:
         """Write the entries used since :meth:`open`, dropping the rest, if anything
-        changed. Best effort: a cache that cannot be written only makes a build slower."""
+        changed: only the files whose entries changed. Best effort: a cache that cannot be
+        written only makes a build slower."""
         if not self.changed and self.used.keys() == self.entries.keys():
             return
-        save_private_pickle(self.path, {"format": FORMAT, "code": code_key(), "entries": self.used})
-        self.entries, self.used, self.changed = self.used, {}, False
+        shard = self.shard
+        stale = {shard(key) for key in self.touched}
+        stale.update(shard(key) for key in self.entries.keys() ^ self.used.keys())
+        if self.changed and not self.touched:  # changed from outside: write everything
+            stale = set(range(self.shards))
+        if self.shards > 1:
+            with contextlib.suppress(OSError):
+                _private_folder(self.path.parent)  # the project's cache folder
+                (self.path.parent / FORMER_CONTENT_CACHE).unlink(missing_ok=True)
+        for number in sorted(stale):
+            entries = {k: e for k, e in self.used.items() if shard(k) == number}
+            data = {"format": FORMAT, "code": code_key(), "entries": entries}
+            save_private_pickle(self.file(number), data)
+        self.entries, self.used, self.changed, self.touched = self.used, {}, False, set()
+
+
+LOCATION_FIELDS = {"root", "shown_root", "real_root"}
+"""Loader fields that say where the folder is, not how it is read: the key holds the
+absolute path, and :class:`SeasonReader` re-bases the display paths of a season loaded
+from another working folder."""
 
 
 def loader_settings(loader: Loader) -> str:
     """What a season's loading depends on besides its files: every field of the loader but
-    the problems and warnings it collects (and this cache)."""
-    skip = {"problems", "warnings", "records"}
+    the problems and warnings it collects, this cache and where the folder is."""
+    skip = {"problems", "warnings", "records", *LOCATION_FIELDS}
     assert dataclasses.is_dataclass(loader)
     return repr(
         [
@@ -275,25 +399,70 @@ def loader_settings(loader: Loader) -> str:
     )
 
 
-def load_season(
-    cache: RecordCache, loader: Loader, folder: Path, load: Callable[[Path], Season | None]
-) -> Season | None:
-    """``load(folder)`` (the loader's own), or the season it gave when the folder was last
-    loaded with the same files and settings; its warnings are given again either way."""
-    key = loader.shown(folder)
-    settings = loader_settings(loader)
-    found = cache.get(key, settings, folder, folder_signature(folder))
-    if found is not None:
-        season, warnings = found
-        loader.warnings.extend(warnings)
-        return season  # type: ignore[no-any-return]
-    problems, warned = len(loader.problems), len(loader.warnings)
-    season = load(folder)
-    clean = season is not None and len(loader.problems) == problems
-    if clean and loader_settings(loader) == settings:
-        given: tuple[Problem, ...] = tuple(loader.warnings[warned:])
-        cache.put(key, settings, (season, given))
-    return season
+@dataclass
+class SeasonReader:
+    """Season folders of one load of content/, through the parse cache.
+
+    An entry's key is the folder's absolute path (the content folder resolved, then the
+    season folder's name), so a build from another working folder, or given content/ as an
+    absolute path, finds it; the entry keeps the display paths it was loaded with
+    (``Season.source``, ``Episode.source``, the warnings' files), and a season found under
+    other ones is re-based on the loader's. The value also holds the season's digest
+    (``digest_of``, computed once when the folder is parsed).
+    """
+
+    cache: RecordCache
+    loader: Loader
+    digest_of: Callable[[Season], str]
+    digests: dict[int, str] = field(default_factory=dict)
+    """The digest of each season read, by number."""
+    settings: str = field(init=False, default="")
+    real_root: str = field(init=False, default="")
+
+    def __post_init__(self) -> None:
+        self.settings = loader_settings(self.loader)
+        self.real_root = str(self.loader.real_root)
+
+    def read(self, name: str, load: Callable[[Path], Season | None]) -> Season | None:
+        """Season folder ``name`` of the content folder: ``load(root / name)`` (the loader's
+        own), or the season it gave when the folder was last loaded with the same files and
+        settings; its warnings are given again either way."""
+        loader, cache = self.loader, self.cache
+        folder = os.path.join(self.real_root, name)  # noqa: PTH118 (a string: the key)
+        shown = f"{loader.shown_root}/{name}"
+        signature, newest = scan_folder(folder)
+        found = cache.get(folder, self.settings, folder, signature, newest)
+        if found is not None:
+            season, warnings, shown_then, digest = found
+            if shown_then != shown:
+                season, warnings = _rebased(season, warnings, shown_then, shown)
+            loader.warnings.extend(warnings)
+            self.digests[season.number] = digest
+            return season  # type: ignore[no-any-return]
+        problems, warned = len(loader.problems), len(loader.warnings)
+        season = load(loader.root / name)
+        if season is None or len(loader.problems) != problems:
+            return season
+        digest = self.digest_of(season)
+        self.digests[season.number] = digest
+        if loader_settings(loader) == self.settings:
+            given: tuple[Problem, ...] = tuple(loader.warnings[warned:])
+            cache.put(folder, self.settings, (season, given, shown, digest))
+        return season
+
+
+def _rebased(
+    season: Season, warnings: tuple[Problem, ...], old: str, new: str
+) -> tuple[Season, tuple[Problem, ...]]:
+    """``season`` and its ``warnings`` with display paths under ``old`` moved to ``new``."""
+    old += "/"
+
+    def moved(path: str) -> str:
+        return new + "/" + path[len(old) :] if path.startswith(old) else path
+
+    episodes = tuple(e.model_copy(update={"source": moved(e.source)}) for e in season.episodes)
+    season = season.model_copy(update={"source": moved(season.source), "episodes": episodes})
+    return season, tuple(dataclasses.replace(w, file=moved(w.file)) for w in warnings)
 
 
 def cached_file(cache_path: Path, file: Path, parse: Callable[[Path], T]) -> T:
@@ -302,7 +471,7 @@ def cached_file(cache_path: Path, file: Path, parse: Callable[[Path], T]) -> T:
     propagate, and nothing is cached then."""
     cache = RecordCache.open(cache_path)
     key = str(file.absolute())
-    signature = (file_key(file, file.name),)
+    signature: Signature = file_key(file, file.name)
     found = cache.get(key, "", file.parent, signature)
     if found is None:
         found = parse(file)
@@ -332,14 +501,18 @@ def save_private_pickle(path: Path, data: Any, *, fsync: bool = False) -> bool:
     from famfeeds.writer import atomic_write
 
     try:
-        # as famfeeds.project.private_folder (not imported: it would close an import cycle)
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        if path.parent.stat().st_mode & 0o777 != 0o700:
-            path.parent.chmod(0o700)
+        _private_folder(path.parent)
         atomic_write(path, pickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL), 0o600, fsync)
     except (OSError, pickle.PicklingError):
         return False
     return True
+
+
+def _private_folder(folder: Path) -> None:
+    """As famfeeds.project.private_folder (not imported: it would close an import cycle)."""
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if folder.stat().st_mode & 0o777 != 0o700:
+        folder.chmod(0o700)
 
 
 def remember_file(cache_path: Path, file: Path, data: bytes, value: Any) -> None:
@@ -349,7 +522,7 @@ def remember_file(cache_path: Path, file: Path, data: bytes, value: Any) -> None
     writes the file meanwhile, the next load parses it."""
     cache = RecordCache.open(cache_path)
     key = str(file.absolute())
-    cache.pending[key] = ((file_key(file, file.name),), _digest([(file.name, data)]))
+    cache.pending[key] = (file_key(file, file.name), _digest([(file.name, data)]))
     cache.put(key, "", value)
     save_later(cache_path, cache.save)
 

@@ -14,6 +14,12 @@ rules:
   address literal; anything else is answered 400, so a page on another site whose name
   was rebound to 127.0.0.1 cannot read the preview. (A name is what DNS rebinding needs; an
   IP literal is an origin of its own, so LAN clients of ``--host 0.0.0.0`` still work.)
+- The address printed and built into the preview's links is one a browser can open: a
+  wildcard ``--host`` (``0.0.0.0``, ``::``, listening on every interface) is shown and built
+  as this machine's loopback address (``127.0.0.1``, ``::1``), with the machine's network
+  addresses for other devices. A page asked for under another address of this machine
+  (another device on the network) gets its links rewritten to that address, the one the
+  browser used, so every link on it keeps working; other files keep the built address.
 - uvicorn with a listen backlog of 1,024, idle connections closed after a few seconds (a
   connection that never finishes its request head included), and IPv6 (``--host ::1``).
   Odd URLs (``%00``, ``%0d%0a``, non-Latin-1) get 404 or 400, client disconnects are
@@ -86,6 +92,9 @@ class Preview:
 
     root: Path
     rebuild: Callable[[], None]
+    origin: str | None = None
+    """The authority (``127.0.0.1:8000``) the preview's links are built with; None when
+    they are the public ones (``--public-urls``), which are never rewritten."""
     build: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
     say: Callable[[str], None] = field(default=lambda text: print(text, flush=True))
@@ -250,6 +259,7 @@ class PreviewFiles(StaticFiles):
         if kind.startswith("text/html"):
             script = RELOAD_SCRIPT.format(build=self.preview.build, endpoint=BUILD_ENDPOINT)
             body = body.replace(b"</body>", script.encode() + b"</body>", 1)
+            body = relinked(body, self.preview.origin, request.get("host"))
         headers = {
             "ETag": '"' + hashlib.sha256(body).hexdigest()[:32] + '"',
             "Last-Modified": formatdate(int(modified), usegmt=True),
@@ -282,6 +292,15 @@ def _read(full: str) -> tuple[bytes, float] | None:
         if not stat.S_ISREG(info.st_mode):
             return None
         return handle.read(), info.st_mtime
+
+
+def relinked(body: bytes, origin: str | None, host: str | None) -> bytes:
+    """``body`` with the links to ``origin`` (``http://…``, ``webcal://…``) pointing at
+    ``host``, the address the browser asked (already checked by :class:`HostGuard`: a name
+    of this server or an IP literal, with a port)."""
+    if origin is None or not host or host.lower() == origin:
+        return body
+    return body.replace(f"//{origin}/".encode(), f"//{host.lower()}/".encode())
 
 
 def _not_modified(request: Headers, etag: str, modified: int) -> bool:
@@ -321,13 +340,63 @@ def _not_found() -> Response:
 # -- the server ------------------------------------------------------------------------
 
 
-def listen(host: str, port: int) -> socket.socket:
-    """A listening socket with a real backlog; IPv6 when ``host`` is an IPv6 address."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+def listen(host: str, port: int, backlog: int = BACKLOG) -> socket.socket:
+    """A listening socket with a real backlog; IPv6 when ``host`` is an IPv6 address, and
+    IPv4 as well for ``::`` (every interface) where the system allows it."""
+    bare = host.strip("[]")
+    family = socket.AF_INET6 if ":" in bare else socket.AF_INET
+    both = family == socket.AF_INET6 and wildcard(bare) and socket.has_dualstack_ipv6()
     try:
-        return socket.create_server((host.strip("[]"), port), family=family, backlog=BACKLOG)
+        return socket.create_server(
+            (bare, port), family=family, backlog=backlog, dualstack_ipv6=both
+        )
     except OSError as exc:
         raise FamfeedsError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+
+
+def wildcard(host: str) -> bool:
+    """Whether ``host`` means every interface (``0.0.0.0``, ``::``): no browser can open it."""
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_unspecified
+    except ValueError:
+        return False
+
+
+def http_url(host: str, port: int) -> str:
+    """``http://host:port/``, an IPv6 address in brackets."""
+    bare = host.strip("[]")
+    return f"http://[{bare}]:{port}/" if ":" in bare else f"http://{bare}:{port}/"
+
+
+def browsable_url(host: str, port: int) -> str:
+    """The URL a browser on this machine opens for a server listening on ``host``: the
+    loopback address of the same family for a wildcard host."""
+    bare = host.strip("[]")
+    if wildcard(bare):
+        bare = "::1" if ":" in bare else "127.0.0.1"
+    return http_url(bare, port)
+
+
+def network_urls(host: str, port: int) -> list[str]:
+    """Where other devices reach a server listening on every interface: this machine's
+    address on the network of its default route, per family (found without sending
+    anything); [] for another host or when there is no network."""
+    if not wildcard(host):
+        return []
+    probes = [(socket.AF_INET, "192.0.2.1")]
+    if ":" in host:
+        probes.append((socket.AF_INET6, "2001:db8::1"))
+    found: list[str] = []
+    for family, probe in probes:
+        try:
+            with socket.socket(family, socket.SOCK_DGRAM) as sock:
+                sock.connect((probe, 9))  # UDP: picks a route and an address, sends nothing
+                address = ipaddress.ip_address(sock.getsockname()[0])
+        except (OSError, ValueError):
+            continue
+        if not (address.is_loopback or address.is_link_local or address.is_unspecified):
+            found.append(http_url(str(address), port))
+    return found
 
 
 def _protocol() -> type[asyncio.Protocol]:
@@ -424,8 +493,7 @@ def run(
     sock = listen(host, port)
     try:
         bound = sock.getsockname()[1]
-        shown = f"[{host.strip('[]')}]" if ":" in host else host
-        url = f"http://{shown}:{bound}/"
+        url = browsable_url(host, bound)
 
         def rebuild() -> None:
             build(
@@ -439,7 +507,8 @@ def run(
                 waiting=say,
             )
 
-        preview = Preview(output, rebuild, say=say, complain=complain)
+        origin = None if public_urls else url.removeprefix("http://").rstrip("/")
+        preview = Preview(output, rebuild, origin, say=say, complain=complain)
         rebuild()
         preview.build = 1
         app = create_app(preview, host)
@@ -455,8 +524,11 @@ def run(
     watcher.start()
     if host == "127.0.0.1":
         also = f" (also http://localhost:{bound}/)"
-    elif host.strip("[]") in ("0.0.0.0", "::"):
-        also = f" (from another device: http://<this machine's IP address>:{bound}/)"
+    elif wildcard(host):
+        others = " or ".join(network_urls(host, bound)) or (
+            f"http://<this machine's IP address>:{bound}/"
+        )
+        also = f" (listening on all interfaces; from another device: {others})"
     else:
         also = ""
     say(f"Serving {url}{also}; watching {content} and {template_dir}. Ctrl-C stops.")

@@ -45,7 +45,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -110,9 +110,9 @@ def write_output(
         _check_name(name)
     target = output_folder(output, guarded)
     with hold(target.parent, wait=wait, waiting=waiting):
-        _remove_leftovers(target)
+        remove_leftovers(target)
         old = _scan(target, output) if _is_folder(target, output) else None
-        ours = _previous_manifest(target) if old is not None else set()
+        ours = (read_manifest(target) or set()) if old is not None else set()
         names = sorted(files)
         replaced = _check_old(old, names, ours, output, overwrite)
         staging = _staging(target, output)
@@ -124,7 +124,7 @@ def write_output(
                     unchanged = old is not None and name in ours and name in old.files
                     if not (unchanged and _link_if_same(target / name, path, files[name])):
                         path.write_bytes(files[name])
-                (staging / MANIFEST).write_text("".join(n + "\n" for n in names), "utf-8")
+                (staging / MANIFEST).write_text(manifest_text(names), "utf-8")
                 skip = ours | set(names) | set(replaced)
                 kept = _carry_over(old, target, staging, skip) if old else []
                 _set_modes(staging, old)
@@ -464,30 +464,46 @@ def _check_old(
     return sorted(taken)
 
 
-def _previous_manifest(output: Path) -> set[str]:
-    """The files the previous build made; a manifest that is not a plain file of a sane
-    size (a symlink to a device, say) counts as none."""
+def read_manifest(output: Path) -> set[str] | None:
+    """The files the previous build made, as its manifest lists them; None if there is no
+    manifest, or one that is not a plain file of a sane size (a symlink to a device, say)
+    or not UTF-8 (the writer then counts none of the files as famfeeds')."""
     path = output / MANIFEST
     try:
         info = path.lstat()
         if not stat.S_ISREG(info.st_mode) or info.st_size > MANIFEST_LIMIT:
-            return set()
+            return None
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):
-        return set()
+        return None
     return {line for line in text.splitlines() if line}
+
+
+def manifest_text(names: Iterable[str]) -> str:
+    """The manifest's format: one name a line, sorted."""
+    return "".join(n + "\n" for n in sorted(names))
 
 
 # -- staging ---------------------------------------------------------------------------
 
 
-def _prefix(target: Path) -> str:
+def staging_prefix(target: Path) -> str:
+    """How the name of every staging folder of ``target`` begins (``.<output>.famfeeds-``):
+    such folders stand beside it, and :func:`remove_leftovers` removes those a killed
+    build left."""
     return f".{target.name}.famfeeds-"
+
+
+def new_staging_folder(target: Path) -> Path:
+    """A new, empty staging folder beside ``target`` (same filesystem, mode 0700), named
+    so that the next build removes it if this one is killed. OSError if it cannot be
+    made (the folder holding ``target`` is read-only, say)."""
+    return Path(tempfile.mkdtemp(prefix=staging_prefix(target) + _NEW, dir=target.parent))
 
 
 def _staging(target: Path, output: Path) -> Path:
     try:
-        return Path(tempfile.mkdtemp(prefix=_prefix(target) + _NEW, dir=target.parent))
+        return new_staging_folder(target)
     except OSError as exc:
         raise FamfeedsError(
             f"cannot write beside {display_path(output)} (in {display_path(target.parent)}/): "
@@ -496,10 +512,11 @@ def _staging(target: Path, output: Path) -> Path:
         ) from None
 
 
-def _remove_leftovers(target: Path) -> None:
-    """Remove what killed builds left beside ``target`` (the caller holds the lock). A
-    previous output moved aside by an interrupted two-step swap is put back first."""
-    prefix = _prefix(target)
+def remove_leftovers(target: Path) -> None:
+    """Remove the staging folders that killed builds left beside ``target``; the caller
+    holds the lock (:func:`hold`) on its folder, so none of them is in use. A previous
+    output moved aside by an interrupted two-step swap is put back first, never deleted."""
+    prefix = staging_prefix(target)
     try:
         leftovers = sorted(p for p in target.parent.iterdir() if p.name.startswith(prefix))
     except OSError:
@@ -621,7 +638,7 @@ def _swap(staging: Path, target: Path) -> None:
         return
     if _exchange(staging, target):
         return
-    aside = Path(tempfile.mkdtemp(prefix=_prefix(target) + _OLD, dir=target.parent))
+    aside = Path(tempfile.mkdtemp(prefix=staging_prefix(target) + _OLD, dir=target.parent))
     aside.rmdir()
     target.rename(aside)
     try:

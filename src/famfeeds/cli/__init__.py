@@ -1,18 +1,23 @@
 """The command line: options in, one call into the pipeline, errors out.
 
-Heavy libraries are imported inside the commands, so ``famfeeds --help`` starts fast.
+``famfeeds --help`` starts at little more than click's own import: heavy libraries and the
+rest of famfeeds are imported inside the commands, and the commands of cli/project.py,
+cli/send.py and cli/subscribers.py are imported only when one of them runs or shows its
+help (the listing takes their one-line help from :data:`LAZY_COMMANDS`).
 """
 
 from __future__ import annotations
 
+import importlib
 import sys
 from datetime import date
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from famfeeds import __version__
 from famfeeds.cli.options import (
+    PathParam,
     as_of_option,
     checked_templates,
     content_option,
@@ -21,8 +26,74 @@ from famfeeds.cli.options import (
     templates_option,
 )
 
+if TYPE_CHECKING:
+    from pathlib import Path
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+LAZY_COMMANDS: dict[str, tuple[str, str]] = {
+    "bounces": (
+        "famfeeds.cli.send",
+        "Read the bounce mailbox and stop mailing addresses that bounce or complain.",
+    ),
+    "init": (
+        "famfeeds.cli.project",
+        "Start a project in FOLDER: a commented content/ folder, a .gitignore and a README.",
+    ),
+    "new": (
+        "famfeeds.cli.project",
+        "Add a season or an episode: new files with the next free numbers, never overwriting.",
+    ),
+    "schedule": (
+        "famfeeds.cli.project",
+        "Show when every episode comes out, and why: a table of the computed schedule.",
+    ),
+    "send": (
+        "famfeeds.cli.send",
+        "Email a newsletter issue to every subscriber, exactly once each.",
+    ),
+    "subscribers": (
+        "famfeeds.cli.subscribers",
+        "Manage the subscriber store: import, export, list, add, unsubscribe, forget.",
+    ),
+    "subscriptions": (
+        "famfeeds.cli.subscribers",
+        "Run the subscriptions service: sign-up with double opt-in, one-click unsubscribe.",
+    ),
+}
+"""Commands imported when used: name -> (module defining it under that name, the first
+sentence of its help). A test keeps each sentence equal to the command's own."""
+
+
+class Commands(click.Group):
+    """The famfeeds group, loading the commands of :data:`LAZY_COMMANDS` on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *LAZY_COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in LAZY_COMMANDS:
+            module = importlib.import_module(LAZY_COMMANDS[cmd_name][0])
+            self.add_command(getattr(module, cmd_name), cmd_name)
+        return self.commands.get(cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The command list, as click writes it, without importing the lazy commands."""
+        listed: list[tuple[str, click.Command]] = []
+        for name in self.list_commands(ctx):
+            command = self.commands.get(name)
+            if command is None:  # not loaded: its first sentence stands in for its help
+                command = click.Command(name, help=LAZY_COMMANDS[name][1])
+            if not command.hidden:
+                listed.append((name, command))
+        if listed:
+            limit = formatter.width - 6 - max(len(name) for name, _ in listed)
+            with formatter.section("Commands"):
+                formatter.write_dl([(n, c.get_short_help_str(limit)) for n, c in listed])
+
+
+@click.group(
+    cls=Commands,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.version_option(__version__, "-V", "--version", prog_name="famfeeds")
 def cli() -> None:
     """Build a show's episode feeds, calendar and newsletter from plain text records.
@@ -102,15 +173,19 @@ def build(
         f"Built {len(report.written)} files in {display_path(output)}/ "
         f"as of {result.as_of}: {released} of {total} episodes released."
     )
+    lines: list[str] = []
     folders: dict[str, int] = {}
     for name in report.written:
         if "/" in name:
             folder = name.split("/", 1)[0]
             folders[folder] = folders.get(folder, 0) + 1
         else:
-            click.echo(f"  {name}")
-    for folder, count in folders.items():
-        click.echo(f"  {folder}/ ({count} files)")
+            lines.append(f"  {name}")
+    lines += [f"  {folder}/ ({count} files)" for folder, count in folders.items()]
+    for line in lines[:LISTED]:
+        click.echo(line)
+    if len(lines) > LISTED:  # a large catalogue: its first entries, not thousands of lines
+        click.echo(f"  ... and {len(lines) - LISTED:,} more files and folders")
     if report.kept:
         click.echo(
             f"Kept {len(report.kept)} files famfeeds did not make: "
@@ -119,6 +194,10 @@ def build(
         )
     for name in report.replaced:
         click.echo(f"warning: replaced {name}, which famfeeds had not made (--overwrite)", err=True)
+
+
+LISTED = 40
+"""Lines of output/'s top level that `famfeeds build` lists."""
 
 
 @cli.command()
@@ -153,7 +232,7 @@ ISSUE_FORMS = {"html": ".html", "text": ".txt", "eml": ".eml"}
 @content_option
 @click.option(
     "--output",
-    type=click.Path(path_type=Path, file_okay=False),
+    type=PathParam(file_okay=False),
     default="output",
     show_default=True,
     help="Where famfeeds build put the site: the summary says whether the issue's files "
@@ -199,7 +278,7 @@ ISSUE_FORMS = {"html": ".html", "text": ".txt", "eml": ".eml"}
 @click.option(
     "--save",
     metavar="FILE",
-    type=click.Path(path_type=Path, dir_okay=False),
+    type=PathParam(dir_okay=False),
     help="Write the issue to FILE instead of printing it: HTML, text or .eml by the "
     "name's suffix (.html, .txt, .eml) or by --html, --text or --eml.",
 )
@@ -288,7 +367,7 @@ def newsletter(
 @content_option
 @click.option(
     "--output",
-    type=click.Path(path_type=Path, file_okay=False),
+    type=PathParam(file_okay=False),
     default=".famfeeds-preview",
     show_default=True,
     help="Folder for the preview build, kept apart from output/ because its links "
@@ -353,22 +432,3 @@ def serve(
 def main() -> None:
     """Console script entry point."""
     cli(prog_name="famfeeds")
-
-
-from famfeeds.cli.subscribers import subscribers, subscriptions  # noqa: E402
-
-cli.add_command(subscribers)
-cli.add_command(subscriptions)
-
-
-from famfeeds.cli.project import init, new, schedule  # noqa: E402  (needs the group above)
-
-cli.add_command(init)
-cli.add_command(new)
-cli.add_command(schedule)
-
-
-from famfeeds.cli.send import bounces, send  # noqa: E402  (needs the group above)
-
-cli.add_command(send)
-cli.add_command(bounces)

@@ -2,14 +2,34 @@
 
 from __future__ import annotations
 
+import os
 from datetime import date
-from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
+if TYPE_CHECKING:
+    from pathlib import Path
+
+
+class PathParam(click.Path):
+    """``click.Path`` whose values are :class:`pathlib.Path`; pathlib is imported when a
+    value is converted, not when the command is declared (``famfeeds --help`` stays
+    fast)."""
+
+    def __init__(self, *, file_okay: bool = True, dir_okay: bool = True) -> None:
+        super().__init__(file_okay=file_okay, dir_okay=dir_okay)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        from pathlib import Path
+
+        converted = super().convert(value, param, ctx)
+        return converted if isinstance(converted, Path) else Path(os.fsdecode(converted))
+
+
 content_option = click.option(
     "--content",
-    type=click.Path(path_type=Path, file_okay=False),
+    type=PathParam(file_okay=False),
     default="content",
     show_default=True,
     help="Folder holding show.toml and the season-NN folders.",
@@ -27,14 +47,14 @@ def parse_date(ctx: click.Context, param: click.Parameter, value: str | None) ->
 
 output_option = click.option(
     "--output",
-    type=click.Path(path_type=Path, file_okay=False),
+    type=PathParam(file_okay=False),
     default="output",
     show_default=True,
     help="Folder to build into. Replaced in one step; files famfeeds did not make are kept.",
 )
 templates_option = click.option(
     "--templates",
-    type=click.Path(path_type=Path, file_okay=False),
+    type=PathParam(file_okay=False),
     default=None,
     help="Folder of your own templates, searched before the shipped ones "
     "[default: ./templates if it exists].",

@@ -400,9 +400,13 @@ def _print_report(report: Report) -> None:
     )
     source = f" to {report.source}" if report.source else ""
     if report.dry_run:
+        for address, reason in outcome.failed:
+            click.echo(f"  would fail: {shown(address)}: {shown(reason, 300)}", err=True)
+        about = "about " if report.size_estimated else ""
+        failing = f"; {len(outcome.failed)} would fail" if outcome.failed else ""
         click.echo(
             f"Dry run for {report.label}{source}: would send {len(planned.todo)} message(s) "
-            f"({report.size / 1024:.0f} KiB); {skips}. Nothing was sent."
+            f"({about}{report.size / 1024:.0f} KiB){failing}; {skips}. Nothing was sent."
         )
         return
     extra = f", uncertain {len(outcome.uncertain)}" if outcome.uncertain else ""

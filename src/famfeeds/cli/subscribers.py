@@ -430,6 +430,7 @@ def subscriptions(
     from famfeeds.delivery.smtp import PASSWORD_ENV
     from famfeeds.errors import FamfeedsError
     from famfeeds.project import Project
+    from famfeeds.serve import wildcard
     from famfeeds.service import Limits, parse_networks, run, smtp_mailer
 
     show = load_catalogue(content).show
@@ -450,11 +451,13 @@ def subscriptions(
             raise click.BadParameter(str(exc), param_hint="--public-url") from None
     project = Project.of(content)
     project.private_state()
-    mailer = smtp_mailer(show.newsletter, url, os.environ.get(PASSWORD_ENV))
+    mailer = smtp_mailer(show, url, os.environ.get(PASSWORD_ENV))
 
     def announce(listening: str, public: str) -> None:
+        where = " (all interfaces)" if wildcard(host) else ""
         click.echo(
-            f"Listening on {listening} (public URL {public}/); store {project.store}. Ctrl-C stops."
+            f"Listening on {listening}{where} (public URL {public}/); store {project.store}. "
+            "Ctrl-C stops."
         )
 
     run(

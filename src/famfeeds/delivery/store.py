@@ -29,6 +29,10 @@ Rules the code keeps:
 - SQLite in WAL mode with ``synchronous=NORMAL`` and a busy timeout: a commit survives a
   killed process (SIGKILL included); a power cut may lose the last few commits. Every
   transaction is short: a large import commits in batches.
+- Within one process, the connections to one store take turns to write (a lock per file,
+  waited for up to the busy timeout): SQLite's own busy handler sleeps between tries, up
+  to 100 ms at a time, which under a burst of concurrent writers (the service's threads)
+  turned milliseconds into hundreds. Other processes are still waited for by SQLite.
 - Times are UTC, stored as text ``YYYY-MM-DDTHH:MM:SSZ``.
 """
 
@@ -41,6 +45,7 @@ import os
 import re
 import secrets
 import sqlite3
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -149,11 +154,19 @@ MIGRATIONS: tuple[str, ...] = (
     """,
 )
 VERSION = len(MIGRATIONS)
+_WRITERS: dict[str, threading.Lock] = {}
+"""The write turn of each store file in this process, by its real path."""
+_WRITERS_LOCK = threading.Lock()
 OWN_TABLES = frozenset({"subscribers", "events", "suppressions"})
 
 
 class StoreError(FamfeedsError):
     """The store cannot be used (locked, corrupt, newer, unreadable); says what to do."""
+
+
+class StoreBusy(StoreError):
+    """Another writer held the store for longer than the busy timeout; nothing was changed,
+    so the same call may simply be tried again."""
 
 
 class InvalidAddress(FamfeedsError):
@@ -208,6 +221,17 @@ class Signup:
     token: str
     previous_sent_at: str | None
     """The last confirmation's time before this one: restored if this one is not sent."""
+
+
+@dataclass(frozen=True)
+class Suppression:
+    """One address to stop mailing, as :meth:`SubscriberStore.suppress_many` takes it."""
+
+    address: str
+    status: str
+    """``bounced``, ``complained`` or ``unsubscribed``."""
+    source: str
+    reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -291,6 +315,11 @@ def clean_name(name: str | None) -> str | None:
     return text[:NAME_LIMIT] or None
 
 
+def _check_suppression(status: str) -> None:
+    if status not in SUPPRESSING:
+        raise ValueError(f"a suppression is one of {sorted(SUPPRESSING)}, not {status!r}")
+
+
 def valid_token(token: str) -> bool:
     """Whether ``token`` has a token's shape (32 URL-safe characters)."""
     return TOKEN_PATTERN.fullmatch(token) is not None
@@ -319,12 +348,16 @@ class SubscriberStore:
         db: sqlite3.Connection,
         secret: Path,
         clock: Callable[[], datetime],
+        busy_timeout: float = 5.0,
     ) -> None:
         self.path = path
         self.db = db
         self.secret_path = secret
         self.clock = clock
+        self.busy_timeout = busy_timeout
         self._secret: bytes | None = None
+        with _WRITERS_LOCK:
+            self._turn = _WRITERS.setdefault(os.path.realpath(path), threading.Lock())
 
     # -- opening -------------------------------------------------------------------------
 
@@ -352,7 +385,7 @@ class SubscriberStore:
         db = sqlite3.connect(
             path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
         )
-        store = cls(path, db, secret or path.parent / SECRET_NAME, clock or _utc_now)
+        store = cls(path, db, secret or path.parent / SECRET_NAME, clock or _utc_now, busy_timeout)
         try:
             with store._guard("open"):
                 db.execute("PRAGMA journal_mode=WAL").fetchone()
@@ -397,6 +430,12 @@ class SubscriberStore:
         with self._guard("read"):
             self.db.execute("SELECT 1 FROM subscribers LIMIT 1").fetchall()
 
+    def checkpoint(self) -> None:
+        """Copy committed transactions from the WAL into the store file, as far as readers
+        allow, without waiting for anyone (SQLite's PASSIVE checkpoint)."""
+        with self._guard("write to"):
+            self.db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+
     def close(self) -> None:
         """Close the connection."""
         self.db.close()
@@ -415,7 +454,7 @@ class SubscriberStore:
         except sqlite3.OperationalError as exc:
             where = display_path(self.path)
             if "locked" in str(exc) or "busy" in str(exc):
-                raise StoreError(
+                raise StoreBusy(
                     f"{where} is locked by another process (SQLite: {exc}); "
                     "try again in a moment, or stop the program holding it"
                 ) from None
@@ -428,9 +467,18 @@ class SubscriberStore:
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction (BEGIN IMMEDIATE ... COMMIT), rolled back on any error."""
-        with self._guard("write to"), immediate(self.db) as db:
-            yield db
+        """One write transaction (BEGIN IMMEDIATE ... COMMIT), rolled back on any error,
+        in this process's turn for the file (see the module's rules)."""
+        if not self._turn.acquire(timeout=self.busy_timeout):
+            raise StoreBusy(
+                f"{display_path(self.path)} is busy: other writers in this process held it "
+                f"for {self.busy_timeout:g} s; try again in a moment"
+            )
+        try:
+            with self._guard("write to"), immediate(self.db) as db:
+                yield db
+        finally:
+            self._turn.release()
 
     def _now(self) -> str:
         return stamp(self.clock())
@@ -556,12 +604,36 @@ class SubscriberStore:
         except InvalidAddress:
             return None
         with self._guard("read"):
-            status = self.status(show, key)
-            if status in SUPPRESSING:
-                return status
+            row = self.db.execute(
+                "SELECT status FROM subscribers WHERE show = ? AND key = ?", (show, key)
+            ).fetchone()
+            if row is not None and row[0] in SUPPRESSING:
+                return str(row[0])
             if self._forgotten(show, [key]):
                 return FORGOTTEN
         return None
+
+    def suppressions(self, show: str, addresses: Iterable[str]) -> dict[str, str]:
+        """:meth:`suppressed` for many addresses at once, each already normalised the way
+        :func:`normalise` does (``famfeeds send`` lists are): ``{address: why}`` for those
+        that must not be mailed, in a few queries rather than one per address."""
+        by_key = {address.casefold(): address for address in addresses}
+        keys = list(by_key)
+        found: dict[str, str] = {}
+        with self._guard("read"):
+            for i in range(0, len(keys), SQL_VARIABLES):
+                chunk = keys[i : i + SQL_VARIABLES]
+                marks = ",".join("?" * len(chunk))
+                for key, status in self.db.execute(
+                    f"SELECT key, status FROM subscribers WHERE show = ? AND key IN ({marks})",
+                    (show, *chunk),
+                ):
+                    if status in SUPPRESSING:
+                        found[by_key[key]] = str(status)
+            rest = [key for key in keys if by_key[key] not in found]
+            for key in self._forgotten(show, rest):
+                found[by_key[key]] = FORGOTTEN
+        return found
 
     def find(self, show: str, token: str, max_age: timedelta) -> TokenHolder | None:
         """What a token's page shows, or None for an unknown token. Changes nothing."""
@@ -777,20 +849,52 @@ class SubscriberStore:
         """Stop mailing the address (``bounced``, ``complained`` or ``unsubscribed``),
         creating a row when the store does not know it. A row that is already suppressed
         keeps its status (the new report goes into its history); a forgotten address
-        stays forgotten."""
-        if status not in SUPPRESSING:
-            raise ValueError(f"suppress() takes one of {sorted(SUPPRESSING)}, not {status!r}")
+        stays forgotten. Raises InvalidAddress."""
+        _check_suppression(status)
         email, key = normalise(address)
         with self._write():
-            now = self._now()
-            row = self._row(show, key)
-            if row is None:
-                if not self._forgotten(show, [key]):
-                    self._insert(show, email, key, None, status, source, now, detail=reason)
-            elif row["status"] in SUPPRESSING:
-                self._event(show, key, now, status, source, None, reason or "already suppressed")
-            else:
-                self._set_status(show, key, status, source, now, reason)
+            self._suppress_row(show, email, key, Suppression(address, status, source, reason))
+
+    def suppress_many(self, show: str, items: Iterable[Suppression]) -> list[Suppression]:
+        """:meth:`suppress` for every item, in one transaction: all of them are recorded, or
+        (on any error, or a process killed halfway) none. An address the store cannot
+        hold (email-validator refuses it) is left out; those items are returned."""
+        wanted: list[tuple[str, str, Suppression]] = []
+        invalid: list[Suppression] = []
+        for item in items:
+            _check_suppression(item.status)
+            try:
+                email, key = normalise(item.address)
+            except InvalidAddress:
+                invalid.append(item)
+                continue
+            wanted.append((email, key, item))
+        if not wanted:
+            return invalid
+        with self._write():
+            forgotten = self._forgotten(show, [key for _, key, _ in wanted])
+            for email, key, item in wanted:
+                self._suppress_row(show, email, key, item, forgotten=key in forgotten)
+        return invalid
+
+    def _suppress_row(
+        self, show: str, email: str, key: str, item: Suppression, forgotten: bool | None = None
+    ) -> None:
+        """Inside a write transaction: the rule of :meth:`suppress` for one address."""
+        now = self._now()
+        row = self._row(show, key)
+        if row is None:
+            if forgotten is None:
+                forgotten = bool(self._forgotten(show, [key]))
+            if not forgotten:
+                self._insert(
+                    show, email, key, None, item.status, item.source, now, detail=item.reason
+                )
+        elif row["status"] in SUPPRESSING:
+            detail = item.reason or "already suppressed"
+            self._event(show, key, now, item.status, item.source, None, detail)
+        else:
+            self._set_status(show, key, item.status, item.source, now, item.reason)
 
     def unsubscribe(self, show: str, address: str, source: str = "cli") -> str | None:
         """Unsubscribe the address (a row is created if the store does not know it, so

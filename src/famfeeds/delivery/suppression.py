@@ -25,10 +25,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from email.message import EmailMessage, Message
 from email.parser import BytesHeaderParser
@@ -37,6 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from famfeeds.delivery.ledger import Ledger
+from famfeeds.delivery.store import Suppression
 from famfeeds.delivery.subscribers import shown
 from famfeeds.errors import FamfeedsError
 from famfeeds.render.message import recipient_digest
@@ -202,7 +202,7 @@ def process_bounces(
                         issue_of[event.address] = issue
         strongest = summarise(events)
         soft_rows: list[tuple[str, str, str]] = []
-        changes: list[Callable[[], None]] = []
+        changes: list[Suppression] = []
         for address, event in sorted(strongest.items()):
             reason = shown(f"{event.reason} ({event.source})", 300)
             if address not in known and store.status(show, address) is None:
@@ -210,10 +210,10 @@ def process_bounces(
                 continue
             if event.kind == "complaint":
                 report.complained.append((shown(address), reason))
-                changes.append(_suppress(store, show, address, "complained", "complaint", reason))
+                changes.append(Suppression(address, "complained", "complaint", reason))
             elif event.kind == "hard":
                 report.bounced.append((shown(address), reason))
-                changes.append(_suppress(store, show, address, "bounced", "bounce", reason))
+                changes.append(Suppression(address, "bounced", "bounce", reason))
             else:
                 sent = ledger.sent_issues(show, address)
                 issue = issue_of.get(address) or (sent[0] if sent else "")
@@ -232,24 +232,14 @@ def process_bounces(
                 if streak >= soft_limit:
                     why = f"soft bounces for {streak} issues in a row (last: {event.reason})"
                     report.soft_suppressed.append((shown(address), shown(why, 300)))
-                    changes.append(_suppress(store, show, address, "bounced", "bounce", why))
+                    changes.append(Suppression(address, "bounced", "bounce", why))
         if not dry_run:
-            for change in changes:
-                change()
+            # One store transaction for every suppression (an address the store cannot
+            # hold, such as a non-ASCII local part, is left out), then one ledger
+            # transaction marking the messages read. Killed between the two, the next run
+            # reads the messages again and finds the same suppressions already there.
+            store.suppress_many(show, changes)
             ledger.record_bounces(show, [r.key for r in fresh], soft_rows)
     finally:
         ledger.close()
     return report
-
-
-def _suppress(
-    store: SubscriberStore, show: str, address: str, status: str, source: str, reason: str
-) -> Callable[[], None]:
-    def apply() -> None:
-        from famfeeds.delivery.store import InvalidAddress
-
-        # The store cannot hold an address whose local part is not ASCII: nothing to mark.
-        with contextlib.suppress(InvalidAddress):
-            store.suppress(show, address, status, source, reason)
-
-    return apply

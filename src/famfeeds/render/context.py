@@ -19,10 +19,6 @@ if TYPE_CHECKING:
     from famfeeds.models import Season, Show
     from famfeeds.planning import Plan
 
-SOURCE_FREE: Any = {"source": True, "episodes": {"__all__": {"source"}}}
-"""A record's fields but its source paths (a build from another folder gives the same)."""
-
-
 @dataclass(frozen=True)
 class Published:
     """One event as last published (what famfeeds.lock records)."""
@@ -119,8 +115,11 @@ def show_key(show: Show) -> str:
 
 def season_key(season: Season) -> str:
     """A digest of a season's records, its episodes' too, their source paths left out:
-    everything a season's releases and pages are made from, besides the show."""
-    return _digest(season.model_dump_json(exclude=SOURCE_FREE))
+    everything a season's releases and pages are made from, besides the show
+    (famfeeds.content.season_digest, which the loader keeps in Catalogue.digests)."""
+    from famfeeds.content import season_digest
+
+    return season_digest(season)
 
 
 def _digest(text: str) -> str:

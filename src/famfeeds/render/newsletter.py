@@ -263,12 +263,12 @@ def render_newsletter(
         day = letter.item.issue.day
         months.setdefault((day.year, day.month), []).append(letter)
     for group in months.values():
-        parts = FileSet(*(letter.files for letter in group))
+        group_files = partial(FileSet, *(letter.files for letter in group))
         if keys and all(letter.key for letter in group):  # names and digests by the keys
             keyed = [letter.key for letter in group]
-            files.add(memoized_files(memo, partial(_same, parts), "newsletter.files", *keyed))
+            files.add(memoized_files(memo, group_files, "newsletter.files", *keyed))
         else:
-            files.add(parts)
+            files.add(group_files())
     make = partial(archive_page, letters, env)
     if keys:
         listing = "\n".join(
@@ -277,10 +277,6 @@ def render_newsletter(
         files.add(memoized_files(memo, make, "newsletter.archive_page", *keys, listing))
     else:
         files.add(make())
-    return files
-
-
-def _same(files: Mapping[str, bytes]) -> Mapping[str, bytes]:
     return files
 
 
