@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from famfeeds.models import Season, Show
     from famfeeds.planning import Plan
 
+
 @dataclass(frozen=True)
 class Published:
     """One event as last published (what famfeeds.lock records)."""
