@@ -7,6 +7,7 @@ the lock and the cache.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -33,7 +34,7 @@ from famfeeds.writer import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
 
     from jinja2 import Environment
 
@@ -68,6 +69,26 @@ def renderers() -> tuple[Renderer, ...]:
     from famfeeds.render import calendar, feeds, newsletter, pages, site
 
     return (feeds.render, calendar.render, newsletter.render, site.render, pages.render)
+
+
+COLLECT_AFTER = (50_000, 20, 100)
+"""The garbage collector's thresholds during a build (Python's are 700, 10, 10)."""
+
+
+@contextlib.contextmanager
+def fewer_collections() -> Iterator[None]:
+    """Let the garbage collector run less often meanwhile: a build of a large catalogue
+    makes hundreds of thousands of objects that live until it ends, and the default
+    thresholds would walk them again and again (about 15% of a rebuild of 10,000
+    episodes). Unreachable cycles are still collected, a little later."""
+    import gc
+
+    before = gc.get_threshold()
+    gc.set_threshold(*COLLECT_AFTER)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
 
 
 def reference_date(

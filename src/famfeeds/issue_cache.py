@@ -79,6 +79,7 @@ class IssueKeys:
     def __init__(self, base: str, show_json: str, seasons: Mapping[int, str] | None = None) -> None:
         self.base = hashlib.sha256(f"{base}\0{show_json}".encode()).hexdigest()
         self.seasons: dict[int, str] = dict(seasons or {})
+        self.releases: dict[int, tuple[Release, str]] = {}
 
     def season(self, season: Any) -> str:
         """A digest of one season's records (famfeeds.render.context.season_key)."""
@@ -91,15 +92,24 @@ class IssueKeys:
 
     def issue(self, issue: Issue) -> str:
         """The key of one issue."""
-
-        def release(r: Release) -> str:
-            return f"{self.season(r.season)}/{r.episode.number}/{r.day}/{r.local_time}/{r.rank}"
-
+        release = self.release
         parts = [self.base, issue.day.isoformat(), issue.note]
         parts += [release(r) for r in issue.releases]
         parts += ["preview:" + self.season(s) for s in issue.previews]
         parts.append("next:" + (release(issue.next_release) if issue.next_release else ""))
         return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
+
+    def release(self, release: Release) -> str:
+        """What a release puts in the keys of the issues it is in, worked out once per
+        release (by identity; the release is kept, so its id is never another's)."""
+        found = self.releases.get(id(release))
+        if found is None or found[0] is not release:
+            text = (
+                f"{self.season(release.season)}/{release.episode.number}/{release.day}"
+                f"/{release.local_time}/{release.rank}"
+            )
+            found = self.releases[id(release)] = (release, text)
+        return found[1]
 
 
 @dataclass

@@ -152,19 +152,21 @@ def build(
         famfeeds build --content content --output public --as-of 2023-11-24
     """
     from famfeeds.build import build as run_build
+    from famfeeds.build import fewer_collections
     from famfeeds.errors import display_path
 
-    result, report = run_build(
-        content,
-        output,
-        templates=checked_templates(templates),
-        as_of=as_of,
-        strict=strict,
-        base_url=base_url,
-        overwrite=overwrite,
-        wait=wait,
-        waiting=lambda message: click.echo(message, err=True),
-    )
+    with fewer_collections():
+        result, report = run_build(
+            content,
+            output,
+            templates=checked_templates(templates),
+            as_of=as_of,
+            strict=strict,
+            base_url=base_url,
+            overwrite=overwrite,
+            wait=wait,
+            waiting=lambda message: click.echo(message, err=True),
+        )
     for warning in (*result.warnings, *result.cache.warnings, *report.warnings):
         click.echo(f"warning: {warning}", err=True)
     released = len(result.schedule.released(result.as_of))

@@ -305,7 +305,7 @@ def publish_events(
         if inputs is not None and same:
             memo.put(key_of(*inputs), UNCHANGED)
     for name, state in sorted(previous.items()):
-        if is_event_of(show.slug, name) and name not in events:
+        if name not in events and is_event_of(show.slug, name):
             events[name] = removed(state, stamp)
     return events
 

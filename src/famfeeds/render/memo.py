@@ -15,6 +15,7 @@ remembered for it (safe, only slower).
 from __future__ import annotations
 
 import hashlib
+import marshal
 from collections.abc import Callable, Iterator, Mapping
 from typing import Protocol
 
@@ -166,13 +167,15 @@ class LazyFiles(Mapping[str, bytes]):
 
 
 def _encode_digests(digests: Mapping[str, bytes]) -> bytes:
-    """``name<TAB>hex`` lines (built file names hold neither tab nor newline)."""
-    return "".join(f"{name}\t{value.hex()}\n" for name, value in digests.items()).encode()
+    """Names and digests as one value (marshal: the memo is keyed by the interpreter)."""
+    return marshal.dumps(dict(digests))
 
 
 def _decode_digests(data: bytes) -> dict[str, bytes] | None:
     try:
-        lines = data.decode().splitlines()
-        return {name: bytes.fromhex(value) for name, value in (ln.split("\t") for ln in lines)}
-    except ValueError:
+        found = marshal.loads(data)
+    except (EOFError, ValueError, TypeError):
         return None
+    if not isinstance(found, dict):
+        return None
+    return found
