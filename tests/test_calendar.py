@@ -382,3 +382,15 @@ def test_the_event_serialiser_round_trips_any_text(
     assert parsed.vevent.summary.value == summary
     assert parsed.vevent.description.value == description
     assert parsed.vevent.dtstart.value == start
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=40), st.datetimes(timezones=st.just(UTC)))
+def test_the_lock_writes_strings_and_moments_as_before(text: str, moment: datetime) -> None:
+    """famfeeds.lock's quick paths give what json and strftime give."""
+    import json
+
+    from famfeeds.lockfile import _moment, _string
+
+    assert _string(text) == json.dumps(text, ensure_ascii=False)
+    assert _moment(moment) == moment.strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -185,3 +185,36 @@ def test_the_lock_file_is_an_ordinary_committed_file(
     finally:
         os.umask(old)
     assert (tmp_path / "famfeeds.lock").stat().st_mode & 0o777 == 0o644
+
+
+def test_unused_cache_entries_are_forgotten_at_most_daily(
+    tmp_path: Path, run: Callable[..., Result], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A build that adds issues forgets entries no build used for 14 days; looking for them
+    lists every entry, so it happens once a day at most."""
+    import time
+
+    import famfeeds.issue_cache as issue_cache
+
+    content = newsletter_project(tmp_path)
+    args = ["build", "--content", content, "--output", tmp_path / "out", "--as-of", "2024-02-01"]
+    assert run(*args).exit_code == 0
+    store = tmp_path / ".famfeeds-cache/issues"
+    old = time.time() - 15 * 86400
+    stale = [store / ("f" * 64 + ".json"), store / ("f" * 64 + ".bin")]
+    for path in stale:
+        path.write_bytes(b"{}")
+        os.utime(path, (old, old))
+
+    def edit(text: str) -> None:
+        episode = next((content / "season-01").glob("01-*.md"))
+        episode.write_text(episode.read_text().replace("\n\n", f"\n\n{text} ", 1))
+
+    edit("Changed.")
+    assert run(*args).exit_code == 0
+    assert all(path.exists() for path in stale)  # looked less than a day ago
+    monkeypatch.setattr(issue_cache, "PRUNE_EVERY_SECONDS", 0)
+    edit("Changed again.")
+    assert run(*args).exit_code == 0
+    assert not any(path.exists() for path in stale)
+    assert len(list(store.glob("*.json"))) >= 4  # the entries in use are kept

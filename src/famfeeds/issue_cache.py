@@ -39,6 +39,8 @@ if TYPE_CHECKING:
 
 SUFFIX = ".json"
 KEEP_UNUSED_SECONDS = 14 * 86400
+PRUNE_EVERY_SECONDS = 86400
+"""Builds look for unused entries to forget at most this often (a look lists every entry)."""
 """Entries no build used are kept this long (a preview at another address uses others)."""
 LIBRARIES = (
     "premailer",
@@ -147,6 +149,8 @@ class IssueCache:
     trusted: bool = False
     """The entries folder has the stat the index recorded: its entries are as recorded."""
     dirty: bool = False
+    pruned: float = 0.0
+    """When a build last looked for entries to forget (:meth:`_prune`)."""
 
     store: Path = field(init=False)
     """The folder of the entries."""
@@ -163,6 +167,8 @@ class IssueCache:
             ok = ok and isinstance(data.get("entries"), dict)
             self.index = data["entries"] if ok else {}
             self.trusted = ok and data.get("store") == _signature(self.store)
+            pruned = data.get("pruned") if ok else None
+            self.pruned = pruned if isinstance(pruned, float) else 0.0
         return self.index
 
     def get(self, key: str, issue: Issue) -> Letter | None:
@@ -205,9 +211,9 @@ class IssueCache:
         return stored_letter(issue, known, body, key)
 
     def save(self) -> None:
-        """Write the new entries and the index; when entries were added, also forget those
-        no build used lately. Best effort: a cache that cannot be written only makes the
-        next build slower."""
+        """Write the new entries and the index; when entries were added (and once a day at
+        most), also forget those no build used lately. Best effort: a cache that cannot be
+        written only makes the next build slower."""
         from famfeeds.project import private_folder
         from famfeeds.record_cache import save_private_pickle
         from famfeeds.writer import atomic_write
@@ -224,11 +230,12 @@ class IssueCache:
                 entry = _entry(json.loads(header), (_signature(head), _signature(stored)))
                 index[key] = _pack(entry)
                 self.dirty = True
-            if self.fresh:
+            if self.fresh and time.time() - self.pruned > PRUNE_EVERY_SECONDS:
                 self._prune(index)
+                self.pruned, self.dirty = time.time(), True
             store = _signature(self.store)
             if (self.dirty or not self.trusted) and self.store.is_dir():
-                data = {"format": FORMAT, "store": store, "entries": index}
+                data = {"format": FORMAT, "store": store, "entries": index, "pruned": self.pruned}
                 if save_private_pickle(self.folder / INDEX, data):
                     self.dirty, self.trusted = False, True
         self.fresh.clear()

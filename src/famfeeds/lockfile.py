@@ -54,18 +54,14 @@ class CalendarLock:
         parts = [HEADER]
         for key in sorted(self.events):
             e = self.events[key]
-            start = (
-                e.start.strftime("%Y-%m-%dT%H:%M:%SZ")
-                if isinstance(e.start, datetime)
-                else e.start.isoformat()
-            )
+            start = _moment(e.start) if isinstance(e.start, datetime) else e.start.isoformat()
             lines = [
                 f"\n[events.{_string(key)}]",
                 f"summary = {_string(e.summary)}",
                 f"season = {e.season}",
                 f"start = {start}",
                 f"sequence = {e.sequence}",
-                f"dtstamp = {e.dtstamp.strftime('%Y-%m-%dT%H:%M:%SZ')}",
+                f"dtstamp = {_moment(e.dtstamp)}",
                 f"major = {_string(e.major)}",
                 f"minor = {_string(e.minor)}",
             ]
@@ -93,8 +89,18 @@ class CalendarLock:
 
 
 def _string(value: str) -> str:
-    """A TOML basic string (JSON's escaping is valid TOML)."""
+    """A TOML basic string (JSON's escaping is valid TOML); a plain one without asking
+    json (keys and fingerprints, 40,000 of them in a large lock)."""
+    if value.isascii() and value.isprintable() and '"' not in value and "\\" not in value:
+        return f'"{value}"'
     return json.dumps(value, ensure_ascii=False)
+
+
+def _moment(value: datetime) -> str:
+    """``value``'s wall time with a Z (as strftime("%Y-%m-%dT%H:%M:%SZ") writes it)."""
+    if value.year >= 1000:
+        return value.isoformat(timespec="seconds")[:19] + "Z"
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def load_lock(path: Path) -> CalendarLock:

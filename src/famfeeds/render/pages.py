@@ -29,7 +29,15 @@ from famfeeds.render.context import RenderContext
 from famfeeds.render.events import google_calendar_link
 from famfeeds.render.files import FileSet
 from famfeeds.render.i18n import Localiser, localiser
-from famfeeds.render.memo import NO_MEMO, Memo, memoized_files
+from famfeeds.render.memo import (
+    NO_MEMO,
+    LazyFiles,
+    Memo,
+    key_of,
+    memoized,
+    memoized_files,
+    remember,
+)
 from famfeeds.render.outputs import feeds as feed_outputs
 from famfeeds.render.outputs import output
 from famfeeds.render.personal import Letter
@@ -507,19 +515,21 @@ def render_feed_stylesheet(site: Site) -> dict[str, bytes]:
 # The sitemap -------------------------------------------------------------------------------
 
 
+def _changed(release: Release, as_of: date) -> date | None:
+    """An episode page's last change by ``as_of``: its release day, or its record's
+    ``updated`` day, whichever is later and has come."""
+    days = [release.day] if release.released_by(as_of) else []
+    if release.episode.updated is not None:
+        day = release.updated.astimezone(release.show.zone).date()
+        days += [day] if day <= as_of else []
+    return max(days, default=None)
+
+
 def page_dates(site: Site) -> list[tuple[str, date | None]]:
     """Every page's URL and last change from the records, index first."""
     as_of = site.as_of
     show = site.show
-
-    def changed(release: Release) -> date | None:
-        days = [release.day] if release.released_by(as_of) else []
-        if release.episode.updated is not None:
-            day = release.updated.astimezone(show.zone).date()
-            days += [day] if day <= as_of else []
-        return max(days, default=None)
-
-    episodes = [(episode_url(r), changed(r)) for r in site.schedule.releases]
+    episodes = [(episode_url(r), _changed(r, as_of)) for r in site.schedule.releases]
     newest_of: dict[int, date] = {}
     for release, (_, day) in zip(site.schedule.releases, episodes, strict=True):
         number = release.season.number
@@ -537,18 +547,72 @@ def page_dates(site: Site) -> list[tuple[str, date | None]]:
     return pages
 
 
+def _url_line(url: str, day: date | None) -> str:
+    lastmod = f"<lastmod>{day.isoformat()}</lastmod>" if day else ""
+    return f"  <url><loc>{escape(url)}</loc>{lastmod}</url>"
+
+
 def sitemap_xml(entries: list[tuple[str, date | None]]) -> bytes:
     """One sitemap file (sitemaps.org 0.9)."""
-    lines = ['<?xml version="1.0" encoding="UTF-8"?>', f'<urlset xmlns="{SITEMAP_NS}">']
-    for url, day in entries:
-        lastmod = f"<lastmod>{day.isoformat()}</lastmod>" if day else ""
-        lines.append(f"  <url><loc>{escape(url)}</loc>{lastmod}</url>")
-    lines.append("</urlset>")
-    return ("\n".join(lines) + "\n").encode("utf-8")
+    return _urlset([_url_line(url, day) for url, day in entries])
+
+
+def _urlset(lines: list[str]) -> bytes:
+    head = ['<?xml version="1.0" encoding="UTF-8"?>', f'<urlset xmlns="{SITEMAP_NS}">']
+    return ("\n".join([*head, *lines, "</urlset>"]) + "\n").encode("utf-8")
+
+
+def season_sitemap(releases: list[Release], as_of: date) -> bytes:
+    """A season's episode pages as sitemap lines, after a first line with the newest
+    change among them ('' if none)."""
+    entries = [(episode_url(r), _changed(r, as_of)) for r in releases]
+    newest = max((day for _, day in entries if day), default=None)
+    lines = [newest.isoformat() if newest else "", *(_url_line(u, d) for u, d in entries)]
+    return "\n".join(lines).encode("utf-8")
+
+
+def sitemap_inputs(site: Site, season: Season) -> tuple[str, ...]:
+    """The memo inputs of a season's sitemap lines."""
+    assert site.season_keys is not None
+    key = site.season_keys(season)
+    return ("pages.season_sitemap", site.show_key, site.as_of.isoformat(), key)
+
+
+def remembered_sitemap(site: Site) -> dict[str, bytes]:
+    """sitemap.xml as :func:`render_sitemap` makes it (one file), each season's episode
+    lines remembered by the season's records and the reference date."""
+    assert site.season_keys is not None
+    show, as_of = site.show, site.as_of
+    by_season: dict[int, list[Release]] = {}
+    for release in site.schedule.releases:
+        by_season.setdefault(release.season.number, []).append(release)
+    newest_of: dict[int, date] = {}
+    chunks: list[str] = []
+    for number, releases in by_season.items():
+        make = partial(season_sitemap, releases, as_of)
+        inputs = sitemap_inputs(site, releases[0].season)
+        first, _, lines = memoized(site.memo, make, *inputs).decode().partition("\n")
+        if first:
+            newest_of[number] = date.fromisoformat(first)
+        chunks += [lines] if lines else []
+    seasons = [
+        _url_line(season_url(show, s.number), newest_of.get(s.number))
+        for s in site.catalogue.seasons
+    ]
+    out = [_url_line(show.base_url, max(newest_of.values(), default=None)), *seasons, *chunks]
+    if site.letters:
+        days = [letter.item.issue.day for letter in site.letters]
+        out.append(_url_line(archive_url(show), max(days)))
+        out += [_url_line(show.url(issue_file(day.isoformat(), ".html")), day) for day in days]
+    return {SITEMAP_FILE: _urlset(out)}
 
 
 def render_sitemap(site: Site, limit: int = SITEMAP_LIMIT) -> dict[str, bytes]:
     """sitemap.xml: every page; beyond ``limit`` URLs, a sitemap index of numbered files."""
+    pages = 1 + len(site.catalogue.seasons) + len(site.schedule.releases)
+    pages += 1 + len(site.letters) if site.letters else 0
+    if pages <= limit and site.templates_key and site.season_keys is not None:
+        return remembered_sitemap(site)
     entries = page_dates(site)
     if len(entries) <= limit:
         return {SITEMAP_FILE: sitemap_xml(entries)}
@@ -571,10 +635,14 @@ def render(ctx: RenderContext) -> FileSet:
     site = Site.of(ctx)
     sitemap: Mapping[str, bytes]
     if site.templates_key and site.season_keys is not None:  # remembered by every input
-        seasons = [site.season_keys(s) for s in site.catalogue.seasons]
+        parts = [sitemap_inputs(site, s) for s in site.catalogue.seasons]
         days = ",".join(letter.item.issue.day.isoformat() for letter in site.letters)
-        inputs = (*site.shared_inputs("pages.render_sitemap"), *seasons, days)
+        keys = [key_of(*p).hex() for p in parts]
+        inputs = (*site.shared_inputs("pages.render_sitemap"), *keys, days)
         sitemap = memoized_files(site.memo, partial(render_sitemap, site), *inputs)
+        if isinstance(sitemap, LazyFiles):
+            for p in parts:  # kept for the next build that makes the sitemap
+                remember(site.memo, *p)
     else:
         sitemap = render_sitemap(site)
     return FileSet(render_pages(site), render_feed_stylesheet(site), sitemap)
