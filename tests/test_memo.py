@@ -73,7 +73,8 @@ def test_unchanged_seasons_come_from_the_memo(
     assert sorted(serialised) == [f"test-show-s01e0{n}@shows.example.net" for n in (1, 2, 3, 4)]
     # The same bytes as a build without any memo.
     monkeypatch.undo()
-    (project.root / ".famfeeds-cache" / "memo.pickle").unlink()
+    for memo in (project.root / ".famfeeds-cache").glob("memo-*.pickle"):
+        memo.unlink()
     edited = project.snapshot()
     assert run(*args).exit_code == 0
     assert project.snapshot() == edited
@@ -147,3 +148,42 @@ def test_split_at_cuts_as_the_regular_expression_would(text: str, first: str, se
 
     expected = re.split(f"({re.escape(first)}|{re.escape(second)})", text)
     assert split_at(text, first, second) == expected
+
+
+def test_a_preview_does_not_push_the_published_builds_memo_out(
+    project: Project, run: Callable[..., Result], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Builds at another address (serve, --base-url) keep a memo of their own."""
+    import famfeeds.inplace
+    import famfeeds.render.pages as pages
+
+    monkeypatch.setattr(famfeeds.inplace, "PER_FILE_FROM", 1)  # written in place
+    project.show()
+    project.season(1, episodes=3)
+    args = build_args(project, "--as-of", "2024-03-01")
+    preview = [
+        "build",
+        "--content",
+        project.content,
+        "--output",
+        project.root / "preview",
+        "--as-of",
+        "2024-03-01",
+        "--base-url",
+        "http://127.0.0.1:8000/",
+    ]
+    assert run(*args).exit_code == 0
+    assert run(*preview).exit_code == 0
+    made: list[int] = []
+    real = pages.season_pages
+
+    def counting(*a: object) -> dict[str, bytes]:
+        made.append(1)
+        return real(*a)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(pages, "season_pages", counting)
+    (project.output / "s01/e02/index.html").unlink()  # its bytes are needed: made again
+    assert run(*args).exit_code == 0
+    assert run(*preview).exit_code == 0
+    assert made == [1]
+    assert len(list((project.root / ".famfeeds-cache").glob("memo-*.pickle"))) == 2

@@ -8,6 +8,7 @@ the lock and the cache.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -232,6 +233,17 @@ def _render_chunk(indexes: list[int]) -> list[tuple[bytes, bytes]]:
     return out
 
 
+def memo_name(base_url: str) -> str:
+    """The render memo's file for builds at ``base_url``: a memo keeps one build's worth,
+    so the published build and a preview (``serve``, ``--base-url``) keep one each rather
+    than pushing each other's out."""
+    from famfeeds.record_cache import MEMO_CACHE
+
+    digest = hashlib.blake2b(base_url.encode(), digest_size=6).hexdigest()
+    stem, _, suffix = MEMO_CACHE.rpartition(".")
+    return f"{stem}-{digest}.{suffix}"
+
+
 def templates_key_of(env: Environment) -> str:
     """A digest of every template ``env`` can load and of its message catalogue."""
     from famfeeds.issue_cache import templates_digest
@@ -253,7 +265,7 @@ def render(
     from jinja2 import TemplateError, TemplateSyntaxError
 
     from famfeeds.issue_cache import IssueCache
-    from famfeeds.record_cache import MEMO_CACHE, RenderMemo, save_later
+    from famfeeds.record_cache import RenderMemo, save_later
     from famfeeds.render.calendar import publish_events
     from famfeeds.render.context import RenderContext, show_key
     from famfeeds.render.i18n import localiser
@@ -267,7 +279,7 @@ def render(
     cache = IssueCache(project.cache)
     files = FileSet()  # names only: stored newsletter files are read when written
     try:
-        memo = RenderMemo.open(project.cache / MEMO_CACHE)  # bytes rendered before
+        memo = RenderMemo.open(project.cache / memo_name(show.base_url))  # made before
         save_later(memo.path, memo.save)
         keys = RenderContext(
             planned,
