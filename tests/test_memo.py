@@ -187,3 +187,22 @@ def test_a_preview_does_not_push_the_published_builds_memo_out(
     assert run(*preview).exit_code == 0
     assert made == [1]
     assert len(list((project.root / ".famfeeds-cache").glob("memo-*.pickle"))) == 2
+
+
+def test_remembered_files_made_otherwise_are_an_error_not_wrong_bytes() -> None:
+    from famfeeds.errors import FamfeedsError
+    from famfeeds.render.memo import memoized_files
+
+    store: dict[bytes, bytes] = {}
+
+    class Store:
+        def get(self, k: bytes) -> bytes | None:
+            return store.get(k)
+
+        def put(self, k: bytes, v: bytes) -> None:
+            store[k] = v
+
+    memoized_files(Store(), lambda: {"a.html": b"old"}, "pages", "same inputs")
+    lazy = memoized_files(Store(), lambda: {"a.html": b"new"}, "pages", "same inputs")
+    with pytest.raises(FamfeedsError, match="build again"):
+        lazy["a.html"]

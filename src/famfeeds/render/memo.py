@@ -146,11 +146,21 @@ class LazyFiles(Mapping[str, bytes]):
         self.made: Mapping[str, bytes] | None = None
 
     def __getitem__(self, name: str) -> bytes:
+        """The file's bytes, made now; they must have the digest remembered (else the
+        inputs changed while the build ran, say a template saved meanwhile)."""
         if name not in self.digests:
             raise KeyError(name)
         if self.made is None:
             self.made = self.make()
-        return self.made[name]
+        data = self.made[name]
+        if digest_of(data) != self.digests[name]:
+            from famfeeds.errors import FamfeedsError
+
+            raise FamfeedsError(
+                f"{name} came out other than an earlier build made it from the same inputs "
+                "(was a template or record changed while building?): build again"
+            )
+        return data
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.digests)
