@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 
     from jinja2 import Environment
 
-    from famfeeds.issue_cache import IssueCache
+    from famfeeds.issue_cache import DamagedEntry, IssueCache
     from famfeeds.render.context import Renderer
     from famfeeds.render.personal import Letter
 
@@ -267,7 +267,7 @@ def render(
     from famfeeds.issue_cache import IssueCache
     from famfeeds.record_cache import RenderMemo, save_later
     from famfeeds.render.calendar import publish_events
-    from famfeeds.render.context import RenderContext, show_key
+    from famfeeds.render.context import RenderContext, season_keys, show_key
     from famfeeds.render.i18n import localiser
 
     project = Project.of(content)
@@ -290,7 +290,7 @@ def render(
             memo,
             templates_key_of(env),
             show_key(show),
-            planned.catalogue.digests,
+            season_keys(planned, planned.catalogue.digests),
         )
         previous = lock.of_show(show.slug)
         events = publish_events(
@@ -355,7 +355,71 @@ def build(
     The other order (swap, then save) can publish SEQUENCE n+1 while the lock keeps n; if
     the change is then undone, the next build publishes n again, and calendars ignore an
     update whose SEQUENCE went down.
+
+    An issue cache entry found damaged while the output is written (its bytes changed in
+    place behind famfeeds' back) is deleted and the build runs again, rendering that issue
+    afresh, with a warning; nothing is published from a damaged entry.
     """
+    from famfeeds.issue_cache import DamagedEntry
+
+    repaired: list[str] = []
+    while True:
+        try:
+            result, report = _build_once(
+                content,
+                output,
+                templates=templates,
+                as_of=as_of,
+                strict=strict,
+                base_url=base_url,
+                save_lock=save_lock,
+                overwrite=overwrite,
+                wait=wait,
+                waiting=waiting,
+                sync=sync,
+            )
+        except (DamagedEntry, FamfeedsError) as exc:
+            damaged = _damaged(exc)
+            if damaged is None or len(repaired) >= MAX_REPAIRS:
+                raise
+            damaged.forget()
+            repaired.append(f"{damaged}; rendered that issue again")
+            continue
+        result.cache.warnings.extend(repaired)
+        return result, report
+
+
+MAX_REPAIRS = 50
+"""Damaged issue cache entries one build deletes and renders again before giving up."""
+
+
+def _damaged(exc: BaseException) -> DamagedEntry | None:
+    """The damaged cache entry behind ``exc`` (raised, or wrapped by the writer)."""
+    from famfeeds.issue_cache import DamagedEntry
+
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, DamagedEntry):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def _build_once(
+    content: Path,
+    output: Path,
+    *,
+    templates: Path | None = None,
+    as_of: date | None = None,
+    strict: bool = False,
+    base_url: str | None = None,
+    save_lock: bool = True,
+    overwrite: bool = False,
+    wait: float | None = None,
+    waiting: Callable[[str], None] | None = None,
+    sync: bool = True,
+) -> tuple[Build, WriteReport]:
+    """:func:`build`, once."""
     project = Project.of(content)
     saving = base_url is None and save_lock
     guarded = (

@@ -71,7 +71,11 @@ def templates_digest(env: Environment) -> str:
     assert env.loader is not None
     digest = hashlib.sha256()
     for name in sorted(env.loader.list_templates()):
-        digest.update(name.encode() + b"\0" + env.loader.get_source(env, name)[0].encode())
+        try:
+            source = env.loader.get_source(env, name)[0].encode()
+        except UnicodeDecodeError:  # not text (a .DS_Store, say): no template uses it
+            source = b"\0not text"
+        digest.update(name.encode() + b"\0" + source)
     return digest.hexdigest()
 
 
@@ -350,6 +354,22 @@ def _entry(saved: dict[str, Any], signatures: tuple[Signature, Signature]) -> In
     return (*signatures, str(saved["subject"]), markers, parts)
 
 
+class DamagedEntry(OSError):
+    """A cache entry whose body cannot be read as its header says. The build deletes the
+    entry and builds again, rendering that issue afresh."""
+
+    def __init__(self, body: str, reason: str) -> None:
+        super().__init__(f"{body}: {reason}")
+        self.body = body
+
+    def forget(self) -> None:
+        """Delete the entry (its body and its header), so that the next lookup misses."""
+        body = Path(self.body)
+        for path in (body, body.with_suffix(SUFFIX)):
+            with contextlib.suppress(OSError):
+                path.unlink()
+
+
 class StoredParts:
     """An entry's body, decompressed when a part is asked for (the last one kept, since a
     build reads an issue's files one after another). The parts' list is read from the
@@ -390,18 +410,19 @@ class StoredParts:
         return [n for n in names if n not in (HTML_PART, TEXT_PART)]
 
     def read(self, name: str) -> bytes:
-        """One part's bytes; OSError if the body is gone or not what its header says."""
+        """One part's bytes; :class:`DamagedEntry` if the body is gone or not what its
+        header says."""
         offset, size, _ = self.where[name]
         last = StoredParts.last  # read once: another thread may replace it
         if last[0] is not self:
-            where = "a new issue" if isinstance(self.body, bytes) else self.body
+            where = "a new issue" if isinstance(self.body, bytes) else str(self.body)
             try:
                 raw = self.body if isinstance(self.body, bytes) else Path(self.body).read_bytes()
                 data = zlib.decompress(raw)
-            except zlib.error as exc:
-                raise OSError(f"{where}: a damaged issue cache entry ({exc})") from None
+            except (OSError, zlib.error) as exc:
+                raise DamagedEntry(where, f"a damaged issue cache entry ({exc})") from None
             if len(data) != self.size:
-                raise OSError(f"{where}: the issue cache entry is not what its header says")
+                raise DamagedEntry(where, "the issue cache entry is not what its header says")
             last = StoredParts.last = (self, data)
         return last[1][offset : offset + size]
 

@@ -82,13 +82,13 @@ class RenderContext:
     """Values derived from the fields above, worked out once for every renderer."""
 
     def season_key(self, season: Season) -> str:
-        """The digest of one season's records (see :func:`season_key`)."""
+        """What stands for one season in memo keys (see :func:`season_keys`)."""
         found = self.season_keys.get(season.number)
         if found is None:
-            computed: dict[int, str] = self.shared.setdefault("season_keys", {})
-            found = computed.get(season.number)
-            if found is None:
-                found = computed[season.number] = season_key(season)
+            computed: dict[int, str] = self.shared.get("season_keys") or {}
+            if not computed:
+                computed = self.shared["season_keys"] = season_keys(self.plan)
+            found = computed[season.number]
         return found
 
     def season_inputs_shared(self) -> tuple[str, str]:
@@ -115,12 +115,31 @@ def show_key(show: Show) -> str:
 
 
 def season_key(season: Season) -> str:
-    """A digest of a season's records, its episodes' too, their source paths left out:
-    everything a season's releases and pages are made from, besides the show
+    """A digest of a season's records, its episodes' too, their source paths left out
     (famfeeds.content.season_digest, which the loader keeps in Catalogue.digests)."""
     from famfeeds.content import season_digest
 
     return season_digest(season)
+
+
+def season_keys(plan: Plan, digests: Mapping[int, str] | None = None) -> dict[int, str]:
+    """What stands for each season in memo keys, by number: the digest of its records
+    (``digests``, else worked out), and the one thing its releases take from other
+    seasons: the rank of a release that shares its day with an earlier season's (each
+    release of a show has its own instant, a second apart)."""
+    ranks: dict[int, list[str]] = {}
+    for release in plan.schedule.releases:
+        if release.rank:
+            ranks.setdefault(release.season.number, []).append(
+                f"{release.episode.number}:{release.rank}"
+            )
+    out = {}
+    for season in plan.catalogue.seasons:
+        digest = digests.get(season.number) if digests is not None else None
+        digest = digest or season_key(season)
+        extra = ranks.get(season.number)
+        out[season.number] = f"{digest};{','.join(extra)}" if extra else digest
+    return out
 
 
 def _digest(text: str) -> str:
