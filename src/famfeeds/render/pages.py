@@ -572,16 +572,15 @@ def season_sitemap(releases: list[Release], as_of: date) -> bytes:
 
 
 def sitemap_inputs(site: Site, season: Season) -> tuple[str, ...]:
-    """The memo inputs of a season's sitemap lines."""
-    assert site.season_keys is not None
-    key = site.season_keys(season)
+    """The memo inputs of a season's sitemap lines (the key "" when the site has none)."""
+    key = site.season_keys(season) if site.season_keys is not None else ""
     return ("pages.season_sitemap", site.show_key, site.as_of.isoformat(), key)
 
 
 def remembered_sitemap(site: Site) -> dict[str, bytes]:
     """sitemap.xml as :func:`render_sitemap` makes it (one file), each season's episode
-    lines remembered by the season's records and the reference date."""
-    assert site.season_keys is not None
+    lines remembered by the season's records and the reference date (when the site has a
+    memo and season keys)."""
     show, as_of = site.show, site.as_of
     by_season: dict[int, list[Release]] = {}
     for release in site.schedule.releases:
@@ -590,8 +589,9 @@ def remembered_sitemap(site: Site) -> dict[str, bytes]:
     chunks: list[str] = []
     for number, releases in by_season.items():
         make = partial(season_sitemap, releases, as_of)
+        memo = site.memo if site.templates_key and site.season_keys is not None else NO_MEMO
         inputs = sitemap_inputs(site, releases[0].season)
-        first, _, lines = memoized(site.memo, make, *inputs).decode().partition("\n")
+        first, _, lines = memoized(memo, make, *inputs).decode().partition("\n")
         if first:
             newest_of[number] = date.fromisoformat(first)
         chunks += [lines] if lines else []
@@ -611,11 +611,9 @@ def render_sitemap(site: Site, limit: int = SITEMAP_LIMIT) -> dict[str, bytes]:
     """sitemap.xml: every page; beyond ``limit`` URLs, a sitemap index of numbered files."""
     pages = 1 + len(site.catalogue.seasons) + len(site.schedule.releases)
     pages += 1 + len(site.letters) if site.letters else 0
-    if pages <= limit and site.templates_key and site.season_keys is not None:
+    if pages <= limit:
         return remembered_sitemap(site)
     entries = page_dates(site)
-    if len(entries) <= limit:
-        return {SITEMAP_FILE: sitemap_xml(entries)}
     files: dict[str, bytes] = {}
     index = ['<?xml version="1.0" encoding="UTF-8"?>', f'<sitemapindex xmlns="{SITEMAP_NS}">']
     for number, start in enumerate(range(0, len(entries), limit), start=1):
