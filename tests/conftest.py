@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -11,6 +13,12 @@ from click.testing import CliRunner, Result
 
 from famfeeds.cli import cli
 from support import REPO, SHIPPED_CONTENT, Project
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Compiled templates go to a cache of this test run (famfeeds.project.user_cache),
+    never to the user's own; processes the tests start inherit it."""
+    os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="famfeeds-test-cache-")
 
 
 @pytest.fixture

@@ -45,8 +45,8 @@ def test_help_and_version(run: Callable[..., Result]) -> None:
 
 def test_help_does_not_import_heavy_libraries() -> None:
     code = (
-        "import sys; from famfeeds.cli import main; sys.argv=['famfeeds','--help']\n"
-        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "import sys; from famfeeds.cli import cli\n"
+        "cli.main(['--help'], prog_name='famfeeds', standalone_mode=False)\n"
         "heavy = {'feedgen', 'jinja2', 'icalendar', 'premailer', 'pydantic', 'lxml',\n"
         "         'cmarkgfm', 'nh3', 'segno', 'watchfiles', 'email_validator', 'sqlite3'}\n"
         "print(sorted(m for m in heavy if m in sys.modules))"
@@ -61,12 +61,11 @@ def test_help_loads_no_command_module_and_lists_every_command() -> None:
 
     def help_text(load_all: bool) -> list[str]:
         code = (
-            "import sys, click; from famfeeds.cli import LAZY_COMMANDS, cli, main\n"
+            "import sys, click; from famfeeds.cli import LAZY_COMMANDS, cli\n"
             f"if {load_all}:\n"
             "    for name in LAZY_COMMANDS:\n"
             "        cli.get_command(click.Context(cli), name)\n"
-            "sys.argv = ['famfeeds', '--help']\n"
-            "try:\n    main()\nexcept SystemExit:\n    pass\n"
+            "cli.main(['--help'], prog_name='famfeeds', standalone_mode=False)\n"
             "print(sorted(m for m in sys.modules if m.startswith('famfeeds') or m == 'pathlib'))"
         )
         env = {**os.environ, "COLUMNS": "100"}
@@ -97,6 +96,32 @@ def test_python_dash_m_runs(tmp_path: Path) -> None:
         [sys.executable, "-m", "famfeeds", "--version"], capture_output=True, text=True, check=True
     )
     assert __version__ in out.stdout
+
+
+def test_the_console_script_flushes_its_output_and_keeps_exit_codes(shipped: Project) -> None:
+    """The entry point ends the process without tearing the interpreter down: what the
+    command printed still arrives whole, and the exit status is the command's."""
+    args = [str(a) for a in build_args(shipped, "--as-of", "2023-11-24")]
+    done = subprocess.run(
+        [sys.executable, "-m", "famfeeds", *args], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert "3 of 10 episodes released" in done.stdout
+    assert done.stdout.endswith("\n") and len(done.stdout.splitlines()) > 5
+    (shipped.content / "show.toml").write_text("title = \n", "utf-8")
+    failed = subprocess.run(
+        [sys.executable, "-m", "famfeeds", *args], capture_output=True, text=True, check=False
+    )
+    assert failed.returncode == 1
+    assert "show.toml" in failed.stderr
+    usage = subprocess.run(
+        [sys.executable, "-m", "famfeeds", "build", "--no-such-option"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert usage.returncode == 2
+    assert "No such option" in usage.stderr
 
 
 def test_build_prints_a_summary(shipped: Project, run: Callable[..., Result]) -> None:

@@ -3,7 +3,9 @@ are the same either way; built files as one lazy mapping."""
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -15,6 +17,7 @@ import famfeeds.render.calendar as calendar
 from famfeeds.render.files import FileSet, digest_of
 from famfeeds.render.memo import NO_MEMO, key, memoized
 from support import Project, build_args, episode_text
+from test_incremental import NEWSLETTER
 
 
 class Opaque:
@@ -206,3 +209,69 @@ def test_remembered_files_made_otherwise_are_an_error_not_wrong_bytes() -> None:
     lazy = memoized_files(Store(), lambda: {"a.html": b"new"}, "pages", "same inputs")
     with pytest.raises(FamfeedsError, match="build again"):
         lazy["a.html"]
+
+
+def test_a_build_like_the_last_renders_nothing_and_keeps_the_memo(
+    project: Project, run: Callable[..., Result], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Inputs the same as the last build's (records, templates, day, calendar states): no
+    renderer runs, the output stays as it was, and the memo keeps every part for the next
+    build, which then renders only what an edit touched. A file deleted by hand is made
+    again, the same bytes. (Written in place, as a large output is: the swap writer reads
+    every file's bytes, so it always renders.)"""
+    import famfeeds.build
+    import famfeeds.inplace
+
+    monkeypatch.setattr(famfeeds.inplace, "PER_FILE_FROM", 1)
+    project.show(**{"[author]": NEWSLETTER + "\n[author]"})
+    project.season(1, episodes=4)
+    project.season(2, premiere="2024-02-01", episodes=3)
+    args = build_args(project, "--as-of", "2024-03-01")
+    assert run(*args).exit_code == 0
+    first = project.snapshot()
+    rounds: list[int] = []
+    real = famfeeds.build.renderers
+
+    def counting() -> tuple[object, ...]:
+        rounds.append(1)
+        return real()
+
+    monkeypatch.setattr(famfeeds.build, "renderers", counting)
+    serialised: list[str] = []
+    serialise = calendar.serialise_event
+
+    def counting_events(uid: str, data: object, state: object) -> bytes:
+        serialised.append(uid)
+        return serialise(uid, data, state)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(calendar, "serialise_event", counting_events)
+    for _ in range(2):
+        assert run(*args).exit_code == 0
+        assert rounds == []
+        assert project.snapshot() == first
+    (project.output / "s02" / "e02" / "index.html").unlink()
+    assert run(*args).exit_code == 0
+    assert rounds == [1]  # made again to give back the deleted page
+    assert project.snapshot() == first
+    assert serialised == []  # its parts all came from the memo
+    project.write("season-02/02-episode-2.md", episode_text(2, "Episode 2", "Changed."))
+    assert run(*args).exit_code == 0
+    assert rounds == [1, 1]
+    assert sorted(serialised) == [f"test-show-s02e0{n}@shows.example.net" for n in (1, 2, 3)]
+
+
+def test_the_letters_of_a_build_like_the_last_are_those_of_a_fresh_one(
+    project: Project, run: Callable[..., Result]
+) -> None:
+    from famfeeds.build import build
+
+    project.show(**{"[author]": NEWSLETTER + "\n[author]"})
+    project.season(1, episodes=4)
+    args = build_args(project, "--as-of", "2024-03-01")
+    assert run(*args).exit_code == 0
+    result, _ = build(project.content, project.output, as_of=date(2024, 3, 1))
+    remembered = [(x.item.issue.slug, x.item.subject, dict(x.files)) for x in result.letters]
+    shutil.rmtree(project.root / ".famfeeds-cache")
+    fresh, _ = build(project.content, project.output, as_of=date(2024, 3, 1))
+    assert len(remembered) == 5  # a week before the premiere, and each release day
+    assert remembered == [(x.item.issue.slug, x.item.subject, dict(x.files)) for x in fresh.letters]

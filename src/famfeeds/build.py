@@ -10,11 +10,12 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
+from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, overload
 from zoneinfo import ZoneInfo
 
 from famfeeds.errors import ContentError, FamfeedsError, Problem
@@ -40,7 +41,7 @@ if TYPE_CHECKING:
     from jinja2 import Environment
 
     from famfeeds.issue_cache import DamagedEntry, IssueCache
-    from famfeeds.render.context import Renderer
+    from famfeeds.render.context import RenderContext, Renderer
     from famfeeds.render.personal import Letter
 
 
@@ -55,8 +56,9 @@ class Build:
     warnings: tuple[Problem, ...]
     lock: CalendarLock
     """The calendar's published state after this build; saved once the output is written."""
-    letters: tuple[Letter, ...]
-    """The published newsletter issues, still holding their personalisation markers."""
+    letters: Sequence[Letter]
+    """The published newsletter issues, still holding their personalisation markers
+    (rendered or read from the issue cache when first asked for)."""
     cache: IssueCache
 
     @property
@@ -269,6 +271,7 @@ def render(
     from famfeeds.render.calendar import publish_events
     from famfeeds.render.context import RenderContext, season_keys, show_key
     from famfeeds.render.i18n import localiser
+    from famfeeds.render.memo import LazyFiles, memoized_files
 
     project = Project.of(content)
     planned = planned or check(content, base_url=base_url, strict=strict)
@@ -296,21 +299,22 @@ def render(
         events = publish_events(
             show, planned.schedule, previous, day, localiser(env), memo, keys.season_inputs
         )
-        letters = render_letters(
-            planned,
-            day,
-            env,
-            cache,
-            templates_key=keys.templates_key,
-            season_keys=keys.season_keys,
+        letters: Sequence[Letter] = LazyLetters(
+            partial(
+                render_letters,
+                planned,
+                day,
+                env,
+                cache,
+                templates_key=keys.templates_key,
+                season_keys=keys.season_keys,
+            )
         )
         context = replace(keys, events=events, letters=letters, shared=keys.shared)
-        for renderer in renderers():
-            made = renderer(context)
-            for name in made:
-                if name in files:
-                    raise FamfeedsError(f"two outputs want to write {name}")
-            files.add(made)
+        found = memoized_files(memo, partial(_render_files, context), *_build_inputs(context))
+        if isinstance(found, LazyFiles):  # the same inputs as a build before: none rendered
+            memo.keep()  # what that build remembered stays for the next
+        files.add(found)
     except TemplateSyntaxError as exc:
         where = f"{exc.filename or exc.name}:{exc.lineno}"
         raise FamfeedsError(f"{where}: template syntax error: {exc.message}") from None
@@ -319,6 +323,61 @@ def render(
     return Build(
         planned, day, files, planned.warnings, lock.with_show(show.slug, events), letters, cache
     )
+
+
+def _render_files(context: RenderContext) -> FileSet:
+    """Every renderer's files, in :func:`renderers` order; a name made twice is an error."""
+    files = FileSet()
+    for renderer in renderers():
+        made = renderer(context)
+        for name in made:
+            if name in files:
+                raise FamfeedsError(f"two outputs want to write {name}")
+        files.add(made)
+    return files
+
+
+def _build_inputs(context: RenderContext) -> tuple[str, ...]:
+    """Memo inputs standing for everything the renderers read (famfeeds.render.memo): the
+    templates and message catalogue, the show, every season's records and the ranks
+    their releases take from others (famfeeds.render.context.season_keys), the reference
+    date, and every event's published state. The newsletter issues follow from these."""
+    states = "|".join(f"{name}={state.token}" for name, state in context.events.items())
+    seasons = ",".join(f"{n}={k}" for n, k in sorted(context.season_keys.items()))
+    return (
+        "build.render",
+        *context.season_inputs_shared(),
+        context.as_of.isoformat(),
+        seasons,
+        hashlib.blake2b(states.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest(),
+    )
+
+
+class LazyLetters(Sequence["Letter"]):
+    """The build's newsletter issues, rendered (or taken from the issue cache) when first
+    asked for: a build whose files are all known from the memo never needs them."""
+
+    def __init__(self, make: Callable[[], Sequence[Letter]]) -> None:
+        self.make = make
+        self.made: tuple[Letter, ...] | None = None
+
+    def _letters(self) -> tuple[Letter, ...]:
+        if self.made is None:
+            self.made = tuple(self.make())
+        return self.made
+
+    @overload
+    def __getitem__(self, index: int) -> Letter: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[Letter]: ...
+    def __getitem__(self, index: int | slice) -> Letter | Sequence[Letter]:
+        return self._letters()[index]
+
+    def __len__(self) -> int:
+        return len(self._letters())
+
+    def __iter__(self) -> Iterator[Letter]:
+        return iter(self._letters())
 
 
 def build(

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from jinja2 import Environment
+    from jinja2 import BytecodeCache, Environment
+    from jinja2.bccache import Bucket
 
 LOCK_NAME = "famfeeds.lock"
 CACHE_DIR = ".famfeeds-cache"
@@ -142,4 +143,89 @@ def template_environment(
     if project_templates is not None and project_templates.is_dir():
         loaders.append(FileSystemLoader(project_templates))
     loaders.append(FileSystemLoader(shipped_templates()))
-    return make_environment(ChoiceLoader(loaders), messages)
+    env = make_environment(ChoiceLoader(loaders), messages)
+    env.bytecode_cache = template_bytecode_cache()
+    return env
+
+
+def user_cache() -> Path:
+    """famfeeds' folder in the user's cache: $XDG_CACHE_HOME/famfeeds, else
+    ~/.cache/famfeeds (%LOCALAPPDATA%\\famfeeds on Windows, ~/Library/Caches/famfeeds on
+    macOS)."""
+    import sys
+
+    if os.environ.get("XDG_CACHE_HOME"):
+        base = Path(os.environ["XDG_CACHE_HOME"])
+    elif sys.platform == "win32" and os.environ.get("LOCALAPPDATA"):
+        base = Path(os.environ["LOCALAPPDATA"])
+    elif sys.platform == "darwin":
+        base = Path.home() / "Library" / "Caches"
+    else:
+        base = Path.home() / ".cache"
+    return base / "famfeeds"
+
+
+TEMPLATE_CACHE_DAYS = 30
+"""Compiled templates of other famfeeds versions are deleted when unused this long."""
+
+
+def template_bytecode_cache() -> BytecodeCache | None:
+    """Jinja2's cache of compiled templates, shared by every project of this user (as
+    Python's own __pycache__ is): compiling the templates is a fifth of a small first
+    build. Jinja checks each entry against the template's source, and the folder is named
+    after famfeeds' code and Jinja2's version, so no other settings can meet its entries.
+    None when the user's cache cannot be written: templates are then compiled each time."""
+    import hashlib
+
+    import jinja2
+
+    from famfeeds.record_cache import code_key
+
+    tag = hashlib.blake2b(f"{code_key()};{jinja2.__version__}".encode(), digest_size=8)
+    folder = user_cache() / f"templates-{tag.hexdigest()}"
+    if not folder.is_dir():
+        try:
+            folder.mkdir(parents=True, mode=PRIVATE_DIR_MODE)
+        except FileExistsError:
+            pass
+        except OSError:
+            return None
+        _forget_old_templates(folder)
+    return _quiet_bytecode_cache(str(folder))
+
+
+def _forget_old_templates(keep: Path) -> None:
+    """Delete the compiled templates of other famfeeds versions unused for
+    :data:`TEMPLATE_CACHE_DAYS` (each one's folder is touched when it is made)."""
+    import shutil
+    import time
+
+    limit = time.time() - TEMPLATE_CACHE_DAYS * 86400
+    for other in keep.parent.glob("templates-*"):
+        try:
+            if other != keep and other.stat().st_mtime < limit:
+                shutil.rmtree(other, ignore_errors=True)
+        except OSError:
+            continue
+
+
+def _quiet_bytecode_cache(folder: str) -> BytecodeCache:
+    """A FileSystemBytecodeCache in ``folder`` that treats a failed write, or an entry it
+    cannot read back, as a miss: a full disk, a read-only or a damaged cache slows a build
+    down, never stops it."""
+    import contextlib
+
+    from jinja2 import FileSystemBytecodeCache
+
+    class QuietBytecodeCache(FileSystemBytecodeCache):
+        def load_bytecode(self, bucket: Bucket) -> None:
+            try:
+                super().load_bytecode(bucket)
+            except Exception:  # truncated or foreign bytes: compile the template again
+                bucket.reset()
+
+        def dump_bytecode(self, bucket: Bucket) -> None:
+            with contextlib.suppress(OSError):
+                super().dump_bytecode(bucket)
+
+    return QuietBytecodeCache(folder)

@@ -589,6 +589,12 @@ class RenderMemo:
         self.used[key] = value
         self.changed = True
 
+    def keep(self) -> None:
+        """Keep every stored entry for the next build, as if this one had used them all
+        (a build whose output is known whole from an earlier one uses none of its parts)."""
+        for key, value in self.entries.items():
+            self.used.setdefault(key, value)
+
     def save(self) -> None:
         """Keep what this build used or made, if that is not what is stored. Best effort."""
         if self.changed or self.used.keys() != self.entries.keys():

@@ -4,7 +4,7 @@ state the build hands to renderers."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import cached_property
@@ -65,7 +65,7 @@ class RenderContext:
     env: Environment
     events: EventStates
     """The calendar's events as this build publishes them (SEQUENCE, DTSTAMP)."""
-    letters: tuple[Letter, ...]
+    letters: Sequence[Letter]
     """The newsletter issues out by ``as_of``, rendered."""
     memo: Memo = NO_MEMO
     """Bytes rendered before from the same inputs (famfeeds.render.memo); kept by the build."""

@@ -19,7 +19,7 @@ import marshal
 from collections.abc import Callable, Iterator, Mapping
 from typing import Protocol
 
-from famfeeds.render.files import digest_of
+from famfeeds.render.files import FileSet, digest_of
 
 
 class Memo(Protocol):
@@ -114,7 +114,9 @@ class Digested(Mapping[str, bytes]):
         self.files = files
         known = getattr(files, "digest", None)  # a mapping that knows them (FileSet, ...)
         self.digests: dict[str, bytes]
-        if callable(known):
+        if isinstance(files, FileSet):
+            self.digests = files.digests()
+        elif callable(known):
             self.digests = {name: bytes(known(name)) for name in files}
         else:
             self.digests = {name: digest_of(data) for name, data in files.items()}

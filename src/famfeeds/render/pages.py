@@ -14,7 +14,7 @@ cards, schema.org JSON-LD, feed autodiscovery), the feeds' browser view and site
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from functools import partial
@@ -250,7 +250,7 @@ class Site:
     schedule: Schedule
     as_of: date
     env: Environment
-    letters: tuple[Letter, ...] = ()
+    letters: Sequence[Letter] = ()
     memo: Memo = NO_MEMO
     """Remembered pages (famfeeds.render.memo); used only with a ``templates_key``."""
     templates_key: str = ""
