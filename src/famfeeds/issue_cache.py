@@ -222,6 +222,8 @@ class IssueCache:
         from famfeeds.record_cache import save_private_pickle
         from famfeeds.writer import atomic_write
 
+        if self.index is None and not self.fresh:  # this build never looked: nothing to do
+            return
         index = self._index()
         with contextlib.suppress(OSError):
             if self.fresh:

@@ -126,6 +126,10 @@ class Schedule:
             states.append((release, state))
         return states
 
+    def released_count(self, as_of: date) -> int:
+        """How many episodes are out as of ``as_of``."""
+        return sum(1 for r in self.releases if r.released_by(as_of))
+
     def released(self, as_of: date) -> list[Release]:
         """Released episodes as of ``as_of``, newest first."""
         out = [r for r in self.releases if r.released_by(as_of)]

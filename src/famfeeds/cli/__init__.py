@@ -169,7 +169,7 @@ def build(
         )
     for warning in (*result.warnings, *result.cache.warnings, *report.warnings):
         click.echo(f"warning: {warning}", err=True)
-    released = len(result.schedule.released(result.as_of))
+    released = result.schedule.released_count(result.as_of)
     total = len(result.schedule.releases)
     click.echo(
         f"Built {len(report.written)} files in {display_path(output)}/ "

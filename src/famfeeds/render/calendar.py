@@ -304,9 +304,9 @@ def publish_events(
             same = same and state is old
         if inputs is not None and same:
             memo.put(key_of(*inputs), UNCHANGED)
-    for name, state in sorted(previous.items()):
-        if name not in events and is_event_of(show.slug, name):
-            events[name] = removed(state, stamp)
+    for name in sorted(name for name in previous if name not in events):
+        if is_event_of(show.slug, name):
+            events[name] = removed(previous[name], stamp)
     return events
 
 

@@ -76,7 +76,10 @@ def is_event_of(slug: str, key: str) -> bool:
     """True when ``key`` is an event key of the show ``slug`` (not of a show whose slug
     merely starts the same way)."""
     rest = key.removeprefix(f"{slug}-")
-    return rest != key and re.fullmatch(r"s\d+e\d+", rest) is not None
+    return rest != key and _EVENT_REST(rest) is not None
+
+
+_EVENT_REST = re.compile(r"s\d+e\d+").fullmatch
 
 
 def event_uid(show: Show, key: str) -> str:
