@@ -15,7 +15,11 @@ Figures (each the best of --repeat runs, except the daily soap's first build, ru
 - the daily soap: 1,000 seasons of 10 daily episodes (10,000 episode files with long
   synopses, newsletter on: one issue per release day), generated into a temporary folder:
   first build, rebuild with nothing changed, rebuild after editing one synopsis, each also
-  as a ratio to the shipped season's rebuild; the number of files in output/; the peak RSS
+  as a ratio to the shipped season's rebuild. "Nothing changed" is measured as the shipped
+  season's rebuild is, after a build that wrote nothing; it is also given right after a
+  build that wrote files (the first build, or an edit), when the writer lists again the
+  output folders that build wrote into (famfeeds.inplace: a folder changed by a build is
+  not trusted by its stamp); the number of files in output/; the peak RSS
   of the first build (os.wait4's rusage of that child process alone);
 - `famfeeds --help` beside `python -c "import click"`.
 
@@ -246,9 +250,10 @@ def main() -> None:
             soap_cmd = build_cmd(soap, SOAP_AS_OF)
             first = row(f"daily soap, {episodes:,} episodes: first build", run(soap_cmd))
             files = count_files(soap / "output")
-            again, edits = [], []
+            again, settled, edits = [], [], []
             for _ in range(args.repeat):  # interleaved with the shipped season's rebuilds
-                again.append(run(soap_cmd))
+                again.append(run(soap_cmd))  # right after a build that wrote files
+                settled.append(run(soap_cmd))  # after a build that wrote none
                 rebuilds.append(run(cmd))
                 edit_one(content, args.seasons)
                 edits.append(run(soap_cmd))
@@ -256,7 +261,10 @@ def main() -> None:
         if args.seasons:
             unchanged = row(
                 f"daily soap, {episodes:,} episodes: rebuild, nothing changed",
-                min(again, key=seconds),
+                min(settled, key=seconds),
+            )
+            after_write = row(
+                "  the same, right after a build that wrote files", min(again, key=seconds)
             )
             edited = row(
                 f"daily soap, {episodes:,} episodes: rebuild after one edit",
@@ -286,6 +294,7 @@ def main() -> None:
         ratio("soap first build / import floor", first, floor, 40)
         ratio("soap first build / shipped rebuild", first, shipped_re, None)
         ratio("soap no-change rebuild / shipped rebuild", unchanged, shipped_re, 2)
+        ratio("  right after a build that wrote files", after_write, shipped_re, None)
         ratio("soap one-edit rebuild / shipped rebuild", edited, shipped_re, 2)
         print(
             f"{'soap first build, peak RSS':<44} {first.max_rss_mb:7.0f} MB"

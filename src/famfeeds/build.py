@@ -22,7 +22,7 @@ from famfeeds.errors import ContentError, FamfeedsError, Problem
 from famfeeds.inplace import index_path, record_index, update_in_place
 from famfeeds.lockfile import CalendarLock, load_lock
 from famfeeds.planning import Issue, Plan, plan
-from famfeeds.project import Project, shipped_templates, template_environment
+from famfeeds.project import Project, private_folder, shipped_templates, template_environment
 from famfeeds.record_cache import save_deferred
 from famfeeds.render.files import FileSet
 from famfeeds.schedule import Schedule
@@ -523,6 +523,9 @@ def _build_once(
             record_index(result.files, target, index)
     result.cache.save()
     save_deferred()  # the parse caches and the memo, now that the output is written
+    if project.cache.is_dir():  # private even when this build had nothing to save there
+        with contextlib.suppress(OSError):
+            private_folder(project.cache)
     return result, report
 
 

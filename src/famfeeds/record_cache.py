@@ -327,10 +327,13 @@ class RecordCache:
                 if found is not None:
                     return found
             elif entry[2] and content_digest(Path(root), signature) == entry[2]:
-                found = self._hit(key, (*entry[:3], time.time_ns(), entry[4]))
+                now = time.time_ns()
+                trusted = newest + RACY_NS <= now  # recorded now, the stat is trusted
+                found = self._hit(key, (*entry[:3], now, entry[4]) if trusted else entry)
                 if found is not None:
-                    self.changed = True  # confirmed: trusted from now on
-                    self.touched.add(key)
+                    if trusted:  # confirmed: trusted from now on (else checked again)
+                        self.changed = True
+                        self.touched.add(key)
                     return found
         young = newest + RACY_NS > time.time_ns()
         self.pending[key] = (signature, content_digest(Path(root), signature) if young else b"")

@@ -304,6 +304,9 @@ def publish_events(
             same = same and state is old
         if inputs is not None and same:
             memo.put(key_of(*inputs), UNCHANGED)
+        elif keys is not None:  # what the next build finds: publish keeps a state it made
+            tokens = "|".join(events[name].token for name in names)
+            memo.put(key_of("calendar.publish_events", *keys(season), tokens), UNCHANGED)
     for name in sorted(name for name in previous if name not in events):
         if is_event_of(show.slug, name):
             events[name] = removed(previous[name], stamp)
