@@ -505,7 +505,8 @@ def save_private_pickle(path: Path, data: Any, *, fsync: bool = False) -> bool:
 
     try:
         _private_folder(path.parent)
-        atomic_write(path, pickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL), 0o600, fsync)
+        dump = functools.partial(pickle.dump, data, protocol=pickle.HIGHEST_PROTOCOL)
+        atomic_write(path, dump, 0o600, fsync)
     except (OSError, pickle.PicklingError):
         return False
     return True

@@ -48,6 +48,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import BinaryIO
 
 from famfeeds.errors import FamfeedsError, display_path
 
@@ -667,11 +668,18 @@ def _exchange(a: Path, b: Path) -> bool:
     raise OSError(code, os.strerror(code), str(b))
 
 
-def atomic_write(path: Path, data: bytes, mode: int | None = None, fsync: bool = True) -> None:
+def atomic_write(
+    path: Path,
+    data: bytes | Callable[[BinaryIO], object],
+    mode: int | None = None,
+    fsync: bool = True,
+) -> None:
     """Replace ``path`` with ``data`` in one step: a temporary file beside it, flushed to
     disk (unless ``fsync`` is False, for caches), then renamed over it. A crash leaves the
     old file or the new one, never a mix. The file keeps its mode (``mode`` if given; a new
-    file gets an ordinary file's mode under the umask, not mkstemp's 0600)."""
+    file gets an ordinary file's mode under the umask, not mkstemp's 0600). ``data`` may
+    be a function that writes the bytes to the file it is given (a large pickle, streamed
+    rather than held in memory whole)."""
     if mode is None:
         try:
             mode = path.stat().st_mode & 0o777
@@ -682,7 +690,10 @@ def atomic_write(path: Path, data: bytes, mode: int | None = None, fsync: bool =
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+            if isinstance(data, bytes):
+                handle.write(data)
+            else:
+                data(handle)
             if fsync:
                 handle.flush()
                 os.fsync(handle.fileno())
