@@ -193,8 +193,7 @@ def test_a_preview_does_not_push_the_published_builds_memo_out(
 
 
 def test_remembered_files_made_otherwise_are_an_error_not_wrong_bytes() -> None:
-    from famfeeds.errors import FamfeedsError
-    from famfeeds.render.memo import memoized_files
+    from famfeeds.render.memo import StaleMemo, memoized_files
 
     store: dict[bytes, bytes] = {}
 
@@ -207,8 +206,36 @@ def test_remembered_files_made_otherwise_are_an_error_not_wrong_bytes() -> None:
 
     memoized_files(Store(), lambda: {"a.html": b"old"}, "pages", "same inputs")
     lazy = memoized_files(Store(), lambda: {"a.html": b"new"}, "pages", "same inputs")
-    with pytest.raises(FamfeedsError, match="build again"):
+    with pytest.raises(StaleMemo, match=r"a\.html came out other"):
         lazy["a.html"]
+
+
+def test_a_memo_whose_key_missed_an_input_is_forgotten_and_the_build_made_again(
+    project: Project, run: Callable[..., Result], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Should a key ever miss an input, the writer finds the remade bytes other than
+    remembered: the build deletes the render memo, renders everything afresh, says so,
+    and the output is the build from nothing's. (Here the whole build's key is made to
+    miss everything.)"""
+    import famfeeds.build
+
+    project.show()
+    project.season(1, episodes=3)
+    args = build_args(project, "--as-of", "2024-03-01")
+    assert run(*args).exit_code == 0
+    monkeypatch.setattr(famfeeds.build, "_build_inputs", lambda context: ("always the same",))
+    assert run(*args).exit_code == 0  # remembers the whole build under that key
+    project.write("season-01/02-episode-2.md", episode_text(2, "Episode 2", "Changed."))
+    result = run(*args)
+    assert result.exit_code == 0, result.output
+    assert "rendered everything again without the render memo" in result.output
+    assert "Changed." in (project.output / "s01" / "e02" / "index.html").read_text("utf-8")
+    edited = project.snapshot()
+    monkeypatch.undo()
+    shutil.rmtree(project.root / ".famfeeds-cache")
+    shutil.rmtree(project.output)
+    assert run(*args).exit_code == 0
+    assert project.snapshot() == edited
 
 
 def test_a_build_like_the_last_renders_nothing_and_keeps_the_memo(
@@ -275,3 +302,12 @@ def test_the_letters_of_a_build_like_the_last_are_those_of_a_fresh_one(
     fresh, _ = build(project.content, project.output, as_of=date(2024, 3, 1))
     assert len(remembered) == 5  # a week before the premiere, and each release day
     assert remembered == [(x.item.issue.slug, x.item.subject, dict(x.files)) for x in fresh.letters]
+
+
+def test_the_memo_is_forgotten_with_any_library_that_shapes_an_issue() -> None:
+    """The render memo (which can stand for a whole build, newsletter issues included) is
+    dropped when any library the issue cache keys on changes, not only the page ones."""
+    from famfeeds.issue_cache import LIBRARIES
+    from famfeeds.record_cache import OUTPUT_LIBRARIES
+
+    assert set(LIBRARIES) - {"pydantic"} <= set(OUTPUT_LIBRARIES)  # pydantic: code_key

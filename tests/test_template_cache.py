@@ -102,3 +102,25 @@ def test_a_damaged_or_unwritable_cache_only_slows_the_build(project: Path, tmp_p
     assert result.returncode == 0, result.stderr
     assert _tree(project / "output") == expected
     assert result.stderr == ""
+
+
+def test_the_templates_key_follows_linked_folders_and_ends_on_a_loop(tmp_path: Path) -> None:
+    """famfeeds.issue_cache.template_names: files behind a linked folder count, a link
+    back to a folder leading to it is not followed, and a folder linked twice counts
+    under both names (Jinja loads either)."""
+    from jinja2 import ChoiceLoader, FileSystemLoader
+
+    from famfeeds.issue_cache import template_names
+
+    theme, project = tmp_path / "theme", tmp_path / "templates"
+    theme.mkdir()
+    project.mkdir()
+    (theme / "extra.html").write_text("x")
+    (project / "page.html.j2").write_text("y")
+    (project / "partials").symlink_to(theme, target_is_directory=True)
+    (project / "again").symlink_to(theme, target_is_directory=True)
+    (theme / "up").symlink_to(project, target_is_directory=True)
+    (project / "self").symlink_to(project, target_is_directory=True)
+    names = template_names(ChoiceLoader([FileSystemLoader(project)]))
+    assert {"page.html.j2", "partials/extra.html", "again/extra.html"} <= names
+    assert not any(name.count("/") > 2 for name in names)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, overload
+from typing import TYPE_CHECKING, TypeVar, overload
 from zoneinfo import ZoneInfo
 
 from famfeeds.errors import ContentError, FamfeedsError, Problem
@@ -43,6 +43,9 @@ if TYPE_CHECKING:
     from famfeeds.issue_cache import DamagedEntry, IssueCache
     from famfeeds.render.context import RenderContext, Renderer
     from famfeeds.render.personal import Letter
+
+
+E = TypeVar("E", bound=BaseException)
 
 
 @dataclass(frozen=True)
@@ -143,13 +146,15 @@ def render_letters(
     there, else rendered (``templates_key``: :func:`templates_key_of`, and
     ``season_keys``: famfeeds.render.context.season_key by number, where known)."""
     from famfeeds.issue_cache import IssueKeys, code_digest
+    from famfeeds.zones import zone_rules_digest
 
     published = [only] if only is not None else planned.published(as_of)
     if planned.show.newsletter is None or not published:
         return ()
+    show = planned.show
     keys = IssueKeys(
         code_digest() + (templates_key or templates_key_of(env)),
-        planned.show.model_dump_json(),
+        show.model_dump_json() + zone_rules_digest(show.timezone),
         season_keys,
     )
     found: list[Letter | None] = []
@@ -272,6 +277,7 @@ def render(
     from famfeeds.render.context import RenderContext, season_keys, show_key
     from famfeeds.render.i18n import localiser
     from famfeeds.render.memo import LazyFiles, memoized_files
+    from famfeeds.zones import zone_rules_digest
 
     project = Project.of(content)
     planned = planned or check(content, base_url=base_url, strict=strict)
@@ -292,7 +298,7 @@ def render(
             (),
             memo,
             templates_key_of(env),
-            show_key(show),
+            show_key(show) + zone_rules_digest(show.timezone),
             season_keys(planned, planned.catalogue.digests),
         )
         previous = lock.of_show(show.slug)
@@ -420,8 +426,10 @@ def build(
     afresh, with a warning; nothing is published from a damaged entry.
     """
     from famfeeds.issue_cache import DamagedEntry
+    from famfeeds.render.memo import StaleMemo
 
     repaired: list[str] = []
+    forgot_memo = False
     while True:
         try:
             result, report = _build_once(
@@ -437,7 +445,18 @@ def build(
                 waiting=waiting,
                 sync=sync,
             )
-        except (DamagedEntry, FamfeedsError) as exc:
+        except (DamagedEntry, StaleMemo, FamfeedsError) as exc:
+            stale = _cause(exc, StaleMemo)
+            if stale is not None:
+                if forgot_memo:
+                    raise FamfeedsError(
+                        f"{stale}, twice (was a template or record changed while "
+                        "building?): build again"
+                    ) from None
+                _forget_memos(Project.of(content).cache)
+                forgot_memo = True
+                repaired.append(f"{stale}; rendered everything again without the render memo")
+                continue
             damaged = _damaged(exc)
             if damaged is None or len(repaired) >= MAX_REPAIRS:
                 raise
@@ -456,12 +475,24 @@ def _damaged(exc: BaseException) -> DamagedEntry | None:
     """The damaged cache entry behind ``exc`` (raised, or wrapped by the writer)."""
     from famfeeds.issue_cache import DamagedEntry
 
+    return _cause(exc, DamagedEntry)
+
+
+def _cause(exc: BaseException, kind: type[E]) -> E | None:
+    """The exception of ``kind`` behind ``exc`` (raised, or wrapped by the writer)."""
     seen: BaseException | None = exc
     while seen is not None:
-        if isinstance(seen, DamagedEntry):
+        if isinstance(seen, kind):
             return seen
         seen = seen.__cause__ or seen.__context__
     return None
+
+
+def _forget_memos(cache: Path) -> None:
+    """Delete the project's render memos (every address's)."""
+    for memo in cache.glob("memo-*.pickle"):
+        with contextlib.suppress(OSError):
+            memo.unlink()
 
 
 def _build_once(

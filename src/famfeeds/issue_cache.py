@@ -33,7 +33,7 @@ from famfeeds.render.personal import Markers, RenderedIssue
 from famfeeds.schedule import Release
 
 if TYPE_CHECKING:
-    from jinja2 import Environment
+    from jinja2 import BaseLoader, Environment
 
     from famfeeds.render.personal import Letter
 
@@ -67,16 +67,54 @@ def code_digest() -> str:
 
 
 def templates_digest(env: Environment) -> str:
-    """A digest of every template the environment can load (the project's first)."""
+    """A digest of every template the environment can load (the project's first),
+    including those in folders reached through a link (Jinja loads them, though its own
+    listing skips them)."""
     assert env.loader is not None
     digest = hashlib.sha256()
-    for name in sorted(env.loader.list_templates()):
+    for name in sorted(template_names(env.loader)):
         try:
             source = env.loader.get_source(env, name)[0].encode()
         except UnicodeDecodeError:  # not text (a .DS_Store, say): no template uses it
             source = b"\0not text"
         digest.update(name.encode() + b"\0" + source)
     return digest.hexdigest()
+
+
+def template_names(loader: BaseLoader) -> set[str]:
+    """Every template name ``loader`` can load: for folders (FileSystemLoader, also inside
+    a ChoiceLoader), every file under them, following links to folders (but not into a
+    folder that is one of its own parents, so a link loop ends); other loaders list their
+    own."""
+    from jinja2 import ChoiceLoader, FileSystemLoader
+
+    if isinstance(loader, ChoiceLoader):
+        return set().union(*(template_names(one) for one in loader.loaders))
+    if not isinstance(loader, FileSystemLoader):
+        return set(loader.list_templates())
+    names: set[str] = set()
+    for root in loader.searchpath:
+        for folder, subfolders, files in os.walk(root, followlinks=True):
+            relative = os.path.relpath(folder, root)
+            if relative != "." and _loops(root, relative):
+                subfolders.clear()
+                continue
+            for file in files:
+                name = file if relative == "." else f"{relative}/{file}"
+                names.add(name.replace(os.sep, "/"))
+    return names
+
+
+def _loops(root: str, relative: str) -> bool:
+    """Whether ``root``/``relative`` is, once links are followed, the same folder as one
+    of the folders leading to it."""
+    folder = Path(root, relative)
+    real = folder.resolve()
+    return any(
+        parent.resolve() == real
+        for parent in folder.parents
+        if len(parent.parts) >= len(Path(root).parts)
+    )
 
 
 class IssueKeys:

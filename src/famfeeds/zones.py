@@ -182,3 +182,26 @@ def zone_problems(catalogue: Catalogue) -> tuple[Problem, ...]:
     message, hint = advice
     shown = f"{display_path(catalogue.root)}/{SHOW_TOML}"
     return (Problem(shown, line, "show", "timezone", message, hint),)
+
+
+def zone_rules_digest(name: str) -> str:
+    """A digest of the rules Python reads for the zone ``name``: the first file of that
+    name on zoneinfo's search path (the system's zone database), else the ``tzdata``
+    package's, as zoneinfo looks for them; "" if there is none. Part of every cache key
+    that depends on the show's clock, so an update of the zone database is a change."""
+    import hashlib
+    import zoneinfo
+    from pathlib import Path
+
+    data = None
+    for base in zoneinfo.TZPATH:
+        path = Path(base, name)
+        if path.is_file():
+            data = path.read_bytes()
+            break
+    if data is None:
+        try:
+            data = resources.files("tzdata.zoneinfo").joinpath(name).read_bytes()
+        except (ImportError, OSError, ValueError):
+            return ""
+    return hashlib.blake2b(data, digest_size=16).hexdigest()

@@ -156,12 +156,7 @@ class LazyFiles(Mapping[str, bytes]):
             self.made = self.make()
         data = self.made[name]
         if digest_of(data) != self.digests[name]:
-            from famfeeds.errors import FamfeedsError
-
-            raise FamfeedsError(
-                f"{name} came out other than an earlier build made it from the same inputs "
-                "(was a template or record changed while building?): build again"
-            )
+            raise StaleMemo(name)
         return data
 
     def __iter__(self) -> Iterator[str]:
@@ -191,3 +186,15 @@ def _decode_digests(data: bytes) -> dict[str, bytes] | None:
     if not isinstance(found, dict):
         return None
     return found
+
+
+class StaleMemo(Exception):
+    """A remembered file made again came out other than remembered: something the memo's
+    key does not hold changed (a template saved during the build, say). The build forgets
+    the memo and builds again (famfeeds.build.build)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(
+            f"{name} came out other than an earlier build made it from the same inputs"
+        )
+        self.name = name
