@@ -31,7 +31,12 @@ def catalogue(
     on AS_OF; written either way (a whole-tree swap, or file by file in place)."""
     if request.param == "in place":
         monkeypatch.setattr(famfeeds.inplace, "PER_FILE_FROM", 1)
-    project = Project(tmp_path / "project")
+    return three_seasons(tmp_path / "project")
+
+
+def three_seasons(root: Path) -> Project:
+    """Three seasons (weekly, daily, weekly) with a newsletter, in a project at ``root``."""
+    project = Project(root)
     project.show(**{"[author]": NEWSLETTER + "\n[author]"})
     project.season(1, premiere="2024-01-05", episodes=4)
     project.season(2, premiere="2024-02-26", cadence="daily", episodes=5)

@@ -24,6 +24,13 @@ class Opaque:
     """An object whose repr is its address."""
 
 
+class DictMemo(dict[bytes, bytes]):
+    """A memo in a dict (famfeeds.render.memo.Memo)."""
+
+    def put(self, key: bytes, value: bytes) -> None:
+        self[key] = value
+
+
 def test_a_key_needs_inputs_that_show_themselves() -> None:
     assert key("a", 1, (2, 3)) == key("a", 1, (2, 3))
     assert key("a", 1) != key("a", 2)
@@ -35,18 +42,11 @@ def test_a_key_needs_inputs_that_show_themselves() -> None:
         return b"made"
 
     assert memoized(NO_MEMO, make, "x") == b"made"
-    store: dict[bytes, bytes] = {}
+    store = DictMemo()
 
-    class Store:
-        def get(self, k: bytes) -> bytes | None:
-            return store.get(k)
-
-        def put(self, k: bytes, v: bytes) -> None:
-            store[k] = v
-
-    assert memoized(Store(), make, "x") == b"made"
-    assert memoized(Store(), make, "x") == b"made"
-    assert memoized(Store(), make, "x", Opaque()) == b"made"
+    assert memoized(store, make, "x") == b"made"
+    assert memoized(store, make, "x") == b"made"
+    assert memoized(store, make, "x", Opaque()) == b"made"
     assert len(calls) == 3  # once without a memo, once for "x", once without a key
 
 
@@ -105,14 +105,7 @@ def test_a_file_set_reads_nothing_it_is_not_asked_for(tmp_path: Path) -> None:
 def test_remembered_files_are_made_only_when_their_bytes_are_asked_for() -> None:
     from famfeeds.render.memo import LazyFiles, memoized_files
 
-    store: dict[bytes, bytes] = {}
-
-    class Store:
-        def get(self, k: bytes) -> bytes | None:
-            return store.get(k)
-
-        def put(self, k: bytes, v: bytes) -> None:
-            store[k] = v
+    store = DictMemo()
 
     made: list[int] = []
 
@@ -120,9 +113,9 @@ def test_remembered_files_are_made_only_when_their_bytes_are_asked_for() -> None
         made.append(1)
         return {"a/index.html": b"<p>a</p>", "b.ics": b"BEGIN:VCALENDAR"}
 
-    first = memoized_files(Store(), make, "pages", "season-1")
+    first = memoized_files(store, make, "pages", "season-1")
     assert made == [1] and dict(first) == make() and len(made) == 2
-    again = memoized_files(Store(), make, "pages", "season-1")
+    again = memoized_files(store, make, "pages", "season-1")
     assert isinstance(again, LazyFiles) and len(made) == 2  # names and digests only
     assert sorted(again) == ["a/index.html", "b.ics"]
     assert FileSet(again).digest("b.ics") == digest_of(b"BEGIN:VCALENDAR")
@@ -131,11 +124,11 @@ def test_remembered_files_are_made_only_when_their_bytes_are_asked_for() -> None
     assert again["b.ics"] == b"BEGIN:VCALENDAR" and len(made) == 3
     with pytest.raises(KeyError):
         again["c"]
-    other = memoized_files(Store(), make, "pages", "season-2")  # other inputs: made
+    other = memoized_files(store, make, "pages", "season-2")  # other inputs: made
     assert not isinstance(other, LazyFiles) and len(made) == 4
     for k in store:  # a damaged entry is a miss, never wrong bytes
         store[k] = b"not\tdigests"
-    assert not isinstance(memoized_files(Store(), make, "pages", "season-1"), LazyFiles)
+    assert not isinstance(memoized_files(store, make, "pages", "season-1"), LazyFiles)
 
 
 @settings(max_examples=300, deadline=None)
@@ -195,17 +188,10 @@ def test_a_preview_does_not_push_the_published_builds_memo_out(
 def test_remembered_files_made_otherwise_are_an_error_not_wrong_bytes() -> None:
     from famfeeds.render.memo import StaleMemo, memoized_files
 
-    store: dict[bytes, bytes] = {}
+    store = DictMemo()
 
-    class Store:
-        def get(self, k: bytes) -> bytes | None:
-            return store.get(k)
-
-        def put(self, k: bytes, v: bytes) -> None:
-            store[k] = v
-
-    memoized_files(Store(), lambda: {"a.html": b"old"}, "pages", "same inputs")
-    lazy = memoized_files(Store(), lambda: {"a.html": b"new"}, "pages", "same inputs")
+    memoized_files(store, lambda: {"a.html": b"old"}, "pages", "same inputs")
+    lazy = memoized_files(store, lambda: {"a.html": b"new"}, "pages", "same inputs")
     with pytest.raises(StaleMemo, match=r"a\.html came out other"):
         lazy["a.html"]
 

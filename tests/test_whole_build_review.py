@@ -17,7 +17,15 @@ from click.testing import Result
 
 import famfeeds.inplace
 from support import Project, build_args
-from test_incremental import AS_OF, NEWSLETTER, PO, edit, from_nothing, rebuild, show_edit
+from test_incremental import (
+    AS_OF,
+    PO,
+    edit,
+    from_nothing,
+    rebuild,
+    show_edit,
+    three_seasons,
+)
 
 
 @pytest.fixture(params=["in place"])
@@ -27,12 +35,7 @@ def catalogue(
     """As test_incremental's: three seasons (weekly, daily, weekly) with a newsletter."""
     if request.param == "in place":
         monkeypatch.setattr(famfeeds.inplace, "PER_FILE_FROM", 1)
-    project = Project(tmp_path / "project")
-    project.show(**{"[author]": NEWSLETTER + "\n[author]"})
-    project.season(1, premiere="2024-01-05", episodes=4)
-    project.season(2, premiere="2024-02-26", cadence="daily", episodes=5)
-    project.season(3, premiere="2024-03-08", episodes=3)
-    return project
+    return three_seasons(tmp_path / "project")
 
 
 BOTH = pytest.mark.parametrize("catalogue", ["swap", "in place"], indirect=True)
@@ -572,13 +575,20 @@ def test_a_library_that_shapes_the_newsletter_upgraded(
     """Every library the issue cache keys on (famfeeds.issue_cache.LIBRARIES) also
     invalidates the render memo (record_cache.OUTPUT_LIBRARIES), which can stand for the
     whole build, newsletter issues included."""
-    project = catalogue
+    rebuilt_after(catalogue, run, cssselect_upgrade, "newsletter/2024-02-27.html")
+
+
+def rebuilt_after(
+    project: Project, run: Callable[..., Result], change: Callable[[], None], shows: str
+) -> None:
+    """Build, make ``change`` (outside the project), check that a build from nothing
+    shows it in the file ``shows``, and rebuild as a build from nothing would."""
     rebuild(project, run)
-    before = (project.output / "newsletter/2024-02-27.html").read_bytes()
-    cssselect_upgrade()
+    before = (project.output / shows).read_bytes()
+    change()
     lock = (project.root / "famfeeds.lock").read_bytes()
     expected, _ = from_nothing(project, lock, run, AS_OF)
-    assert expected["newsletter/2024-02-27.html"] != before  # the upgrade shows
+    assert expected[shows] != before  # the change shows
     rebuild(project, run)
 
 
@@ -618,11 +628,4 @@ def test_the_time_zone_rules_updated(
     """The zone rules Python reads (the system's zone files, searched before the tzdata
     package) are part of every key that depends on the show's clock
     (famfeeds.zones.zone_rules_digest)."""
-    project = catalogue
-    rebuild(project, run)
-    before = (project.output / "feed.xml").read_bytes()
-    zone_rules_update()
-    lock = (project.root / "famfeeds.lock").read_bytes()
-    expected, _ = from_nothing(project, lock, run, AS_OF)
-    assert expected["feed.xml"] != before  # the update shows
-    rebuild(project, run)
+    rebuilt_after(catalogue, run, zone_rules_update, "feed.xml")

@@ -188,13 +188,20 @@ def zone_rules_digest(name: str) -> str:
     """A digest of the rules Python reads for the zone ``name``: the first file of that
     name on zoneinfo's search path (the system's zone database), else the ``tzdata``
     package's, as zoneinfo looks for them; "" if there is none. Part of every cache key
-    that depends on the show's clock, so an update of the zone database is a change."""
-    import hashlib
+    that depends on the show's clock, so an update of the zone database is a change.
+    Read once per process and search path (zoneinfo keeps the rules it loaded too)."""
     import zoneinfo
+
+    return _zone_file_digest(name, tuple(zoneinfo.TZPATH))
+
+
+@cache
+def _zone_file_digest(name: str, search: tuple[str, ...]) -> str:
+    import hashlib
     from pathlib import Path
 
     data = None
-    for base in zoneinfo.TZPATH:
+    for base in search:
         path = Path(base, name)
         if path.is_file():
             data = path.read_bytes()
