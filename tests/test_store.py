@@ -113,7 +113,7 @@ def test_tokens_are_random_unique_and_belong_to_one_show(store: SubscriberStore)
     (theirs,) = store.recipients("other-show")
     assert mine.token != theirs.token
     assert valid_token(mine.token) and "ann" not in mine.token.lower()
-    assert store.find(SHOW, theirs.token, WEEK) is None
+    assert store.find(SHOW, theirs.token) is None
     assert store.unsubscribe_token(SHOW, theirs.token, "one-click") is False
     assert store.status("other-show", "ann@example.org") == "confirmed"
     assert store.unsubscribe_token(SHOW, mine.token[:-1] + "A", "one-click") is False
@@ -128,20 +128,25 @@ def test_double_opt_in_records_the_proof_of_consent(store: SubscriberStore, cloc
     first = store.signup(SHOW, "Ann@Example.org", "Ann", "198.51.100.7", HOUR)
     assert first is not None and first.email == "Ann@example.org"
     assert store.status(SHOW, "ann@example.org") == "pending"
+    assert store.subscriber(SHOW, "ann@example.org").name is None  # until confirmed
     assert store.recipients(SHOW) == []
+    store.confirmation_sent(store.next_confirmation(SHOW))
     clock.advance(timedelta(minutes=10))
     assert store.signup(SHOW, "ann@example.org", None, "198.51.100.8", HOUR) is None  # < 1 h
     clock.advance(HOUR)
     again = store.signup(SHOW, "ann@example.org", None, "198.51.100.9", HOUR)
-    assert again is not None and again.token == first.token
-    holder = store.find(SHOW, first.token, WEEK)
+    assert again is not None and again.token != first.token  # a token per request
+    holder = store.find_request(SHOW, first.token, WEEK)
     assert holder is not None and holder.request_open and holder.status == "pending"
+    assert holder.name == "Ann"
     clock.advance(timedelta(minutes=5))
     assert store.confirm(SHOW, first.token, "203.0.113.5", WEEK) == "confirmed"
     assert store.confirm(SHOW, first.token, "203.0.113.5", WEEK) == "already"
+    assert store.confirm(SHOW, again.token, "203.0.113.5", WEEK) == "already"
     sub = store.subscriber(SHOW, "ann@example.org")
     assert sub is not None and sub.status == "confirmed" and sub.status_source == "signup"
-    assert (sub.signup_at, sub.signup_ip) == ("2024-01-08T10:10:00Z", "198.51.100.9")
+    assert sub.name == "Ann"  # the confirmed request's name
+    assert (sub.signup_at, sub.signup_ip) == ("2024-01-08T09:00:00Z", "198.51.100.7")
     assert (sub.consent_at, sub.consent_ip) == ("2024-01-08T10:15:00Z", "203.0.113.5")
     events = [(e.event, e.source, e.ip) for e in store.history(SHOW, "ann@example.org")]
     assert events == [
@@ -157,7 +162,11 @@ def test_double_opt_in_records_the_proof_of_consent(store: SubscriberStore, cloc
 def test_a_failed_confirmation_can_be_retried(store: SubscriberStore) -> None:
     signup = store.signup(SHOW, "ann@example.org", None, None, HOUR)
     assert signup is not None
-    store.confirmation_not_sent(signup)
+    assert store.signup(SHOW, "ann@example.org", None, None, HOUR) is None  # one is queued
+    taken = store.next_confirmation(SHOW)
+    assert taken is not None and taken.id == signup.id and taken.tries == 1
+    assert store.next_confirmation(SHOW) is None  # leased
+    store.confirmation_failed(taken, None)  # given up
     assert store.signup(SHOW, "ann@example.org", None, None, HOUR) is not None
 
 
@@ -179,7 +188,9 @@ def test_a_token_without_an_open_sign_up_confirms_nothing(
     store.add(SHOW, "ann@example.org", confirmed=True)
     (ann,) = store.recipients(SHOW)
     store.unsubscribe_token(SHOW, ann.token, "one-click")
-    assert store.confirm(SHOW, ann.token, None, WEEK) == "expired"
+    assert store.confirm(SHOW, ann.token, None, WEEK) is None  # not a confirmation token
+    assert store.signup(SHOW, "ann@example.org", "Mallory", "192.0.2.66", HOUR) is not None
+    assert store.confirm(SHOW, ann.token, "192.0.2.66", WEEK) is None  # still not
     assert store.status(SHOW, "ann@example.org") == "unsubscribed"
 
 
@@ -399,7 +410,8 @@ def test_stats_count_statuses_and_weeks(store: SubscriberStore, clock: Clock) ->
     assert a is not None
     store.confirm(SHOW, a.token, None, WEEK)
     clock.advance(WEEK)
-    store.unsubscribe_token(SHOW, a.token, "one-click")
+    (recipient,) = store.recipients(SHOW)
+    store.unsubscribe_token(SHOW, recipient.token, "one-click")
     store.forget(SHOW, "c@example.org")
     result = store.stats(SHOW)
     assert result.counts == {

@@ -3,6 +3,10 @@
 A project is the folder that holds ``content/``. Beside it live the calendar's lock file
 (committed), the issue cache and the delivery state (neither committed), and optionally the
 project's own ``templates/``.
+
+Every path is derived from the content folder's *resolved* path (symlinks followed): a
+project reached through a link to its content folder is the same project, with the same
+delivery state, ledger and send lock, never a second one beside the link.
 """
 
 from __future__ import annotations
@@ -31,15 +35,16 @@ PRIVATE_FILE_MODE = 0o600
 
 @dataclass(frozen=True)
 class Project:
-    """The paths of one project, absolute."""
+    """The paths of one project, absolute and resolved."""
 
     content: Path
     root: Path
 
     @classmethod
     def of(cls, content: Path) -> Project:
-        """The project whose content folder is ``content`` (its root is the parent)."""
-        content = content.absolute()
+        """The project whose content folder is ``content``, symlinks resolved (its root is
+        the real folder's parent)."""
+        content = content.resolve()
         return cls(content, content.parent)
 
     @property

@@ -399,14 +399,16 @@ def network_urls(host: str, port: int) -> list[str]:
     return found
 
 
-def _protocol() -> type[asyncio.Protocol]:
-    """uvicorn's HTTP/1.1 protocol, with the idle timeout running from the moment a
-    connection opens (or a response ends) until a whole request head has arrived: uvicorn
-    alone arms it only after a response, and resets it on every byte."""
+def head_timeout_protocol() -> type[asyncio.Protocol]:
+    """uvicorn's HTTP/1.1 protocol, with the idle timeout (``timeout_keep_alive``) running
+    from the moment a connection opens (or a response ends) until a whole request head has
+    arrived: uvicorn alone arms it only after a response, and resets it on every byte, so a
+    client trickling a head one byte at a time would hold its connection for ever. The
+    preview server and the subscriptions service both use it."""
     import h11
     from uvicorn.protocols.http.h11_impl import H11Protocol
 
-    class PreviewProtocol(H11Protocol):
+    class HeadTimeoutProtocol(H11Protocol):
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
             self.timeout_keep_alive_task = self.loop.call_later(
@@ -423,10 +425,10 @@ def _protocol() -> type[asyncio.Protocol]:
                     self.conn.send(h11.ConnectionClosed())
                 self.transport.close()
 
-    return PreviewProtocol
+    return HeadTimeoutProtocol
 
 
-def _raise_file_limit() -> int:
+def raise_file_limit() -> int:
     """Lift the soft limit on open files to the hard one (as servers do); the new limit."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     wanted = hard if hard != resource.RLIM_INFINITY else max(soft, 65536)
@@ -440,10 +442,10 @@ def serve(app: Any, sock: socket.socket) -> None:
     """Run ``app`` on ``sock`` with uvicorn until SIGINT or SIGTERM."""
     import uvicorn
 
-    files = _raise_file_limit()
+    files = raise_file_limit()
     config = uvicorn.Config(
         app,
-        http=_protocol(),
+        http=head_timeout_protocol(),
         lifespan="off",
         log_level="error",
         access_log=False,

@@ -3,9 +3,24 @@
 A Starlette application served by uvicorn, in front of the subscriber store. The rules:
 
 - ``POST /subscribe`` answers the same "check your inbox" page whatever the address's state,
-  so the form cannot tell anyone who is subscribed; the confirmation goes out after the
-  answer and after the store's transaction has committed. A filled-in honeypot field gets
-  the same page and changes nothing.
+  so the form cannot tell anyone who is subscribed. The confirmation is queued in the
+  store's outbox in the transaction that answers the sign-up, and the outbox's threads mail
+  it: a sign-up answered 200 is mailed even if the service is killed at once (the next
+  start takes the queue up again). A filled-in honeypot field gets the same page and
+  changes nothing.
+- The confirmation link carries a token drawn for that one request, never the unsubscribe
+  token that every issue carries: a stranger holding an old issue can unsubscribe its
+  reader (that is what one-click means) but cannot confirm a sign-up, so cannot bring back
+  an address that left, nor put a name of their choosing into its greeting.
+- SIGTERM: uvicorn stops accepting and lets requests in flight finish (3 s at most); the
+  outbox's threads get 3 s more to finish a mail, and a mail still in flight is put back
+  in the queue. Confirmation mails have SMTP timeouts of their own (10 s), so a relay that
+  stalls never keeps the process past 10 s.
+- A request head that is not complete within 10 s is closed (``--header-timeout``), so
+  clients that trickle a byte at a time cannot use up the service. Paths are answered as
+  they are routed or 404: no redirect (a trailing slash is not redirected, so no Location
+  is ever built from the Host header). A client that goes away during its body gets one
+  log line.
 - ``GET`` never changes state (link scanners fetch every link in a message): the confirm
   and unsubscribe links show a page with one button, a form that POSTs.
 - ``POST /unsubscribe?token=...`` (RFC 8058 one-click, urlencoded or multipart, no cookies,
@@ -40,7 +55,6 @@ import threading
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, MutableMapping
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -62,6 +76,7 @@ from famfeeds.delivery.store import (
 )
 from famfeeds.errors import FamfeedsError
 from famfeeds.render.i18n import N_, localiser
+from famfeeds.render.message import header_address
 
 if TYPE_CHECKING:
     from jinja2 import Environment
@@ -101,6 +116,20 @@ EXPIRY_EVERY = 3600.0
 """Seconds between sweeps of expired sign-ups."""
 CHECKPOINT_AFTER = 0.25
 """Seconds from a write by the event loop's connection to the checkpoint that follows it."""
+OUTBOX_THREADS = 2
+OUTBOX_POLL = 2.0
+"""Seconds between looks at the outbox when no sign-up woke it (retries; queued mails of
+another process that died)."""
+OUTBOX_STOP_WAIT = 3.0
+"""Seconds a stopping service waits for a confirmation in flight before putting it back."""
+RETRY_WAITS = (60, 300, 900, 3600, 3600)
+"""Seconds before each retry of a confirmation mail that failed for a passing reason."""
+MAIL_TIMEOUT = 10.0
+"""Seconds a confirmation mail waits for the relay at each step (connect, each reply)."""
+HEAD_TIMEOUT = 10
+"""Seconds a client has to send a whole request head."""
+GRACEFUL_SHUTDOWN = 3
+"""Seconds uvicorn lets requests in flight finish at SIGTERM."""
 
 log = logging.getLogger("famfeeds.service")
 
@@ -117,6 +146,8 @@ class Limits:
     """At most one confirmation mail per address in this time."""
     pending_days: int = 7
     """A sign-up not confirmed within this many days expires."""
+    head_timeout: int = HEAD_TIMEOUT
+    """Seconds a client has to send a whole request head; then the connection is closed."""
 
     @property
     def pending_age(self) -> timedelta:
@@ -238,10 +269,6 @@ class RateLimit:
                 return False
             hits.append(now)
             return True
-
-
-class _TooLarge(Exception):
-    pass
 
 
 class Guard:
@@ -372,6 +399,107 @@ class Checkpoints:
             self.thread = None
 
 
+class Outbox:
+    """The threads that mail confirmations: each takes the next due request from the
+    store's outbox (leased, so a killed process's mail is taken again), mails it and
+    records the outcome; a passing failure is retried later, a permanent one given up."""
+
+    def __init__(
+        self, pool: StorePool, show: str, send: Callable[[Signup], None], threads: int
+    ) -> None:
+        self.pool = pool
+        self.show = show
+        self.send = send
+        self.wake = threading.Event()
+        self.stopping = threading.Event()
+        self.lock = threading.Lock()
+        self.in_flight: dict[int, Signup] = {}
+        self.threads = [
+            threading.Thread(target=self.run, name=f"famfeeds-confirmations-{n}", daemon=True)
+            for n in range(threads)
+        ]
+
+    def start(self) -> None:
+        """Start the threads (they mail what earlier runs left queued, too)."""
+        for thread in self.threads:
+            thread.start()
+
+    def notify(self) -> None:
+        """A request was queued: look at the outbox now."""
+        self.wake.set()
+
+    def run(self) -> None:
+        while not self.stopping.is_set():
+            self.wake.clear()
+            try:
+                request = self.pool.get().next_confirmation(self.show)
+            except StoreError as exc:
+                log.error("subscriber store: %s", exc.message)
+                request = None
+            if request is None:
+                self.wake.wait(OUTBOX_POLL)
+                continue
+            ident = threading.get_ident()
+            with self.lock:
+                self.in_flight[ident] = request
+            try:
+                self.deliver(request)
+            finally:
+                with self.lock:
+                    self.in_flight.pop(ident, None)
+
+    def deliver(self, request: Signup) -> None:
+        """Mail one request and record how it went."""
+        try:
+            self.send(request)
+        except Exception as exc:
+            if self.stopping.is_set():
+                return  # stop() puts it back
+            permanent = bool(getattr(exc, "permanent", False))
+            last = permanent or request.tries >= len(RETRY_WAITS) + 1
+            wait = RETRY_WAITS[min(request.tries, len(RETRY_WAITS)) - 1]
+            log.error(
+                "could not send a confirmation (try %d): %s; %s",
+                request.tries,
+                exc,
+                "given up" if last else f"trying again in {wait} s",
+            )
+            try:
+                self.pool.get().confirmation_failed(
+                    request, None if last else timedelta(seconds=wait)
+                )
+            except StoreError as again:
+                log.error("subscriber store: %s", again.message)
+            return
+        try:
+            self.pool.get().confirmation_sent(request)
+        except StoreError as exc:
+            log.error("subscriber store: %s", exc.message)
+
+    def stop(self) -> None:
+        """Let the threads finish the mail in hand for a few seconds, then put back in the
+        queue whatever is still in flight (the next start mails it)."""
+        self.stopping.set()
+        self.wake.set()
+        deadline = time.monotonic() + OUTBOX_STOP_WAIT
+        for thread in self.threads:
+            if thread.is_alive():
+                thread.join(max(0.0, deadline - time.monotonic()))
+        with self.lock:
+            stuck = list(self.in_flight.values())
+        for request in stuck:
+            try:
+                self.pool.get().confirmation_put_back(request)
+            except StoreError as exc:
+                log.error("subscriber store: %s", exc.message)
+        if stuck:
+            log.warning(
+                "%d confirmation mail(s) in flight put back in the queue; the next start "
+                "sends them",
+                len(stuck),
+            )
+
+
 class Service:
     """The endpoints, bound to one show, one store, one mailer and one clock."""
 
@@ -396,13 +524,13 @@ class Service:
         self.pool = StorePool(store_path, clock)
         self.signups = RateLimit(self.limits.signups_per_minute, clock)
         self.swept = 0.0
-        self.outbox = ThreadPoolExecutor(2, thread_name_prefix="famfeeds-confirmations")
+        self.outbox = Outbox(self.pool, show.slug, self.send_confirmation, OUTBOX_THREADS)
         """Confirmations go out from threads of their own: a slow SMTP server never holds
         up the store's requests, and the answer never waits for the mail."""
 
     def shutdown(self) -> None:
-        """Send the confirmations still queued, then close the store connections."""
-        self.outbox.shutdown(wait=True)
+        """Stop the outbox (a mail in flight is put back), then close the store."""
+        self.outbox.stop()
         self.pool.close()
 
     # -- helpers -------------------------------------------------------------------------
@@ -459,8 +587,16 @@ class Service:
         return client_address(peer, forwarded, self.settings.trusted_proxies)
 
     async def form(self, request: Request) -> dict[str, str] | None:
-        """The request's form fields; None when the body is not a form."""
-        body = await request.body()
+        """The request's form fields; None when the body is not a form. A client that goes
+        away while sending its body ends the request with one log line."""
+        from starlette.exceptions import HTTPException
+        from starlette.requests import ClientDisconnect
+
+        try:
+            body = await request.body()
+        except ClientDisconnect:
+            log.warning("a client disconnected before its request body was complete")
+            raise HTTPException(400) from None  # handled as any 400: no traceback
         try:
             return parse_form(request.headers.get("content-type", ""), body)
         except ValueError:
@@ -544,7 +680,7 @@ class Service:
         except StoreError as exc:
             return self.unavailable(exc)
         if signup is not None:
-            self.outbox.submit(self.send_confirmation, signup)
+            self.outbox.notify()
         return self.check_inbox(address)
 
     def check_inbox(self, address: str) -> Response:
@@ -587,17 +723,9 @@ class Service:
         return subject, text, html
 
     def send_confirmation(self, signup: Signup) -> None:
-        """Mail the confirmation (after the answer went out); on failure, undo its record
-        so that signing up again can retry."""
-        try:
-            subject, text, html = self.confirmation(signup)
-            self.mailer(signup.email, subject, text, html)
-        except Exception as exc:
-            log.error("could not send the confirmation: %s", exc)
-            try:
-                self.pool.get().confirmation_not_sent(signup)
-            except StoreError as again:
-                log.error("subscriber store: %s", again.message)
+        """Mail one request's confirmation (from the outbox's threads); raises on failure."""
+        subject, text, html = self.confirmation(signup)
+        self.mailer(signup.email, subject, text, html)
 
     async def confirm_page(self, request: Request) -> Response:
         """GET /confirm?token=...: a page with one button; changes nothing."""
@@ -606,7 +734,7 @@ class Service:
             return token
         try:
             holder: TokenHolder | None = await self._store(
-                lambda store: store.find(self.show.slug, token, self.limits.pending_age)
+                lambda store: store.find_request(self.show.slug, token, self.limits.pending_age)
             )
         except StoreError as exc:
             return self.unavailable(exc)
@@ -644,7 +772,7 @@ class Service:
                 writes=True,
             )
             holder = await self._store(
-                lambda store: store.find(self.show.slug, token, self.limits.pending_age)
+                lambda store: store.find_request(self.show.slug, token, self.limits.pending_age)
             )
         except StoreError as exc:
             return self.unavailable(exc)
@@ -660,9 +788,7 @@ class Service:
         if not isinstance(token, str):
             return token
         try:
-            holder = await self._store(
-                lambda store: store.find(self.show.slug, token, self.limits.pending_age)
-            )
+            holder = await self._store(lambda store: store.find(self.show.slug, token))
         except StoreError as exc:
             return self.unavailable(exc)
         if holder is None:
@@ -759,10 +885,12 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        service.outbox.start()
         yield
         service.shutdown()
 
     app = Starlette(routes=routes, exception_handlers=handlers, lifespan=lifespan)
+    app.router.redirect_slashes = False  # a redirect's Location would come from Host
     return Guard(app, settings.limits.max_body)
 
 
@@ -795,9 +923,10 @@ def run(
     """
     import uvicorn
 
-    from famfeeds.serve import browsable_url, listen
+    from famfeeds.serve import browsable_url, head_timeout_protocol, listen, raise_file_limit
 
     limits = limits or Limits()
+    files = raise_file_limit()
     with SubscriberStore.open(store_path) as store:
         store.expire_pending(show.slug, limits.pending_age)
     sock = listen(host, port, backlog=2048)
@@ -807,12 +936,15 @@ def run(
     app = create_app(show, store_path, mailer, settings)
     config = uvicorn.Config(
         app,
+        http=head_timeout_protocol(),
         log_level="warning",
         access_log=False,
         proxy_headers=False,
         server_header=False,
         lifespan="on",
-        timeout_graceful_shutdown=5,
+        timeout_keep_alive=limits.head_timeout,
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN,
+        limit_concurrency=max(64, files - 64),
     )
     announce(listening, public)
     uvicorn.Server(config).run(sockets=[sock])
@@ -825,13 +957,15 @@ def confirmation_message(
     show: Show, address: str, subject: str, text: str, html: str, now: datetime
 ) -> bytes:
     """The confirmation as a message: plain text then HTML, from the newsletter's sender,
-    in the show's language (``Content-Language``), with CRLF line ends (ready for SMTP)."""
+    in the show's language (``Content-Language``), with CRLF line ends (ready for SMTP).
+    To has the domain in its ASCII (IDNA) form, as the newsletter's does (RFC 2047 allows
+    no encoded-word in an address); a non-ASCII local part goes in as UTF-8 (SMTPUTF8)."""
     newsletter = show.newsletter
     assert newsletter is not None
     language = show.language
     message = EmailMessage()
     message["From"] = formataddr((newsletter.sender_name, newsletter.sender_address))
-    message["To"] = address
+    message["To"] = header_address(address)
     if newsletter.reply_to:
         message["Reply-To"] = newsletter.reply_to
     message["Subject"] = subject
@@ -841,7 +975,8 @@ def confirmation_message(
     message.set_content(text, cte="quoted-printable")
     message.add_alternative(html, subtype="html", cte="quoted-printable")
     message["Content-Language"] = language  # after the parts: set_content clears Content-*
-    return message.as_bytes(policy=email.policy.SMTP)
+    utf8 = not address.rpartition("@")[0].isascii()  # such a local part needs SMTPUTF8
+    return message.as_bytes(policy=email.policy.SMTPUTF8 if utf8 else email.policy.SMTP)
 
 
 def smtp_mailer(
@@ -858,7 +993,7 @@ def smtp_mailer(
 
     def send(address: str, subject: str, text: str, html: str) -> None:
         message = confirmation_message(show, address, subject, text, html, now())
-        connection = Connection(target, password, timeout=30)
+        connection = Connection(target, password, MAIL_TIMEOUT, MAIL_TIMEOUT)
         try:
             connection.deliver(newsletter.sender_address, address, message, lambda: None)
         finally:

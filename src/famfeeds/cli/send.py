@@ -328,7 +328,7 @@ def _idle(report: Report) -> bool:
     """True when this run had nothing to send and changed nothing (``--quiet`` stays
     silent)."""
     out = report.outcome
-    acted = out.sent or out.failed or out.deferred or out.uncertain or out.untried
+    acted = out.sent or out.failed or out.deferred or out.held or out.uncertain or out.untried
     return not (report.plan.todo or acted or out.skipped or report.notes)
 
 
@@ -410,6 +410,7 @@ def _print_report(report: Report) -> None:
         )
         return
     extra = f", uncertain {len(outcome.uncertain)}" if outcome.uncertain else ""
+    extra += f", refused but not counted {len(outcome.held)}" if outcome.held else ""
     click.echo(
         f"{report.label}: sent {len(outcome.sent)}, deferred {len(outcome.deferred)}, "
         f"failed {len(outcome.failed)}{extra}; {skips}."
@@ -429,6 +430,12 @@ def _print_report(report: Report) -> None:
     for address, reply in outcome.failed:
         mark = " (marked bounced: later issues skip it)" if address in bounced else ""
         click.echo(f"  failed: {shown(address)}: {reply}{mark}", err=True)
+    for address, reply in outcome.held:
+        click.echo(
+            f"  refused: {shown(address)}: {reply} (not marked failed or bounced: the server "
+            "accepted nobody in this run; the next run tries again)",
+            err=True,
+        )
     for address in planned.failed_before:
         click.echo(f"  failed before: {shown(address)} (--retry-failed tries again)", err=True)
     for address, reply in outcome.deferred:
@@ -439,6 +446,13 @@ def _print_report(report: Report) -> None:
         click.echo(
             f"Stopped early: {outcome.stopped}. {len(outcome.untried)} subscriber(s) were not "
             "tried: run the same command again later.",
+            err=True,
+        )
+    if report.undo:
+        click.echo(
+            f"{len(outcome.bounced)} address(es) marked bounced by this run (run "
+            f"{report.run_id}). If the server was at fault, not the addresses, undo it with:\n"
+            f"  {report.undo}",
             err=True,
         )
 

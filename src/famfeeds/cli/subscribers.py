@@ -277,6 +277,37 @@ def forget(address: str, content: Path) -> None:
     click.echo(f"{address}: forgotten ({what}); it will not be subscribed again by import.")
 
 
+@subscribers.command("rotate-token")
+@click.argument("address", required=False)
+@click.option(
+    "--all", "every", is_flag=True, help="Every subscriber of the show, instead of one address."
+)
+@content_option
+def rotate_token(address: str | None, every: bool, content: Path) -> None:
+    """Give an address (or, with --all, everyone) a new unsubscribe token.
+
+    Do it when an issue with someone's links has leaked (a forward to a list, a public
+    archive): the unsubscribe links in issues already sent stop working, and the next
+    issue carries the new one. The token only ever unsubscribes; it cannot confirm a
+    sign-up.
+
+    \b
+    Example:
+        famfeeds subscribers rotate-token ann@example.org
+        famfeeds subscribers rotate-token --all
+    """
+    from famfeeds.errors import FamfeedsError
+
+    if (address is None) == (not every):
+        raise click.UsageError("give one ADDRESS, or --all (not both)")
+    with _store(content) as (slug, store):
+        changed = store.rotate_token(slug, address)
+    if address is not None and not changed:
+        raise FamfeedsError(f"{address} is not in the store")
+    who = address if address is not None else f"{changed} subscriber(s)"
+    click.echo(f"{who}: new unsubscribe token; the links in earlier issues no longer work.")
+
+
 @subscribers.command()
 @click.argument("address")
 @content_option
@@ -318,25 +349,73 @@ def _at(moment: str | None, ip: str | None) -> str | None:
 
 
 @subscribers.command("clear-bounce")
-@click.argument("address")
+@click.argument("address", required=False)
+@click.option(
+    "--run",
+    "run_id",
+    metavar="RUN_ID",
+    help="Every address that this famfeeds send run marked bounced (its report names the run).",
+)
+@click.option(
+    "--since",
+    metavar="DATETIME",
+    help="Every address bounced at or after this moment, e.g. 2026-12-07T04:00 (UTC unless "
+    "it has an offset).",
+)
 @content_option
-def clear_bounce(address: str, content: Path) -> None:
-    """Make a bounced address a recipient again, once you know its mailbox works.
+def clear_bounce(address: str | None, run_id: str | None, since: str | None, content: Path) -> None:
+    """Make a bounced address a recipient again, once you know its mailbox works; or, with
+    --run or --since, every address one send run (or anything since a moment) marked
+    bounced, in one go (a relay that refused everyone, not the addresses).
 
-    Only for an address that had consented; unsubscribed and complained addresses can
+    Only for addresses that had consented; unsubscribed and complained addresses can
     come back only by signing up again themselves.
 
     \b
     Example:
         famfeeds subscribers clear-bounce ann@example.org
+        famfeeds subscribers clear-bounce --run 20261207T040050Z-a1b2c3
     """
+    import re
+    from datetime import UTC, datetime
+
     from famfeeds.errors import FamfeedsError
 
+    if (address is None) == (run_id is None and since is None):
+        raise click.UsageError("give an ADDRESS, or --run RUN_ID and/or --since DATETIME")
+    if run_id is not None and not re.fullmatch(r"\d{8}T\d{6}Z-[0-9a-f]{6}", run_id):
+        raise click.BadParameter(
+            "a run id looks like 20261207T040050Z-a1b2c3 (the send's report gives it)",
+            param_hint="--run",
+        )
+    moment = None
+    if since is not None:
+        try:
+            moment = datetime.fromisoformat(since.strip().replace("Z", "+00:00"))
+        except ValueError:
+            raise click.BadParameter(
+                "not a date and time; write e.g. 2026-12-07T04:00 (UTC) or 2026-12-07T05:00+01:00",
+                param_hint="--since",
+            ) from None
+        moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
     with _store(content) as (slug, store):
-        cleared = store.clear_bounce(slug, address)
-    if not cleared:
+        if address is None:
+            restored = store.clear_bounces(slug, run=run_id, since=moment)
+        else:
+            restored = [address] if store.clear_bounce(slug, address) else []
+    if not restored and address is not None:
         raise FamfeedsError(f"{address} is not a bounced subscriber who had consented")
-    click.echo(f"{address}: confirmed again.")
+    if not restored:
+        raise FamfeedsError(
+            "no bounced subscriber who had consented matches "
+            + " and ".join(f"{k} {v}" for k, v in (("--run", run_id), ("--since", since)) if v)
+        )
+    if address is not None:
+        click.echo(f"{address}: confirmed again.")
+        return
+    for one in restored:
+        click.echo(f"  {one}")
+    click.echo(f"{len(restored)} address(es) confirmed again.")
 
 
 @click.command()
@@ -404,6 +483,13 @@ def clear_bounce(address: str, content: Path) -> None:
     show_default=True,
     help="Sign-ups accepted per client address per minute; more get 429.",
 )
+@click.option(
+    "--header-timeout",
+    type=click.IntRange(1, 300),
+    default=10,
+    show_default=True,
+    help="Seconds a client has to send a whole request head before it is disconnected.",
+)
 def subscriptions(
     content: Path,
     templates: Path | None,
@@ -415,6 +501,7 @@ def subscriptions(
     proxies: tuple[str, ...],
     pending_days: int,
     signups_per_minute: int,
+    header_timeout: int,
 ) -> None:
     """Run the subscriptions service: sign-up with double opt-in, one-click unsubscribe.
 
@@ -469,7 +556,11 @@ def subscriptions(
         public_url=public_url,
         base_path=base_path,
         trusted_proxies=parse_networks(proxies),
-        limits=Limits(signups_per_minute=signups_per_minute, pending_days=pending_days),
+        limits=Limits(
+            signups_per_minute=signups_per_minute,
+            pending_days=pending_days,
+            head_timeout=header_timeout,
+        ),
         templates=project.templates(templates),
         locale=project.locale,
         announce=announce,

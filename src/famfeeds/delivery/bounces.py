@@ -6,6 +6,11 @@ status notifications, RFC 5965 feedback (complaint) reports, other formats throu
 and the VERP token of the address the message was returned to. :func:`summarise` keeps the
 strongest event per address. Nothing here imports click; reader failures raise
 :class:`BounceSourceError` with a message meant for people.
+
+Classification reports what it found, not whether to believe it: whether a report is about a
+message famfeeds really sent (its keyed Message-ID or VERP tag) is decided by
+:mod:`famfeeds.delivery.suppression`. A DSN Status outside RFC 3463's classes (2, 4, 5) and a
+flufl.bounce detector that fails on a message are passed over with a note, never a traceback.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import contextlib
 import email.errors
 import imaplib
 import ipaddress
+import logging
 import mailbox
 import re
 import socket
@@ -61,6 +67,13 @@ DEFAULT_MAX_MESSAGE_BYTES = 2 * 1024 * 1024
 IMAP_PASSWORD_ENV = "FAMFEEDS_IMAP_PASSWORD"
 
 _STRENGTH: dict[Kind, int] = {"soft": 0, "hard": 1, "complaint": 2}
+
+# flufl.bounce logs a detector's failure with its traceback (logging.exception), which with
+# no logging set up goes to stderr and into every cron mail. classify() notes the failure
+# with the message it was reading instead; flufl's own log is kept quiet.
+_FLUFL_LOG = logging.getLogger("flufl.bounce")
+_FLUFL_LOG.addHandler(logging.NullHandler())
+_FLUFL_LOG.propagate = False
 _LINE_CAP = 64 * 1024
 _TEXT_CAP = 64 * 1024
 _REASON_CAP = 160
@@ -582,7 +595,9 @@ _ARF_NOT_COMPLAINT = frozenset({"not-spam", "auth-failure", "virus"})
 _ADDRESS_RE = re.compile(r"^[^@\s<>()\[\],;:\"]+@[^@\s<>()\[\],;:\"]+$")
 
 
-def classify(message: Message, verp: str | None = None) -> list[BounceEvent]:
+def classify(
+    message: Message, verp: str | None = None, notes: list[str] | None = None
+) -> list[BounceEvent]:
     """Return the bounce and complaint events one message reports (empty if it is neither).
 
     Rules, in order: an ARF report (message/feedback-report) is a complaint, except the types
@@ -593,7 +608,12 @@ def classify(message: Message, verp: str | None = None) -> list[BounceEvent]:
     to flufl.bounce. A failure notice that names no recipient still yields an address-less event
     when it was returned to a VERP address. ``verp`` is the VERP local-part prefix (default
     "bounces", as in bounces+TOKEN@example.org); every event carries the token when one is found.
+
+    A DSN recipient block whose Status is not an RFC 3463 code of class 2, 4 or 5 (``9.9.9``)
+    gives no event, whatever its Action says. That, and a flufl.bounce detector that fails on
+    the message (read as no bounce), is told by a one-line note appended to ``notes``.
     """
+    notes = notes if notes is not None else []
     prefix = (verp if verp is not None else DEFAULT_VERP_PREFIX).rstrip("+").lower()
     if not prefix:
         raise ValueError("the VERP prefix must not be empty")
@@ -608,13 +628,13 @@ def classify(message: Message, verp: str | None = None) -> list[BounceEvent]:
     reports = [p for p in parts if p.get_content_type() in _DSN_TYPES]
     if reports:
         token = token or _verp_token(_dsn_sender_values(reports, parts), prefix)
-        found = _dsn_events(reports, token, prefix)
+        found = _dsn_events(reports, token, prefix, notes)
         if found is not None:
             return _dedupe(found)
     failure = _looks_like_failure(message, types)
     if not failure and _is_auto_reply(message):
         return []
-    events = _flufl_events(message, parts, token, prefix)
+    events = _flufl_events(message, parts, token, prefix, notes)
     if events:
         return _dedupe(events)
     if failure:
@@ -750,8 +770,11 @@ def _dsn_sender_values(reports: list[Message], parts: list[Message]) -> list[str
     return values + _original_return_path(parts)
 
 
-def _dsn_events(reports: list[Message], token: str | None, prefix: str) -> list[BounceEvent] | None:
-    """Events for the DSN's per-recipient blocks; None if it has no readable recipient block."""
+def _dsn_events(
+    reports: list[Message], token: str | None, prefix: str, notes: list[str]
+) -> list[BounceEvent] | None:
+    """Events for the DSN's per-recipient blocks; None if it has no readable recipient block.
+    A block with a Status that is not an RFC 3463 code is passed over, with a note."""
     events: list[BounceEvent] = []
     readable = False
     for report in reports:
@@ -763,7 +786,14 @@ def _dsn_events(reports: list[Message], token: str | None, prefix: str) -> list[
             readable = True
             action = _header(block, "action").lower()
             diagnostic = _header(block, "diagnostic-code")
-            status = _status(_header(block, "status")) or _status(diagnostic)
+            given = _header(block, "status")
+            if given and _status(given) is None:
+                notes.append(
+                    f"Status {given[:40]!r} for {address} is not an RFC 3463 status code "
+                    "(class 2, 4 or 5 and two numbers, as in 5.1.1): this recipient is ignored"
+                )
+                continue
+            status = _status(given) or _status(diagnostic)
             kind = _dsn_kind(action, status)
             if kind is not None:
                 reason = _reason(status, _DIAGNOSTIC_TYPE_RE.sub("", diagnostic), action)
@@ -890,12 +920,19 @@ def _arf_events(
 
 
 def _flufl_events(
-    message: Message, parts: list[Message], token: str | None, prefix: str
+    message: Message, parts: list[Message], token: str | None, prefix: str, notes: list[str]
 ) -> list[BounceEvent]:
-    """Non-standard bounces through flufl.bounce's detectors; status codes refine the kind."""
+    """Non-standard bounces through flufl.bounce's detectors; status codes refine the kind.
+    A detector that fails on odd input makes no bounce: the failure is noted, not logged."""
     try:
         temporary, permanent = all_failures(message)
-    except Exception:  # a heuristic detector tripping on odd input does not make a bounce
+    except Exception as exc:  # a heuristic detector tripping on odd input
+        what = " ".join(str(exc).split())[:100]
+        notes.append(
+            f"flufl.bounce's detectors failed on it ({type(exc).__name__}"
+            + (f": {what}" if what else "")
+            + "): read as no bounce"
+        )
         return []
     text = _notification_text(parts)
     single = len(temporary | permanent) == 1
@@ -903,7 +940,8 @@ def _flufl_events(
     for raw, transient in [(a, True) for a in sorted(temporary)] + [
         (a, False) for a in sorted(permanent)
     ]:
-        address = _normalise(raw.decode("ascii", "replace"), prefix)
+        text_address = raw.decode("ascii", "replace") if isinstance(raw, bytes) else str(raw)
+        address = _normalise(text_address, prefix)
         if address is None:
             continue
         status, line = _text_status(text, address, whole=single)

@@ -21,6 +21,10 @@ Rules:
 - **Suppression:** a permanent refusal that blames the address (see
   :func:`famfeeds.delivery.engine.blames_address`) marks it ``bounced`` in the store, which
   every later send (CSV lists included) skips; ``--retry-failed`` does not override it.
+  Only once the server has accepted someone in the same run (see the engine's breakers).
+  Each real send has a run id (:func:`new_run_id`), recorded with every bounce it marks,
+  so ``famfeeds subscribers clear-bounce --run RUN_ID`` undoes one run's suppressions in
+  one command; the report says so whenever the run marked anyone.
 - **One run per issue:** a real send holds :func:`famfeeds.delivery.ledger.send_lock` from
   planning to the last message.
 """
@@ -29,10 +33,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
+import shlex
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -95,6 +101,10 @@ class Report:
     """Where the recipients came from: the store, or the CSV's path."""
     nothing_due: str = ""
     """Why ``latest`` had nothing to send at this moment (then nothing was planned)."""
+    run_id: str = ""
+    """The real send's run id ('' for a dry run or nothing sent)."""
+    undo: str = ""
+    """The command that undoes this run's suppressions ('' when it marked nobody)."""
 
     @property
     def uncertain(self) -> list[str]:
@@ -108,7 +118,7 @@ class Report:
         if self.uncertain:
             return EXIT_UNCERTAIN
         out = self.outcome
-        if out.failed or out.deferred or out.untried or self.plan.failed_before:
+        if out.failed or out.deferred or out.held or out.untried or self.plan.failed_before:
             return EXIT_FAILED
         return EXIT_OK
 
@@ -134,6 +144,7 @@ class Report:
                 "deferred": len(out.deferred),
                 "failed": len(out.failed),
                 "bounced": len(out.bounced),
+                "held": len(out.held),
                 "uncertain": len(self.uncertain),
                 "skipped": len(out.skipped),
                 "untried": len(out.untried),
@@ -145,12 +156,15 @@ class Report:
             "deferred": pairs(out.deferred),
             "failed": pairs(out.failed),
             "bounced": pairs(out.bounced),
+            "held": pairs(out.held),
             "uncertain": pairs(earlier + out.uncertain),
             "skipped": pairs(out.skipped),
             "untried": list(out.untried),
             "failed_before": list(plan.failed_before),
             "suppressed": {k: list(v) for k, v in sorted(plan.suppressed.items())},
             "stopped": out.stopped or None,
+            "run_id": self.run_id or None,
+            "undo": self.undo or None,
             "notes": list(self.notes),
         }
 
@@ -158,8 +172,9 @@ class Report:
 class _StoreGate:
     """The store's say during a send, one connection per worker thread."""
 
-    def __init__(self, campaign: Campaign) -> None:
+    def __init__(self, campaign: Campaign, run_id: str) -> None:
         self.show = campaign.show_slug
+        self.run_id = run_id
         store = campaign.open_store(create=True)
         assert store is not None
         self.store: SubscriberStore = store
@@ -189,15 +204,30 @@ class _StoreGate:
             return self.store.suppressed(self.show, sub.email) or "suppressed"
         return replace(sub, token=found.token)
 
+    def suppressed(self, sub: Subscriber) -> str | None:
+        return self.store.suppressed(self.show, sub.email)
+
     def bounced(self, sub: Subscriber, error: DeliveryError) -> None:
+        """Suppress the address, tagged with the run id (see :func:`run_tag`)."""
         from famfeeds.delivery.store import InvalidAddress
 
         # An address the store cannot hold (a non-ASCII local part) cannot be marked.
         with contextlib.suppress(InvalidAddress):
-            self.store.suppress(self.show, sub.email, "bounced", "smtp-5xx", str(error)[:300])
+            reason = f"{run_tag(self.run_id)}{error}"[:300]
+            self.store.suppress(self.show, sub.email, "bounced", "smtp-5xx", reason)
 
     def close(self) -> None:
         self.store.close()
+
+
+def new_run_id() -> str:
+    """A real send's id: its start in UTC and 24 random bits, e.g. 20261207T040050Z-a1b2c3."""
+    return f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
+
+
+def run_tag(run_id: str) -> str:
+    """How a bounce's detail in the store begins, naming the send run that marked it."""
+    return f"run {run_id}: "
 
 
 @dataclass
@@ -268,8 +298,10 @@ class Campaign:
 
     @cached_property
     def template(self) -> MessageTemplate:
-        """The issue, rendered and inlined once."""
+        """The issue, rendered and inlined once, with the project's secret for the keyed
+        Message-ID and VERP tag of each copy (created on first use)."""
         from famfeeds.build import render_letters
+        from famfeeds.delivery.secret import project_secret
         from famfeeds.issue_cache import IssueCache
         from famfeeds.project import template_environment
         from famfeeds.render.message import MessageTemplate
@@ -282,7 +314,8 @@ class Campaign:
         cache = IssueCache(self.project.cache)
         letters = render_letters(self.planned, issue.day, env, cache, only=issue)
         cache.save()
-        return MessageTemplate.of(letters[-1].item)
+        key = project_secret(self.project.secret) or b""
+        return MessageTemplate.of(letters[-1].item, key)
 
     @property
     def show_slug(self) -> str:
@@ -536,6 +569,7 @@ class Campaign:
                 raise FamfeedsError("nothing was sent")
             start_progress(len(todo))
             lock = threading.Lock()
+            run_id = report.run_id = new_run_id()
 
             def step(n: int) -> None:
                 if progress is not None:
@@ -549,10 +583,13 @@ class Campaign:
                 password=password,
                 ledger_path=self.project.ledger,
                 options=options,
-                gate=lambda: _StoreGate(self),
+                gate=lambda: _StoreGate(self, run_id),
                 clock=self.clock,
                 progress=step,
             )
+        if report.outcome.bounced:
+            content = shlex.quote(display_path(self.content))
+            report.undo = f"famfeeds subscribers clear-bounce --run {run_id} --content {content}"
         return report
 
 

@@ -6,7 +6,8 @@ subscriber store is used, from the store:
 - ``sent``: skipped.
 - suppressed in the store (unsubscribed, bounced, complained, forgotten): skipped and
   counted, whatever the ledger says, ``--retry-failed`` included. The store is asked
-  again just before each message, so an unsubscribe that commits during a send is honoured.
+  again immediately before MAIL FROM (after the rate wait, the rendering and the claim),
+  so an unsubscribe that committed before that moment is never mailed.
 - ``committing`` (a run died, or a session was cut off, between the final "." of DATA and
   the server's reply): *uncertain*, not sent again. A newsletter operator would rather a
   rare subscriber miss one issue, which is in the archive, than get it twice and mark it as
@@ -21,6 +22,19 @@ the greeting) hands its recipient back and that connection retires while another
 the last one retries with backoff and, failing that, stops the run: whoever was not tried
 is reported, untouched. A permanent refusal whose enhanced status blames the address
 (5.1.x, 5.2.1, 5.7.1, see :func:`blames_address`) marks it bounced for every later issue.
+
+Two breakers stop a run whose relay, not its list, is at fault:
+
+- **Refusals before any success are held back.** Until the server has accepted someone in
+  this run, a permanent refusal is recorded ``deferred`` and not suppressed; the first
+  success turns the held ones into real failures (``failed``, bounced where the address is
+  blamed). :data:`REFUSAL_STREAK` of them stop the run, and a run that ends with no success
+  suppresses nobody and leaves them for the next run: after the relay is fixed, everyone
+  gets the issue.
+- **Uncertain results in a row stop the run.** :data:`UNCERTAIN_STREAK` recipients in a
+  row (a success on any connection resets the count) cut off or answered oddly after the
+  final "." stop it: each may be a duplicate or a miss and may cost the whole data timeout.
+  They stay uncertain; whoever was not tried is untouched in the ledger.
 """
 
 from __future__ import annotations
@@ -47,13 +61,18 @@ from famfeeds.delivery.smtp import (
 )
 from famfeeds.delivery.subscribers import Subscriber, shown
 from famfeeds.errors import FamfeedsError
-from famfeeds.models import Newsletter
-from famfeeds.render.message import HeaderTooLong, MessageTemplate, recipient_digest
+from famfeeds.render.message import HeaderTooLong, MessageTemplate
 
 Clock = Callable[[], datetime]
 REFUSAL_STREAK = 10
 """Permanent refusals in a row, before any success, that stop a run: the server or the
-sender is at fault, not the addresses."""
+sender is at fault, not the addresses (none of them is suppressed)."""
+UNCERTAIN_STREAK = 3
+"""Uncertain results in a row (no success in between, on any connection) that stop a run.
+Consecutive rather than "before any success": a relay that starts dropping or stalling
+halfway through (a full disk, a hung filter) is as harmful as one that does from the
+start. Small, since each one may be a duplicate and may wait the whole data timeout;
+three in a row from a healthy relay is rare."""
 _NOT_THE_ADDRESS = re.compile(
     r"relay|auth|not permitted|sender|spf|dkim|dmarc|spam|block|listed|reputation|policy "
     r"violation|content",
@@ -168,6 +187,9 @@ class Outcome:
     """Cut off after the final "." (left *committing*): the server may have the message."""
     bounced: list[tuple[str, str]] = field(default_factory=list)
     """Failed addresses marked bounced for later issues (a subset of ``failed``)."""
+    held: list[tuple[str, str]] = field(default_factory=list)
+    """Refused for good while the server accepted nobody in this run: neither failed nor
+    suppressed (``deferred`` in the ledger), tried again by the next run."""
     skipped: list[tuple[str, str]] = field(default_factory=list)
     """Not sent after all: suppressed while the run went on, or claimed by another run."""
     untried: list[str] = field(default_factory=list)
@@ -180,8 +202,13 @@ class Gate(Protocol):
     """The subscriber store's say in a running send (one per worker thread)."""
 
     def admit(self, sub: Subscriber) -> Subscriber | str:
-        """Just before the message: the subscriber to send to (with their token), or why
+        """Before the message is made: the subscriber to send to (with their token), or why
         not (e.g. ``unsubscribed``)."""
+        ...
+
+    def suppressed(self, sub: Subscriber) -> str | None:
+        """Immediately before MAIL FROM: why the subscriber may no longer be mailed, or
+        None."""
         ...
 
     def bounced(self, sub: Subscriber, error: DeliveryError) -> None:
@@ -272,14 +299,18 @@ class WorkQueue:
             return [job[0] for _, _, job in sorted(self.heap)]
 
 
-def envelope_sender(newsletter: Newsletter, sub: Subscriber | None) -> str:
+def envelope_sender(template: MessageTemplate, sub: Subscriber | None) -> str:
     """MAIL FROM: ``bounce_address`` (default: ``sender_address``), tagged per recipient
-    as ``local+DIGEST@domain`` when ``verp`` is on (DIGEST: :func:`recipient_digest`)."""
+    as ``local+DIGEST@domain`` when ``verp`` is on (DIGEST: the recipient's digest keyed
+    with the project's secret, :meth:`MessageTemplate.tag`, which ``famfeeds bounces``
+    checks: a tag made without the key matches no one)."""
+    newsletter = template.item.issue.show.newsletter
+    assert newsletter is not None
     address = newsletter.bounce_address or newsletter.sender_address
     if not newsletter.verp or sub is None:
         return address
     local, _, domain = address.rpartition("@")
-    return f"{local}+{recipient_digest(sub.key)}@{domain}"
+    return f"{local}+{template.tag(sub.key)}@{domain}"
 
 
 class _Pool:
@@ -290,6 +321,8 @@ class _Pool:
         self.healthy = 0
         self.refusals = 0
         self.successes = 0
+        self.uncertain = 0
+        """Uncertain results since the last success."""
 
     def may_retire(self, was_healthy: bool) -> bool:
         """True (and counted) when another connection carries on without this one."""
@@ -330,11 +363,28 @@ def send_issue(
     errors: list[BaseException] = []
     pool = _Pool()
     claimable = options.claimable
+    held: list[tuple[Subscriber, DeliveryError]] = []
+    """Refusals while the server has accepted nobody in this run (see the module rules)."""
 
     def record(kind: list[tuple[str, str]], sub: Subscriber, why: str) -> None:
         with lock:
             kind.append((sub.email, shown(why, 300)))
         progress(1)
+
+    def stop(why: str) -> None:
+        """Stop the run (the first reason given is kept)."""
+        with lock:
+            outcome.stopped = outcome.stopped or why
+        queue.stop()
+
+    def refused(sub: Subscriber, exc: DeliveryError, ledger: Ledger, checks: Gate | None) -> None:
+        """A permanent refusal that counts: failed, and bounced if it blames the address."""
+        ledger.mark(show, issue, sub.key, "failed", str(exc))
+        record(outcome.failed, sub, str(exc))
+        if checks is not None and blames_address(exc):
+            checks.bounced(sub, exc)
+            with lock:
+                outcome.bounced.append((sub.email, shown(str(exc), 300)))
 
     def work() -> None:
         connection = Connection(target, password, options.timeout, options.data_timeout)
@@ -386,6 +436,9 @@ def send_issue(
                             continue
                         sub = admitted
                     limit.wait()
+                    if queue.stopped:  # a breaker tripped during the wait: leave it untried
+                        again = job
+                        break
                     try:
                         message = template.render(sub.email, sub.name, sub.token, date=clock())
                     except HeaderTooLong as exc:
@@ -399,13 +452,20 @@ def send_issue(
                         record(outcome.skipped, sub, "claimed by another famfeeds run")
                         continue
                     version += 1
+                    # The last word of the store, immediately before MAIL FROM: nothing
+                    # slow (the rate wait, rendering, the claim) comes after it.
+                    gone = checks.suppressed(sub) if checks is not None else None
+                    if gone is not None:
+                        ledger.mark(show, issue, sub.key, "deferred", f"not sent: {gone}")
+                        record(outcome.skipped, sub, gone)
+                        continue
 
                     def committing(key: str = sub.key) -> None:
                         ledger.mark(show, issue, key, "committing")
 
                     try:
                         reply = connection.deliver(
-                            envelope_sender(newsletter, sub), sub.email, message, committing
+                            envelope_sender(template, sub), sub.email, message, committing
                         )
                     except ConnectTrouble as exc:  # the session closed under us: not tried
                         raise DeliveryError(0, str(exc), permanent=False) from None
@@ -414,30 +474,49 @@ def send_issue(
                         outcome.sent.append(sub.email)
                         pool.successes += 1
                         pool.refusals = 0
+                        pool.uncertain = 0
+                        now_real, held[:] = list(held), []
                     progress(1)
+                    for earlier, error in now_real:  # the server accepts others: they count
+                        refused(earlier, error, ledger, checks)
                 except Uncertain as exc:
                     record(outcome.uncertain, sub, str(exc))
+                    with lock:
+                        pool.uncertain += 1
+                        streak = pool.uncertain
+                    if streak >= UNCERTAIN_STREAK:
+                        stop(
+                            f"{streak} subscribers in a row were left uncertain after the "
+                            f"message was handed over (the last: {shown(str(exc), 200)}). "
+                            "Check the relay before running again: is it up, is its queue or "
+                            "disk full, does a filter hang after the message? Its log tells "
+                            "whether those were delivered; they are not sent again unless "
+                            "--resend-uncertain"
+                        )
                 except DeliveryError as exc:
-                    if exc.permanent:
-                        ledger.mark(show, issue, sub.key, "failed", str(exc))
-                        record(outcome.failed, sub, str(exc))
-                        if checks is not None and blames_address(exc):
-                            checks.bounced(sub, exc)
-                            with lock:
-                                outcome.bounced.append((sub.email, shown(str(exc), 300)))
-                        if exc.code:
-                            with lock:
+                    if exc.permanent and not exc.code:  # decided here, not by the server
+                        refused(sub, exc, ledger, checks)
+                    elif exc.permanent:
+                        # Held until the server accepts someone in this run (then it counts):
+                        # a server that refuses everyone must not suppress the whole list.
+                        ledger.mark(show, issue, sub.key, "deferred", str(exc))
+                        with lock:
+                            counts = bool(pool.successes)
+                            if not counts:
+                                held.append((sub, exc))
                                 pool.refusals += 1
-                                streak = pool.refusals if not pool.successes else 0
-                            if streak >= REFUSAL_STREAK:
-                                with lock:
-                                    outcome.stopped = (
-                                        f"the server refused the first {streak} subscribers "
-                                        f"for good (the last: {shown(str(exc), 200)}): that "
-                                        "looks like a problem with the server or the sender, "
-                                        "not with the addresses"
-                                    )
-                                queue.stop()
+                            streak = pool.refusals if not counts else 0
+                        if counts:
+                            refused(sub, exc, ledger, checks)
+                        if streak >= REFUSAL_STREAK:
+                            stop(
+                                f"the server refused the first {streak} subscribers for "
+                                f"good (the last: {shown(str(exc), 200)}) and accepted "
+                                "nobody: that looks like a problem with the server or the "
+                                "sender, not with the addresses, so nobody was marked "
+                                "bounced or failed. Check the relay (its log, the sender "
+                                "address, the login); the next run tries them again"
+                            )
                     else:
                         ledger.mark(show, issue, sub.key, "deferred", str(exc))
                         if attempt < options.attempts:
@@ -475,6 +554,8 @@ def send_issue(
             ) from None
         raise first
     outcome.untried = [s.email for s in queue.remaining()]
+    outcome.held = [(s.email, shown(str(e), 300)) for s, e in held]
+    progress(len(held))
     return outcome
 
 
@@ -494,7 +575,7 @@ def send_one(
     sub = Subscriber(address, None, "test")
     try:
         message = template.render(address, None, "test", date=clock())
-        return connection.deliver(envelope_sender(newsletter, sub), address, message, lambda: None)
+        return connection.deliver(envelope_sender(template, sub), address, message, lambda: None)
     except (DeliveryError, ConnectTrouble, HeaderTooLong) as exc:
         raise FamfeedsError(f"the test copy to {shown(address)} was not sent: {exc}") from None
     except Uncertain as exc:

@@ -8,6 +8,12 @@ Rules:
   went out, anything but a readable reply (a timeout, a reset, EOF, garbage) is
   :class:`Uncertain`: the server may have the message, so it must not be sent again silently.
   The wait for that reply is ``data_timeout`` (10 minutes, as RFC 5321 §4.5.3.2 suggests).
+- **Reply classes (RFC 5321 §4.2):** every 2yz accepts (MAIL, RCPT, the final "."; a
+  ``251`` after the "." is a delivery, never a deferral), 4yz is transient, 5yz permanent.
+  Replies are read strictly (:func:`read_reply`): three digits, then a space, "-" or the
+  end of the line, the same code on every line. Anything else after the "." (1yz, 3yz,
+  6yz, a garbled or self-contradicting reply) is :class:`Uncertain`; before it, it is a
+  transient failure and the session is closed.
 - **A session that cannot be opened** (connection refused, ``421`` or a hang-up at the
   greeting, a timeout) raises :class:`ConnectTrouble`: transient for that connection only;
   no recipient was touched. Errors that retrying will not mend (TLS, certificates, a refused
@@ -46,6 +52,9 @@ _LEADING_DOT = re.compile(rb"(?m)^\.")
 _ENHANCED = re.compile(r"(?<![\d.])([245])\.(\d{1,3})\.(\d{1,3})(?![\d.])")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _FORM = "smtp://[user@]host[:port] or smtps://[user@]host[:465]"
+_REPLY_LINE = re.compile(rb"(\d{3})(?:([ -])(.*))?", re.DOTALL)
+_MAXLINE = 8192
+"""The longest reply line read (smtplib's limit)."""
 
 
 def _clean(text: str) -> str:
@@ -91,6 +100,35 @@ class ConnectTrouble(Exception):
 def _failure(code: int, reply: bytes | str, step: str) -> DeliveryError:
     text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else reply
     return DeliveryError(code, _clean(text), 500 <= code < 600, step)
+
+
+def read_reply(smtp: smtplib.SMTP) -> tuple[int, str]:
+    """Read one reply strictly (RFC 5321 §4.2): each line is three digits, then a space,
+    "-" (more lines follow) or the end of the line, and every line has the same code.
+    Returns the code and the text (lines joined by newlines), or code -1 for a garbled
+    reply (nothing more is read: the caller closes the session). Raises OSError or
+    smtplib.SMTPException when no reply can be read (EOF, a timeout, a line too long)."""
+    if smtp.file is None:
+        assert smtp.sock is not None
+        smtp.file = smtp.sock.makefile("rb")
+    texts: list[str] = []
+    code: int | None = None
+    while True:
+        line = smtp.file.readline(_MAXLINE + 1)
+        if not line:
+            smtp.close()
+            raise smtplib.SMTPServerDisconnected("Connection unexpectedly closed")
+        if len(line) > _MAXLINE:
+            smtp.close()
+            raise smtplib.SMTPResponseException(500, "Line too long.")
+        raw = line.rstrip(b"\r\n")
+        match = _REPLY_LINE.fullmatch(raw)
+        if match is None or (code is not None and int(match.group(1)) != code):
+            return -1, raw.decode("utf-8", "replace")
+        code = int(match.group(1))
+        texts.append((match.group(3) or b"").decode("utf-8", "replace"))
+        if match.group(2) != b"-":
+            return code, "\n".join(texts)
 
 
 def envelope_address(address: str) -> tuple[str, bool]:
@@ -372,18 +410,18 @@ class Connection:
         """Send one command line and read its reply (code -1 when it cannot be read)."""
         assert self.smtp is not None
         self.smtp.send(f"{line}\r\n".encode())
-        code, reply = self.smtp.getreply()
-        return code, reply.decode("utf-8", "replace")
+        return read_reply(self.smtp)
 
     def deliver(
         self, sender: str, recipient: str, message: bytes, committing: Callable[[], None]
     ) -> str:
         """Send one message; ``committing`` runs just before the final "." of DATA.
 
-        Returns the server's 250 reply. Raises DeliveryError (before the "."), Uncertain
-        (after it), ConnectTrouble or FamfeedsError (the session could not be opened). An
-        exception from ``committing`` closes the session without the "." (the server
-        discards the message) and propagates.
+        Returns the server's 2yz reply to the final ".". Raises DeliveryError (before the
+        "."), Uncertain (after it: no reply, or one that is neither 2yz nor 4yz/5yz),
+        ConnectTrouble or FamfeedsError (the session could not be opened). MAIL and RCPT
+        accept any 2yz. An exception from ``committing`` closes the session without the "."
+        (the server discards the message) and propagates.
         """
         if self.smtp is None:
             self.open()
@@ -405,10 +443,10 @@ class Connection:
             options = " SMTPUTF8" + (" BODY=8BITMIME" if smtp.has_extn("8bitmime") else "")
         try:
             code, reply = self._command(f"MAIL FROM:<{envelope_sender}>{options}")
-            if code != 250:
+            if not 200 <= code < 300:
                 raise self._refused(code, reply, "MAIL")
             code, reply = self._command(f"RCPT TO:<{envelope_recipient}>")
-            if code not in (250, 251):
+            if not 200 <= code < 300:
                 raise self._refused(code, reply, "RCPT")
             code, reply = self._command("DATA")
             if code != 354:
@@ -433,7 +471,7 @@ class Connection:
                 smtp.sock.settimeout(self.data_timeout)
             smtp.send(b".\r\n")
             self.in_data = False
-            code, raw = smtp.getreply()
+            code, reply = read_reply(smtp)
             if smtp.sock is not None:
                 smtp.sock.settimeout(self.timeout)
         except (smtplib.SMTPException, OSError) as exc:
@@ -441,25 +479,28 @@ class Connection:
             raise Uncertain(
                 f"no answer after the message was handed over ({_why(exc)}); the server may have it"
             ) from None
-        reply = raw.decode("utf-8", "replace")
-        if not 200 <= code < 600:
+        if 200 <= code < 300:
+            return _clean(f"{code} {reply}")
+        if not 400 <= code < 600:
             self.abort()
+            answer = _clean(f"{code} {reply}" if code > 0 else reply)[:200]
             raise Uncertain(
-                f"an unreadable answer after the message was handed over ({_clean(reply)[:200]!r})"
+                f"an unreadable answer after the message was handed over ({answer!r}): neither "
+                "success (2yz) nor failure (4yz, 5yz); the server may have it"
             )
-        if code == 250:
-            return _clean(reply)
         if code == 421:
             self.abort()
         raise _failure(code, reply, "DOT")
 
     def _refused(self, code: int, reply: str, step: str) -> DeliveryError:
         """A refusal before DATA: RSET for the next message, or hang up when the server is
-        closing (421) or its answer cannot be read."""
-        if code == 421 or not 200 <= code < 600:
+        closing (421) or its answer is neither 4yz nor 5yz (unreadable, or a reply that
+        makes no sense here: transient, nothing was handed over)."""
+        if code == 421 or not 400 <= code < 600:
             self.abort()
             if code != 421:
-                why = f"an unreadable answer: {_clean(reply)[:200]!r}"
+                answer = f"{code} {reply}" if code > 0 else reply
+                why = f"an unreadable answer: {_clean(answer)[:200]!r}"
                 return DeliveryError(0, why, False, step)
         else:
             try:

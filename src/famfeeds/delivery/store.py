@@ -3,26 +3,40 @@
 Rules the code keeps:
 
 - One row per (show, address). The address is normalised by email-validator (no DNS
-  lookups) and its key case-folded, so ``Ann@Example.org`` and ``ann@example.org`` are one
-  person. Several shows may share one store: every row, token and suppression is scoped by
-  the show's slug, and a token of one show means nothing to another.
+  lookups); its key keeps the local part as written, lower-cased (``str.lower``, never a
+  case-fold: ``Straße@`` and ``strasse@`` are two mailboxes), and the domain in its ASCII
+  (IDNA) form, so ``Ann@Example.org`` and ``ann@example.org`` are one person. Several shows
+  may share one store: every row, token and suppression is scoped by the show's slug, and a
+  token of one show means nothing to another.
 - Status: ``pending`` (no confirmed consent; never mailed by a normal send), ``confirmed``
   (a recipient), and the suppressions ``unsubscribed``, ``bounced`` and ``complained``.
   Every change records when and how (``status_changed_at``, ``status_source``) and adds an
   event to the subscriber's history, in one transaction.
-- Only a sign-up confirmed by its token (double opt-in) lifts a suppression. Imports, the
-  CLI and ``ensure`` never do; ``suppress`` never does. An unsubscribe never deletes: the
-  row stays as the suppression.
-- ``forget`` deletes the row and its history but keeps a keyed hash of the address
-  (HMAC-SHA256 with the project's secret, a 0600 file created once and never printed), so
-  no import or ``add`` can bring the address back; a confirmed sign-up can. Deleted data
-  is overwritten (``secure_delete``) and the WAL is checkpointed at once, so the address
-  does not linger in the file.
+- Only a sign-up confirmed by its own confirmation token (double opt-in) lifts a
+  suppression. Imports, the CLI and ``ensure`` never do; ``suppress`` never does. An
+  unsubscribe never deletes: the row stays as the suppression.
+- Two kinds of token, never interchangeable. A row's *unsubscribe token* is in every issue
+  it is sent (List-Unsubscribe, the footer); it can only unsubscribe, and ``rotate_token``
+  replaces it. A *confirmation token* is drawn afresh for every sign-up request (the
+  ``requests`` table), is mailed only to the address, confirms only that request, works
+  once and expires. A sign-up of an address the store knows changes nothing in its row:
+  the name, IP address and time of the request stay with the request and are applied only
+  when its link is pressed.
+- The outbox: a sign-up that should be mailed is committed as a queued request in the same
+  transaction that answers it, and the service's mail threads take queued requests from the
+  store (a lease, so a killed process's mail is taken again), so a sign-up answered 200 is
+  mailed even after SIGKILL. At most one confirmation per address per interval: one queued
+  or in flight, or one that actually went out within it, holds back a new one.
+- ``forget`` deletes the row, its history and its requests but keeps a keyed hash of the
+  address (HMAC-SHA256 with the project's secret, a 0600 file created once and never
+  printed), so no import or ``add`` can bring the address back; a confirmed sign-up can.
+  Deleted data is overwritten (``secure_delete``) and the WAL is checkpointed at once, so
+  the address does not linger in the file.
 - Tokens: 192 random bits from :mod:`secrets` (32 URL-safe characters), never derived from
   the address. A token is found by its first 16 characters and then compared in full in
   constant time.
 - Proof of consent: for a confirmed sign-up the row keeps when and from which IP address
-  the form was sent (``signup_at``, ``signup_ip``) and when and from where the
+  the request was sent (``signup_at``, ``signup_ip``) and when and from where the
   confirmation was pressed (``consent_at``, ``consent_ip``). ``--confirmed`` imports record
   the import time as ``consent_at`` with source ``import`` and no IP address: the operator
   asserts consent given elsewhere.
@@ -48,11 +62,12 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import IO, Literal
 
+import idna
 from email_validator import EmailNotValidError, validate_email
 
 from famfeeds.delivery.sqlite import immediate
@@ -98,10 +113,11 @@ IMPORT_COLUMNS = frozenset({"email", "name", "status"})
 
 _ROW = (
     "email, key, name, status, status_changed_at, status_source, created_at, consent_at, "
-    "consent_ip, signup_at, signup_ip, token, pending_since, last_confirmation_sent_at"
+    "consent_ip, signup_at, signup_ip, token"
 )
+_REQUEST = "id, show, key, email, name, ip, at, token, closed_at"
 
-MIGRATIONS: tuple[str, ...] = (
+MIGRATIONS: tuple[str | Callable[[sqlite3.Connection], None], ...] = (
     # 1: the subscribers.
     """
     CREATE TABLE subscribers (
@@ -152,12 +168,44 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (show, hash)
     ) WITHOUT ROWID;
     """,
+    # 3: sign-up requests of their own, each with a fresh confirmation token, and the
+    # outbox of their confirmation mails (``mail``: queued, sending, sent or failed;
+    # ``mail_after``: when a queued mail is due, or when a sending one's lease ends).
+    """
+    CREATE TABLE requests (
+        id INTEGER PRIMARY KEY,
+        show TEXT NOT NULL,
+        key TEXT NOT NULL,
+        email TEXT NOT NULL,
+        name TEXT,
+        ip TEXT,
+        at TEXT NOT NULL,
+        token TEXT NOT NULL,
+        selector TEXT NOT NULL,
+        closed_at TEXT,
+        mail TEXT NOT NULL CHECK (mail IN ('queued', 'sending', 'sent', 'failed')),
+        mail_after TEXT NOT NULL,
+        mail_tries INTEGER NOT NULL DEFAULT 0,
+        mailed_at TEXT
+    );
+    CREATE UNIQUE INDEX requests_by_selector ON requests (selector);
+    CREATE INDEX requests_by_key ON requests (show, key);
+    CREATE INDEX requests_to_mail ON requests (show, mail_after)
+        WHERE mail IN ('queued', 'sending');
+    """,
+    # 4: keys that keep the local part as written, and open sign-ups moved into requests.
+    lambda db: _migrate_keys_and_requests(db),
 )
 VERSION = len(MIGRATIONS)
 _WRITERS: dict[str, threading.Lock] = {}
 """The write turn of each store file in this process, by its real path."""
 _WRITERS_LOCK = threading.Lock()
-OWN_TABLES = frozenset({"subscribers", "events", "suppressions"})
+OWN_TABLES = frozenset({"subscribers", "events", "suppressions", "requests"})
+MAIL_LEASE = timedelta(minutes=2)
+"""How long a mail thread holds a confirmation it took; then another may take it again."""
+REQUESTS_KEPT = timedelta(days=30)
+"""How long an expired sign-up request is kept (without name or IP address), so that its
+link says it expired rather than that it is unknown."""
 
 
 class StoreError(FamfeedsError):
@@ -213,14 +261,18 @@ class Event:
 
 @dataclass(frozen=True)
 class Signup:
-    """A confirmation to mail after a sign-up was committed."""
+    """A sign-up request whose confirmation mail is in the outbox."""
 
+    id: int
     email: str
     key: str
     name: str | None
     token: str
-    previous_sent_at: str | None
-    """The last confirmation's time before this one: restored if this one is not sent."""
+    """The request's own confirmation token (never the unsubscribe token)."""
+    at: str
+    """When the request was made."""
+    tries: int = 0
+    """Tries of its mail so far, this one included (when taken from the outbox)."""
 
 
 @dataclass(frozen=True)
@@ -292,8 +344,9 @@ class Stats:
 
 
 def normalise(address: str) -> tuple[str, str]:
-    """The address as email-validator normalises it (no DNS lookups) and its key
-    (case-folded). Raises InvalidAddress."""
+    """The address as email-validator normalises it (no DNS lookups) and its key: the local
+    part as written, lower-cased, ``@`` and the domain's ASCII (IDNA) form. Raises
+    InvalidAddress."""
     text = address.strip()
     if not text:
         raise InvalidAddress("the address is empty")
@@ -301,7 +354,63 @@ def normalise(address: str) -> tuple[str, str]:
         info = validate_email(text, check_deliverability=False, allow_smtputf8=True)
     except EmailNotValidError as exc:
         raise InvalidAddress(str(exc)) from None
-    return info.normalized, info.normalized.casefold()
+    return info.normalized, address_key(info.normalized)
+
+
+def address_key(address: str) -> str:
+    """The store's key of an address already normalised by :func:`normalise`."""
+    local, _, domain = address.rpartition("@")
+    if domain.isascii():
+        return f"{local.lower()}@{domain.lower()}"
+    try:
+        ascii_domain = idna.encode(domain, uts46=True).decode("ascii")
+    except idna.IDNAError:
+        ascii_domain = domain.lower()
+    return f"{local.lower()}@{ascii_domain.lower()}"
+
+
+def legacy_key(key: str) -> str:
+    """The key schema version 3 and earlier gave the same address (the whole address
+    case-folded, the domain in Unicode), under which forgotten addresses were hashed."""
+    local, _, domain = key.rpartition("@")
+    try:
+        unicode_domain = idna.decode(domain) if "xn--" in domain else domain
+    except idna.IDNAError:
+        unicode_domain = domain
+    return f"{local}@{unicode_domain}".casefold()
+
+
+def _migrate_keys_and_requests(db: sqlite3.Connection) -> None:
+    """Schema 4: every key in the new form, and the open sign-ups of rows the form made
+    moved into ``requests`` (the link already mailed keeps working; the row gets a new
+    unsubscribe token). An open re-sign-up of a suppressed row is dropped: its link was
+    the unsubscribe token, which old issues carry."""
+    for rowid, address in db.execute("SELECT rowid, email FROM subscribers").fetchall():
+        try:
+            db.execute(
+                "UPDATE subscribers SET key = ? WHERE rowid = ?", (address_key(address), rowid)
+            )
+        except sqlite3.IntegrityError:
+            continue  # cannot happen for addresses the store normalised; keep the old key
+    opened = db.execute(
+        "SELECT show, key, email, signup_ip, pending_since, token, last_confirmation_sent_at "
+        "FROM subscribers WHERE pending_since IS NOT NULL AND status = 'pending' "
+        "AND status_source = 'signup'"
+    ).fetchall()
+    for show, key, address, ip, since, token, mailed in opened:
+        db.execute(
+            "INSERT INTO requests (show, key, email, ip, at, token, selector, mail, "
+            "mail_after, mailed_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'sent', ?, ?)",
+            (show, key, address, ip, since, token, token[:SELECTOR_CHARS], since, mailed),
+        )
+        fresh = _new_token()
+        db.execute(
+            "UPDATE subscribers SET token = ?, selector = ? WHERE show = ? AND key = ?",
+            (fresh, fresh[:SELECTOR_CHARS], show, key),
+        )
+    db.execute("DROP INDEX subscribers_by_request")
+    db.execute("ALTER TABLE subscribers DROP COLUMN pending_since")
+    db.execute("ALTER TABLE subscribers DROP COLUMN last_confirmation_sent_at")
 
 
 def clean_name(name: str | None) -> str | None:
@@ -420,7 +529,11 @@ class SubscriberStore:
         with self._write():
             version = self.db.execute("PRAGMA user_version").fetchone()[0]
             for number in range(version, VERSION):
-                for statement in MIGRATIONS[number].split(";"):
+                step = MIGRATIONS[number]
+                if callable(step):
+                    step(self.db)
+                    continue
+                for statement in step.split(";"):
                     if statement.strip():
                         self.db.execute(statement)
             self.db.execute(f"PRAGMA user_version = {VERSION}")
@@ -486,29 +599,17 @@ class SubscriberStore:
     # -- the secret and forgotten addresses ----------------------------------------------
 
     def _key_secret(self, create: bool) -> bytes | None:
-        """The project's secret (32 random bytes, a 0600 file written once, atomically)."""
+        """The project's secret (see :func:`famfeeds.delivery.secret.project_secret`)."""
+        from famfeeds.delivery.secret import SecretError, project_secret
+
         if self._secret is not None:
             return self._secret
         try:
-            data = self.secret_path.read_bytes()
-        except FileNotFoundError:
-            if not create:
-                return None
-            data = secrets.token_bytes(32)
-            private_folder(self.secret_path.parent)
-            temporary = self.secret_path.with_name(f".{SECRET_NAME}.{os.getpid()}.tmp")
-            private_file(temporary).write_bytes(data)
-            try:
-                os.link(temporary, self.secret_path)
-            except FileExistsError:
-                data = self.secret_path.read_bytes()
-            finally:
-                temporary.unlink()
-        if len(data) < 32:
-            raise StoreError(
-                f"{display_path(self.secret_path)} is damaged (shorter than 32 bytes): "
-                "restore it from a backup"
-            )
+            data = project_secret(self.secret_path, create=create)
+        except SecretError as exc:
+            raise StoreError(exc.message) from None
+        if data is None:
+            return None
         self._secret = data
         return data
 
@@ -527,12 +628,17 @@ class SubscriberStore:
             key: hmac.new(secret, prefix + key.encode(), hashlib.sha256).hexdigest() for key in keys
         }
 
+    def _all_hashes(self, show: str, keys: Iterable[str]) -> dict[str, str]:
+        """``{hash: key}`` for each key and, where it differs, its legacy form (a forgotten
+        address may have been hashed under either)."""
+        forms = {form: key for key in keys for form in (key, legacy_key(key))}
+        return {h: forms[form] for form, h in self._hashes(show, forms).items()}
+
     def _forgotten(self, show: str, keys: list[str]) -> set[str]:
         """The keys among ``keys`` that were forgotten."""
-        hashes = self._hashes(show, keys)
-        if not hashes:
+        by_hash = self._all_hashes(show, keys)
+        if not by_hash:
             return set()
-        by_hash = {h: k for k, h in hashes.items()}
         found: set[str] = set()
         values = list(by_hash)
         for i in range(0, len(values), SQL_VARIABLES):
@@ -617,7 +723,7 @@ class SubscriberStore:
         """:meth:`suppressed` for many addresses at once, each already normalised the way
         :func:`normalise` does (``famfeeds send`` lists are): ``{address: why}`` for those
         that must not be mailed, in a few queries rather than one per address."""
-        by_key = {address.casefold(): address for address in addresses}
+        by_key = {address_key(address): address for address in addresses}
         keys = list(by_key)
         found: dict[str, str] = {}
         with self._guard("read"):
@@ -635,17 +741,45 @@ class SubscriberStore:
                 found[by_key[key]] = FORGOTTEN
         return found
 
-    def find(self, show: str, token: str, max_age: timedelta) -> TokenHolder | None:
-        """What a token's page shows, or None for an unknown token. Changes nothing."""
+    def find(self, show: str, token: str) -> TokenHolder | None:
+        """What an unsubscribe token's page shows, or None for an unknown token. Changes
+        nothing."""
         with self._guard("read"):
             row = self._by_token(show, token)
         if row is None:
             return None
-        return TokenHolder(row["email"], row["name"], row["status"], self._open(row, max_age))
+        return TokenHolder(row["email"], row["name"], row["status"], False)
 
-    def _open(self, row: sqlite3.Row, max_age: timedelta) -> bool:
-        since = row["pending_since"]
-        return since is not None and since >= stamp(self.clock() - max_age)
+    def find_request(self, show: str, token: str, max_age: timedelta) -> TokenHolder | None:
+        """What a confirmation token's page shows (the request's own name), or None for an
+        unknown token. Changes nothing."""
+        with self._guard("read"):
+            request = self._request_by_token(show, token)
+            if request is None:
+                return None
+            row = self._row(show, request["key"])
+        status = "pending" if row is None else str(row["status"])
+        return TokenHolder(request["email"], request["name"], status, self._open(request, max_age))
+
+    def _request_by_token(self, show: str, token: str) -> sqlite3.Row | None:
+        """The sign-up request whose confirmation token is ``token``."""
+        if not valid_token(token):
+            return None
+        self.db.row_factory = sqlite3.Row
+        try:
+            found: sqlite3.Row | None = self.db.execute(
+                f"SELECT {_REQUEST} FROM requests WHERE selector = ? AND show = ?",
+                (token[:SELECTOR_CHARS], show),
+            ).fetchone()
+        finally:
+            self.db.row_factory = None
+        if found is None or not hmac.compare_digest(found["token"], token):
+            return None
+        return found
+
+    def _open(self, request: sqlite3.Row, max_age: timedelta) -> bool:
+        """Whether a request can still be confirmed: not used, withdrawn or expired."""
+        return request["closed_at"] is None and request["at"] >= stamp(self.clock() - max_age)
 
     def subscribers(self, show: str, status: str | None = None) -> Iterator[Subscriber]:
         """Every row of the show (or those of one status), in key order, streamed."""
@@ -746,19 +880,16 @@ class SubscriberStore:
         detail: str = "",
     ) -> str:
         """A new row (and its first event); returns its token."""
-        signup = source == "signup"
         while True:
             token = _new_token()
             try:
                 self.db.execute(
                     "INSERT INTO subscribers (show, key, email, name, status, "
                     "status_changed_at, status_source, created_at, consent_at, token, "
-                    "selector, signup_at, signup_ip, pending_since) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "selector) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         show, key, email, name, status, now, source, now,
                         now if consent else None, token, token[:SELECTOR_CHARS],
-                        now if signup else None, signup_ip, now if signup else None,
                     ),
                 )  # fmt: skip
             except sqlite3.IntegrityError:
@@ -772,8 +903,8 @@ class SubscriberStore:
         self, show: str, key: str, status: str, source: str, now: str, detail: str = ""
     ) -> None:
         self.db.execute(
-            "UPDATE subscribers SET status = ?, status_changed_at = ?, status_source = ?, "
-            "pending_since = NULL WHERE show = ? AND key = ?",
+            "UPDATE subscribers SET status = ?, status_changed_at = ?, status_source = ? "
+            "WHERE show = ? AND key = ?",
             (status, now, source, show, key),
         )
         self._event(show, key, now, status, source, None, detail)
@@ -911,18 +1042,20 @@ class SubscriberStore:
             return str(row["status"])
 
     def _unsubscribe_row(self, show: str, row: sqlite3.Row, source: str, now: str) -> None:
+        """Unsubscribe a row, and withdraw its open sign-up requests."""
         if row["status"] not in SUPPRESSING:
             self._set_status(show, row["key"], "unsubscribed", source, now)
-        elif row["pending_since"] is not None:
-            self.db.execute(
-                "UPDATE subscribers SET pending_since = NULL WHERE show = ? AND key = ?",
-                (show, row["key"]),
-            )
+        withdrawn = self.db.execute(
+            "UPDATE requests SET closed_at = ? WHERE show = ? AND key = ? AND closed_at IS NULL",
+            (now, show, row["key"]),
+        ).rowcount
+        if withdrawn and row["status"] in SUPPRESSING:
             self._event(show, row["key"], now, "request withdrawn", source)
 
     def unsubscribe_token(self, show: str, token: str, source: str) -> bool:
-        """Unsubscribe the token's holder (``one-click`` or ``page``); an open sign-up is
-        withdrawn too. Doing it again changes nothing. False for an unknown token."""
+        """Unsubscribe the holder of the unsubscribe token (``one-click`` or ``page``);
+        open sign-up requests are withdrawn too. Doing it again changes nothing. False for
+        an unknown token (a confirmation token included)."""
         with self._write():
             row = self._by_token(show, token)
             if row is None:
@@ -931,8 +1064,8 @@ class SubscriberStore:
             return True
 
     def forget(self, show: str, address: str) -> bool:
-        """Delete the address's row and history, keeping only its keyed hash, so that no
-        import or ``add`` brings it back. Returns whether there was a row."""
+        """Delete the address's row, history and sign-up requests, keeping only its keyed
+        hash, so that no import or ``add`` brings it back. Returns whether there was a row."""
         _, key = normalise(address)
         self._key_secret(create=True)
         with self._write():
@@ -945,6 +1078,7 @@ class SubscriberStore:
             deleted = self.db.execute(
                 "DELETE FROM subscribers WHERE show = ? AND key = ?", (show, key)
             ).rowcount
+            self.db.execute("DELETE FROM requests WHERE show = ? AND key = ?", (show, key))
             self.db.execute(
                 "INSERT OR IGNORE INTO suppressions (show, hash, at) VALUES (?, ?, ?)",
                 (show, hashed, self._now()[:10]),
@@ -964,18 +1098,55 @@ class SubscriberStore:
             self._set_status(show, key, "confirmed", "cli", self._now(), "bounce cleared")
             return True
 
+    def clear_bounces(
+        self, show: str, *, run: str | None = None, since: datetime | None = None
+    ) -> list[str]:
+        """:meth:`clear_bounce` for many addresses in one transaction: every ``bounced``
+        address that had consented and was marked by the send run ``run`` (its status set
+        by a ``smtp-5xx`` event whose detail begins ``run RUN_ID: ``), and/or whose bounce
+        is at or after ``since``. Returns the addresses made recipients again."""
+        if run is None and since is None:
+            raise ValueError("clear_bounces needs run or since")
+        clauses = ["s.show = ?", "s.status = 'bounced'", "s.consent_at IS NOT NULL"]
+        params: list[str | int] = [show]
+        if since is not None:
+            clauses.append("s.status_changed_at >= ?")
+            params.append(stamp(since))
+        if run is not None:
+            prefix = f"run {run}: "
+            clauses.append(
+                "s.status_source = 'smtp-5xx' AND EXISTS (SELECT 1 FROM events e WHERE "
+                "e.subscriber = s.rowid AND e.at = s.status_changed_at AND e.event = 'bounced' "
+                "AND e.source = 'smtp-5xx' AND substr(e.detail, 1, ?) = ?)"
+            )
+            params += [len(prefix), prefix]
+        detail = "bounce cleared"
+        detail += f" (run {run})" if run is not None else ""
+        detail += f" (since {stamp(since)})" if since is not None else ""
+        with self._write():
+            rows = self.db.execute(
+                f"SELECT s.key, s.email FROM subscribers s WHERE {' AND '.join(clauses)} "
+                "ORDER BY s.key",
+                params,
+            ).fetchall()
+            now = self._now()
+            for key, _ in rows:
+                self._set_status(show, key, "confirmed", "cli", now, detail)
+        return [str(email) for _, email in rows]
+
     # -- the sign-up flow ----------------------------------------------------------------
 
     def signup(
         self, show: str, address: str, name: str | None, ip: str | None, interval: timedelta
     ) -> Signup | None:
-        """Record a sign-up from the form; return the confirmation to mail, or None.
+        """Record a sign-up from the form; return the request whose confirmation was queued
+        in the outbox, or None when no mail is due.
 
-        A new address gets a ``pending`` row. A pending, unsubscribed, bounced, complained
-        or forgotten address gets an open request (its status stays until confirmed). A
-        confirmed address is left alone and gets no mail. At most one confirmation per
-        address per ``interval``: its time is recorded in this transaction, before the
-        caller sends it. Raises InvalidAddress.
+        A new address gets a ``pending`` row with no name. An address the store knows keeps
+        its row as it is (its history notes the request): the name and IP address stay
+        with the request until its link is pressed. A confirmed address gets nothing. At
+        most one confirmation per address per ``interval``: a request whose mail is queued,
+        in flight, or went out within it holds a new one back. Raises InvalidAddress.
         """
         email, key = normalise(address)
         name = clean_name(name)
@@ -983,86 +1154,181 @@ class SubscriberStore:
             now = self._now()
             row = self._row(show, key)
             if row is None:
-                token = self._insert(show, email, key, name, "pending", "signup", now, signup_ip=ip)
-                previous = None
+                self._insert(show, email, key, None, "pending", "signup", now, signup_ip=ip)
             elif row["status"] == "confirmed":
                 return None
             else:
-                token = row["token"]
-                previous = row["last_confirmation_sent_at"]
-                self.db.execute(
-                    "UPDATE subscribers SET name = coalesce(?, name), signup_at = ?, "
-                    "signup_ip = ?, pending_since = ? WHERE show = ? AND key = ?",
-                    (name, now, ip, now, show, key),
-                )
                 self._event(show, key, now, "signup", "signup", ip)
-                name = name or row["name"]
-                if previous is not None and previous > stamp(self.clock() - interval):
-                    return None
-            self.db.execute(
-                "UPDATE subscribers SET last_confirmation_sent_at = ? WHERE show = ? AND key = ?",
-                (now, show, key),
-            )
-        return Signup(email, key, name, token, previous)
+            busy = self.db.execute(
+                "SELECT 1 FROM requests WHERE show = ? AND key = ? AND "
+                "(mail IN ('queued', 'sending') OR mail = 'sent' AND mailed_at > ?) LIMIT 1",
+                (show, key, stamp(self.clock() - interval)),
+            ).fetchone()
+            if busy is not None:
+                return None
+            while True:
+                token = _new_token()
+                try:
+                    cursor = self.db.execute(
+                        "INSERT INTO requests (show, key, email, name, ip, at, token, selector, "
+                        "mail, mail_after) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?)",
+                        (show, key, email, name, ip, now, token, token[:SELECTOR_CHARS], now),
+                    )
+                except sqlite3.IntegrityError:
+                    continue  # a selector collision (2**-96): draw again
+                break
+        assert cursor.lastrowid is not None
+        return Signup(cursor.lastrowid, email, key, name, token, now)
 
-    def confirmation_not_sent(self, signup: Signup) -> None:
-        """The confirmation could not be sent: forget that it was, so a retry may mail."""
+    def next_confirmation(self, show: str, lease: timedelta = MAIL_LEASE) -> Signup | None:
+        """Take the oldest confirmation due from the outbox (queued and due, or in flight
+        past its lease: a process died sending it) and lease it, in one transaction; None
+        when nothing is due. Requests already closed or expired are not mailed."""
+        with self._write():
+            now = self._now()
+            found = self.db.execute(
+                "SELECT id, email, key, name, token, at, mail_tries FROM requests "
+                "WHERE show = ? AND mail IN ('queued', 'sending') AND mail_after <= ? "
+                "ORDER BY mail_after, id LIMIT 1",
+                (show, now),
+            ).fetchone()
+            if found is None:
+                return None
+            request = Signup(*found)
+            self.db.execute(
+                "UPDATE requests SET mail = 'sending', mail_after = ?, mail_tries = ? WHERE id = ?",
+                (stamp(self.clock() + lease), request.tries + 1, request.id),
+            )
+        return replace(request, tries=request.tries + 1)
+
+    def confirmation_sent(self, request: Signup) -> None:
+        """The request's mail went out: it counts for the interval between mails."""
         with self._write():
             self.db.execute(
-                "UPDATE subscribers SET last_confirmation_sent_at = ? WHERE token = ?",
-                (signup.previous_sent_at, signup.token),
+                "UPDATE requests SET mail = 'sent', mailed_at = ? WHERE id = ?",
+                (self._now(), request.id),
+            )
+
+    def confirmation_failed(self, request: Signup, retry_in: timedelta | None) -> None:
+        """The request's mail was not sent: queue it again after ``retry_in``, or give it up
+        (None), so that the next sign-up queues a new one."""
+        with self._write():
+            if retry_in is None:
+                self.db.execute("UPDATE requests SET mail = 'failed' WHERE id = ?", (request.id,))
+            else:
+                self.db.execute(
+                    "UPDATE requests SET mail = 'queued', mail_after = ? WHERE id = ?",
+                    (stamp(self.clock() + retry_in), request.id),
+                )
+
+    def confirmation_put_back(self, request: Signup) -> None:
+        """The request's mail was interrupted (the service is stopping): queue it again,
+        due at once, this try not counted."""
+        with self._write():
+            self.db.execute(
+                "UPDATE requests SET mail = 'queued', mail_after = ?, mail_tries = ? "
+                "WHERE id = ? AND mail = 'sending'",
+                (self._now(), request.tries - 1, request.id),
             )
 
     def confirm(self, show: str, token: str, ip: str | None, max_age: timedelta) -> str | None:
-        """Confirm the open sign-up of the token's holder: it becomes ``confirmed`` (lifting
-        any suppression, a forgotten one included) with the consent's time and IP address.
+        """Confirm the sign-up request of a confirmation token: its address becomes
+        ``confirmed`` (lifting any suppression, a forgotten one included) with the request's
+        name, time and IP address, and the consent's time and IP address; every open
+        request of the address is closed.
 
-        Returns ``confirmed``, ``already`` (it was), ``expired`` (no open sign-up within
-        ``max_age``), or None for an unknown token.
+        Returns ``confirmed``, ``already`` (the address is confirmed), ``expired`` (the
+        request is used, withdrawn or too old) or None for an unknown token. An unsubscribe
+        token is unknown here.
         """
         with self._write():
-            row = self._by_token(show, token)
-            if row is None:
+            request = self._request_by_token(show, token)
+            if request is None:
                 return None
-            if row["status"] == "confirmed":
+            key = request["key"]
+            row = self._row(show, key)
+            if row is not None and row["status"] == "confirmed":
                 return "already"
-            if not self._open(row, max_age):
+            if not self._open(request, max_age):
                 return "expired"
             now = self._now()
-            key = row["key"]
+            if row is None:  # expired and swept, or forgotten, since the request
+                self._insert(show, request["email"], key, None, "pending", "signup", now)
             self.db.execute(
                 "UPDATE subscribers SET status = 'confirmed', status_changed_at = ?, "
-                "status_source = 'signup', consent_at = ?, consent_ip = ?, pending_since = NULL "
-                "WHERE show = ? AND key = ?",
-                (now, now, ip, show, key),
+                "status_source = 'signup', consent_at = ?, consent_ip = ?, signup_at = ?, "
+                "signup_ip = ?, name = coalesce(?, name) WHERE show = ? AND key = ?",
+                (now, now, ip, request["at"], request["ip"], request["name"], show, key),
             )
             self._event(show, key, now, "confirmed", "signup", ip)
-            hashed = self._hashes(show, [key]).get(key)
-            if hashed is not None:
-                self.db.execute(
-                    "DELETE FROM suppressions WHERE show = ? AND hash = ?", (show, hashed)
+            self.db.execute(
+                "UPDATE requests SET closed_at = ? "
+                "WHERE show = ? AND key = ? AND closed_at IS NULL",
+                (now, show, key),
+            )
+            hashes = list(self._all_hashes(show, [key]))
+            if hashes:
+                self.db.executemany(
+                    "DELETE FROM suppressions WHERE show = ? AND hash = ?",
+                    [(show, h) for h in hashes],
                 )
             return "confirmed"
 
+    def rotate_token(self, show: str, address: str | None = None) -> int:
+        """Give the address (or, with None, every row of the show) a new unsubscribe token:
+        the links in issues already sent stop working. Returns how many rows changed."""
+        keys: list[str]
+        if address is not None:
+            keys = [normalise(address)[1]]
+        with self._write():
+            if address is None:
+                keys = [
+                    k
+                    for (k,) in self.db.execute(
+                        "SELECT key FROM subscribers WHERE show = ?", (show,)
+                    )
+                ]
+            changed = 0
+            for key in keys:
+                while True:
+                    token = _new_token()
+                    try:
+                        changed += self.db.execute(
+                            "UPDATE subscribers SET token = ?, selector = ? "
+                            "WHERE show = ? AND key = ?",
+                            (token, token[:SELECTOR_CHARS], show, key),
+                        ).rowcount
+                    except sqlite3.IntegrityError:
+                        continue  # a selector collision (2**-96): draw again
+                    break
+        return changed
+
     def expire_pending(self, show: str, max_age: timedelta) -> int:
-        """Close sign-ups older than ``max_age``: a row the sign-up created is deleted
-        (no consent was given, so nothing is kept); any other row just loses the open
-        request. Returns how many requests expired."""
+        """Close sign-ups older than ``max_age``: an open request is closed and loses the
+        name and IP address it came with (a stranger's words are not kept), and is deleted
+        30 days later (until then its link says it expired); a ``pending`` row a sign-up
+        created, with no newer request, is deleted (no consent was given, so nothing is
+        kept). Returns how many open requests expired."""
+        now = self._now()
         cutoff = stamp(self.clock() - max_age)
+        forgotten = stamp(self.clock() - max_age - REQUESTS_KEPT)
         doomed = (
-            "SELECT rowid FROM subscribers WHERE show = ? AND pending_since < ? "
-            "AND status = 'pending' AND status_source = 'signup'"
+            "SELECT rowid FROM subscribers WHERE show = ?1 AND status = 'pending' "
+            "AND status_source = 'signup' AND consent_at IS NULL AND created_at < ?2 "
+            "AND NOT EXISTS (SELECT 1 FROM requests WHERE requests.show = subscribers.show "
+            "AND requests.key = subscribers.key AND requests.at >= ?2)"
         )
         with self._write():
+            expired = self.db.execute(
+                "UPDATE requests SET closed_at = ?, name = NULL, ip = NULL, "
+                "mail = CASE WHEN mail IN ('queued', 'sending') THEN 'failed' ELSE mail END "
+                "WHERE show = ? AND at < ? AND closed_at IS NULL",
+                (now, show, cutoff),
+            ).rowcount
+            self.db.execute("DELETE FROM requests WHERE show = ? AND at < ?", (show, forgotten))
             self.db.execute(f"DELETE FROM events WHERE subscriber IN ({doomed})", (show, cutoff))
-            deleted = self.db.execute(
-                f"DELETE FROM subscribers WHERE rowid IN ({doomed})", (show, cutoff)
-            ).rowcount
-            lapsed = self.db.execute(
-                "UPDATE subscribers SET pending_since = NULL WHERE show = ? AND pending_since < ?",
-                (show, cutoff),
-            ).rowcount
-        return int(deleted) + int(lapsed)
+            self.db.execute(f"DELETE FROM subscribers WHERE rowid IN ({doomed})", (show, cutoff))
+        return int(expired)
 
     # -- import and export ---------------------------------------------------------------
 
@@ -1262,7 +1528,7 @@ class SubscriberStore:
             )
             self.db.executemany(
                 "UPDATE subscribers SET status = ?1, status_changed_at = ?4, "
-                "status_source = 'import', pending_since = NULL, "
+                "status_source = 'import', "
                 "consent_at = CASE WHEN ?1 = 'confirmed' THEN ?4 ELSE consent_at END "
                 "WHERE show = ?2 AND key = ?3",
                 [(status, show, key, now) for status, show, key in status_changes],

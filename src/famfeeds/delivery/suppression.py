@@ -11,12 +11,23 @@
   handed over to that address). When the newest ``soft_limit`` issues handed over to the
   address all soft-bounced, it is marked ``bounced``. An issue sent without a soft bounce
   breaks the run.
-- Whom a report is about: the VERP tag of the envelope sender it came back to
-  (``bounces+TAG@domain``: the recipient's digest, see
-  :func:`famfeeds.render.message.recipient_digest`) when it names a subscriber, since a
-  remote server may rewrite the address it reports; else the address the report names. Addresses
-  famfeeds never mailed for this show (not in the ledger or the store) are reported and left
-  alone.
+- Only a report about a message famfeeds sent changes anything. Anyone can mail the bounce
+  address, so a DSN or ARF report is *matched* to an address only by evidence a stranger
+  cannot make: the VERP tag of the envelope sender it came back to (``bounces+TAG@domain``),
+  or the Message-ID of the returned or reported original, each carrying the recipient's
+  digest keyed with the project's secret (:func:`famfeeds.render.message.recipient_digest`).
+  A valid tag names the recipient (a remote server may rewrite the address it reports); a
+  Message-ID vouches only for the address whose digest it carries. So a report naming 51
+  recipients changes at most the one its evidence matches.
+- Everything else (no tag or Message-ID, an old unkeyed one, one made with another key, a
+  Message-ID of someone else's copy) is reported as *unmatched* and changes nothing, unless
+  the operator passes ``accept_unmatched`` (``famfeeds bounces --accept-unmatched``): then
+  the address the report names (or an old unkeyed tag's owner) is taken as it stands.
+  Addresses famfeeds never mailed for this show (not in the ledger or the store) are
+  reported and left alone either way.
+- A message the classifier passes over in part (a DSN Status outside RFC 3463's classes,
+  a flufl.bounce detector failing, any other failure to read it) is reported by its number
+  in the mailbox, and the run goes on.
 - Nothing half-applied: the whole mailbox is read and classified before anything changes; a
   mailbox that cannot be read changes nothing. Messages already read by an earlier run (by
   Message-ID, else a digest of the message) are skipped, so reading the same mailbox again
@@ -26,6 +37,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
@@ -36,9 +48,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from famfeeds.delivery.ledger import Ledger
+from famfeeds.delivery.secret import project_secret
 from famfeeds.delivery.store import Suppression
 from famfeeds.delivery.subscribers import shown
 from famfeeds.errors import FamfeedsError
+from famfeeds.project import SECRET_NAME
 from famfeeds.render.message import recipient_digest
 
 if TYPE_CHECKING:
@@ -65,7 +79,12 @@ class BounceReport:
     soft_suppressed: list[tuple[str, str]] = field(default_factory=list)
     unknown: list[tuple[str, str]] = field(default_factory=list)
     """Reports about addresses this show never mailed (or a VERP tag nobody has)."""
+    unmatched: list[tuple[str, str]] = field(default_factory=list)
+    """Reports about subscribers that match no message famfeeds sent them: not applied."""
+    ignored: list[str] = field(default_factory=list)
+    """What the reader passed over, by message number (a bad Status, a detector failure)."""
     dry_run: bool = False
+    accept_unmatched: bool = False
 
     def as_json(self) -> dict[str, object]:
         def pairs(items: list[tuple[str, str]]) -> list[dict[str, str]]:
@@ -83,12 +102,16 @@ class BounceReport:
                 "soft": len(self.soft),
                 "soft_suppressed": len(self.soft_suppressed),
                 "unknown": len(self.unknown),
+                "unmatched": len(self.unmatched),
+                "ignored": len(self.ignored),
             },
             "complained": pairs(self.complained),
             "bounced": pairs(self.bounced),
             "soft": pairs(self.soft),
             "soft_suppressed": pairs(self.soft_suppressed),
             "unknown": pairs(self.unknown),
+            "unmatched": pairs(self.unmatched),
+            "ignored": list(self.ignored),
             "skipped_entries": list(self.skipped_entries),
         }
 
@@ -132,6 +155,35 @@ class _Read:
     events: list[BounceEvent]
     issues: list[tuple[str, str]]
     """(issue slug, recipient digest) from the attached originals' Message-IDs."""
+    notes: list[str]
+    """What the classifier passed over, already labelled with the message number."""
+
+
+def _legacy_digest(address: str) -> str:
+    """The unkeyed digest of famfeeds before keyed tags: it names an address (for
+    ``--accept-unmatched``) but proves nothing, since anyone can compute it."""
+    return hashlib.sha256(address.strip().lower().encode("utf-8")).hexdigest()[:20]
+
+
+def _read_one(number: int, message: EmailMessage, show: str, prefix: str) -> _Read:
+    """Classify one message; a failure to read it is a note, never an exception."""
+    from famfeeds.delivery.bounces import classify
+
+    notes: list[str] = []
+    try:
+        events = classify(message, verp=prefix, notes=notes)
+        mids = _original_message_ids(message)
+    except Exception as exc:  # odd input the classifier did not foresee: skip, say so
+        events, mids = [], []
+        notes.append(f"could not be read as a bounce ({type(exc).__name__}); skipped")
+    issues = [
+        (m.group(1), m.group(3))
+        for mid in mids
+        if (m := _MESSAGE_ID.search(mid)) and m.group(2) == show
+    ]
+    mid = " ".join(str(message.get("Message-ID", "")).split())
+    label = f"message {number}" + (f" {mid[:80]}" if mid else "")
+    return _Read(message_key(message), events, issues, [f"{label}: {n}" for n in notes])
 
 
 def process_bounces(
@@ -144,30 +196,31 @@ def process_bounces(
     soft_limit: int,
     dry_run: bool = False,
     skipped: list[str] | None = None,
+    secret: Path | None = None,
+    accept_unmatched: bool = False,
 ) -> BounceReport:
     """Read every message, then apply what they report (see the module's rules).
 
     ``skipped`` is the list a reader's ``on_skip`` appends to (entries that are not mail).
-    Raises FamfeedsError when the mailbox cannot be read; then nothing was changed.
+    ``secret`` is the project's secret key file (default: ``secret.key`` beside the ledger),
+    which keyed the tags and Message-IDs of the messages sent. ``accept_unmatched`` applies
+    reports that match no message famfeeds sent. Raises FamfeedsError when the mailbox
+    cannot be read; then nothing was changed.
     """
-    from famfeeds.delivery.bounces import BounceSourceError, classify, summarise
+    from famfeeds.delivery.bounces import BounceSourceError, summarise
 
     prefix = (newsletter.bounce_address or newsletter.sender_address).rpartition("@")[0]
     prefix = prefix.partition("+")[0] or "bounces"
-    report = BounceReport(dry_run=dry_run)
+    report = BounceReport(dry_run=dry_run, accept_unmatched=accept_unmatched)
     read: list[_Read] = []
     try:
         for message in messages:
             report.messages += 1
-            issues = [
-                (m.group(1), m.group(3))
-                for mid in _original_message_ids(message)
-                if (m := _MESSAGE_ID.search(mid)) and m.group(2) == show
-            ]
-            read.append(_Read(message_key(message), classify(message, verp=prefix), issues))
+            read.append(_read_one(report.messages, message, show, prefix))
     except BounceSourceError as exc:
         raise FamfeedsError(f"{exc}; nothing was changed") from None
     report.skipped_entries = [shown(s, 300) for s in skipped or []]
+    key = project_secret(secret or ledger_path.parent / SECRET_NAME, create=False)
 
     ledger = Ledger(ledger_path, legacy_show=show)
     try:
@@ -175,32 +228,66 @@ def process_bounces(
         fresh = [r for r in read if r.key not in seen]
         report.already_read = len(read) - len(fresh)
         report.not_bounces = sum(1 for r in fresh if not r.events)
+        report.ignored = [shown(n, 300) for r in fresh for n in r.notes]
         known = set(ledger.recipients(show))
-        by_digest: dict[str, str] | None = None
+        tables: dict[str, dict[str, str]] = {}
 
-        def digests() -> dict[str, str]:
-            table = {recipient_digest(a): a for a in known}
-            table.update({recipient_digest(s.email): s.email for s in store.subscribers(show)})
-            return table
+        def owners(kind: str) -> dict[str, str]:
+            """digest -> address for everyone mailed or in the store: keyed, or legacy."""
+            if kind not in tables:
+                everyone = known | {s.email for s in store.subscribers(show)}
+                if kind == "keyed":
+                    tables[kind] = {recipient_digest(a, key, show): a for a in everyone} if key else {}
+                else:
+                    tables[kind] = {_legacy_digest(a): a for a in everyone}
+            return tables[kind]
+
+        def vouches(address: str, digest: str) -> bool:
+            return bool(key) and hmac.compare_digest(
+                digest, recipient_digest(address, key or b"", show)
+            )
 
         events: list[BounceEvent] = []
+        unmatched: list[BounceEvent] = []
         issue_of: dict[str, str] = {}
         for item in fresh:
             for event in item.events:
-                address = event.address
-                if event.token:  # our own tag beats what the report says (it may be rewritten)
-                    by_digest = by_digest or digests()
-                    address = by_digest.get(event.token.lower(), "") or address
+                address = event.address.lower()
+                matched = False
+                token = (event.token or "").lower()
+                if token:  # our own tag beats what the report says (it may be rewritten)
+                    owner = owners("keyed").get(token)
+                    if owner is not None:
+                        address, matched = owner.lower(), True
+                    elif not address:
+                        address = owners("legacy").get(token, "").lower()
                 if not address:
                     tag = shown(event.token or "", 40)
-                    report.unknown.append((f"(VERP tag {tag})", "no subscriber has it"))
+                    report.unknown.append(
+                        (f"(VERP tag {tag})", "no subscriber has it: not a tag famfeeds made")
+                    )
                     continue
-                event = replace(event, address=address.lower())
-                events.append(event)
                 for issue, digest in item.issues:
-                    if digest == recipient_digest(event.address):
-                        issue_of[event.address] = issue
+                    if vouches(address, digest):
+                        matched = True
+                        issue_of[address] = issue
+                event = replace(event, address=address)
+                (events if matched or accept_unmatched else unmatched).append(event)
         strongest = summarise(events)
+        for address, event in sorted(summarise(unmatched).items()):
+            if address in strongest:
+                continue
+            if address not in known and store.status(show, address) is None:
+                report.unknown.append((shown(address), "never mailed for this show; ignored"))
+                continue
+            why = shown(f"{event.reason} ({event.source})", 200)
+            report.unmatched.append(
+                (
+                    shown(address),
+                    f"{why}: matches no message famfeeds sent it (no valid VERP tag or "
+                    "Message-ID); changed nothing",
+                )
+            )
         soft_rows: list[tuple[str, str, str]] = []
         changes: list[Suppression] = []
         for address, event in sorted(strongest.items()):

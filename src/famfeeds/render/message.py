@@ -18,14 +18,21 @@ as written. A built .eml is dated at the issue's day; a sent copy is dated when 
 sent (``render(..., date=...)``). An address whose domain is internationalised goes into
 To in its ASCII (IDNA) form; one whose local part is not ASCII goes in as UTF-8, which
 only a server offering SMTPUTF8 may receive (the sender checks).
+
+A recipient's copy carries a digest of the address in its Message-ID (and the sender puts the
+same digest in the VERP envelope sender): an HMAC keyed with the project's secret, which the
+caller passes in (this module reads no files), so that only famfeeds can make one and
+``famfeeds bounces`` can tell a returned message of its own from a forged report. The built
+.eml has no recipient and no digest.
 """
 
 from __future__ import annotations
 
 import binascii
 import hashlib
+import hmac
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, time
 from email import message_from_bytes
 from email.header import Header
@@ -181,18 +188,28 @@ def _pieces(body: str, markers: Markers) -> list[bytes | str]:
     return out
 
 
-def recipient_digest(recipient: str) -> str:
-    """20 hex digits that stand for an address (case-insensitively) in the Message-ID and in
-    a VERP envelope sender: the same for every issue, never the address itself."""
-    return hashlib.sha256(recipient.strip().lower().encode("utf-8")).hexdigest()[:20]
+DIGEST_LABEL = b"famfeeds-recipient\0"
+"""Sets the digest's HMAC apart from the other uses of the project's secret."""
 
 
-def message_id(item: RenderedIssue, recipient: str | None = None) -> str:
-    """A Message-ID stable for the issue, or for the (issue, recipient) pair."""
+def recipient_digest(recipient: str, key: bytes, show: str) -> str:
+    """20 hex digits that stand for an address (case-insensitively) of one show in the
+    Message-ID and in a VERP envelope sender: HMAC-SHA256 keyed with the project's secret,
+    the same for every issue, never the address itself, and not computable without the key
+    (so a bounce that carries it came back from a message famfeeds sent)."""
+    if not key:
+        raise ValueError("a recipient digest needs the project's secret key")
+    text = DIGEST_LABEL + show.encode() + b"\0" + recipient.strip().lower().encode()
+    return hmac.new(key, text, hashlib.sha256).hexdigest()[:20]
+
+
+def message_id(item: RenderedIssue, recipient: str | None = None, key: bytes = b"") -> str:
+    """A Message-ID stable for the issue, or for the (issue, recipient) pair; the latter
+    carries the recipient's keyed digest, so ``key`` (the project's secret) is required."""
     show = item.issue.show
     local = f"{item.issue.slug}.{show.slug}"
     if recipient is not None:
-        local += f".{recipient_digest(recipient)}"
+        local += f".{recipient_digest(recipient, key, show.slug)}"
     return f"<{local}@{ascii_domain(show.domain)}>"
 
 
@@ -214,10 +231,13 @@ class MessageTemplate:
     boundary: bytes
     unsubscribe: str
     """The List-Unsubscribe targets after the https one (the mailto, if any)."""
+    key: bytes = field(default=b"", repr=False)
+    """The project's secret, for the recipient digest (none for the built .eml)."""
 
     @classmethod
-    def of(cls, item: RenderedIssue) -> MessageTemplate:
-        """Encode an issue's constant parts."""
+    def of(cls, item: RenderedIssue, key: bytes = b"") -> MessageTemplate:
+        """Encode an issue's constant parts; ``key`` (the project's secret, passed in: the
+        render side reads no files) is needed to render a recipient's copy."""
         issue = item.issue
         show = issue.show
         newsletter = show.newsletter
@@ -244,7 +264,11 @@ class MessageTemplate:
         pieces = (_pieces(item.text, item.markers), _pieces(item.html, item.markers))
         for line in (head + subject + date + tail).split(CRLF):
             _check_line(line + CRLF, "From, Subject or List-Id")
-        return cls(item, head, subject, date, tail, *pieces, boundary, mailto)
+        return cls(item, head, subject, date, tail, *pieces, boundary, mailto, key)
+
+    def tag(self, recipient: str) -> str:
+        """The recipient's keyed digest: the VERP tag of the envelope sender."""
+        return recipient_digest(recipient, self.key, self.item.issue.show.slug)
 
     def render(
         self,
@@ -256,9 +280,10 @@ class MessageTemplate:
     ) -> bytes:
         """The complete message for one subscriber (or, without ``to``, the .eml).
 
-        ``to`` is the normalised address (the Message-ID is derived from it); ``date`` is
-        the moment of sending (default: the issue's day, as in the built .eml). Raises
-        HeaderTooLong when a header line would pass 998 octets.
+        ``to`` is the normalised address (the Message-ID carries its keyed digest, so the
+        template needs the key); ``date`` is the moment of sending (default: the issue's
+        day, as in the built .eml). Raises HeaderTooLong when a header line would pass 998
+        octets, ValueError for a recipient's copy of a template made without the key.
         """
         newsletter = self.item.issue.show.newsletter
         assert newsletter is not None
@@ -275,7 +300,10 @@ class MessageTemplate:
             to_line,
             self.subject,
             self.date if date is None else _date_line(date.astimezone(self.item.issue.show.zone)),
-            _check_line(f"Message-ID: {message_id(self.item, to)}\r\n".encode(), "Message-ID"),
+            _check_line(
+                f"Message-ID: {message_id(self.item, to or None, self.key)}\r\n".encode(),
+                "Message-ID",
+            ),
             f"{unsubscribe}{self.unsubscribe}\r\n".encode(),
             self.tail,
             CRLF,
