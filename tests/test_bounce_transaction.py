@@ -20,17 +20,20 @@ from click.testing import Result
 
 from famfeeds.content import load_catalogue
 from famfeeds.delivery.bounces import read_mbox
+from famfeeds.delivery.secret import project_secret
 from famfeeds.delivery.store import StoreError, SubscriberStore, Suppression
 from famfeeds.delivery.suppression import process_bounces
 from famfeeds.project import Project as Paths
+from famfeeds.render.message import recipient_digest
 from support import Project
 
 SHOW = "for-all-mankind"
 COUNT = 300
 
 
-def dsn_bytes(recipient: str) -> bytes:
-    """A permanent-failure delivery report (RFC 3464) about ``recipient``."""
+def dsn_bytes(recipient: str, original_id: str) -> bytes:
+    """A permanent-failure delivery report (RFC 3464) about ``recipient``, returning the
+    headers of the message famfeeds sent it (``original_id``: its keyed Message-ID)."""
     return f"""\
 From: MAILER-DAEMON@mx.example.com
 To: bounces@famfeeds.example.org
@@ -53,6 +56,11 @@ Final-Recipient: rfc822; {recipient}
 Action: failed
 Status: 5.1.1
 
+--b
+Content-Type: text/rfc822-headers
+
+Message-ID: {original_id}
+
 --b--
 """.encode()
 
@@ -62,9 +70,14 @@ def fans(count: int = COUNT) -> list[str]:
 
 
 def mailbox_of_bounces(path: Path, addresses: list[str]) -> Path:
+    """Bounces of the issue of 2023-11-24 sent to ``addresses`` (keyed with the secret of
+    the project beside ``path``: only a report matching a message sent changes anything)."""
+    key = project_secret(path.parent / ".famfeeds-state" / "secret.key")
+    assert key is not None
     box = mailbox.mbox(path)
     for address in addresses:
-        box.add(BytesParser(policy=policy.default).parsebytes(dsn_bytes(address)))
+        mid = f"<2023-11-24.{SHOW}.{recipient_digest(address, key, SHOW)}@famfeeds.example.org>"
+        box.add(BytesParser(policy=policy.default).parsebytes(dsn_bytes(address, mid)))
     box.flush()
     box.close()
     return path

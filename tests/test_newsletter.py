@@ -186,7 +186,7 @@ def test_personalisation_is_escaped_and_leaves_no_markers(shipped: Project) -> N
     assert "Hi &lt;b&gt;Ana&lt;/b&gt; &amp; &quot;Co&quot;," in html
     assert 'Hi <b>Ana</b> & "Co",' in text
     assert "unsubscribe?token=tok%2F1%202" in html and "unsubscribe?token=tok%2F1%202" in text
-    template = MessageTemplate.of(item)
+    template = MessageTemplate.of(item, key=b"k" * 32)  # the project's secret, passed in
 
     def send_copy(to: str, name: str | None, token: str | None) -> EmailMessage:
         msg = email.message_from_bytes(template.render(to, name, token), policy=policy.default)

@@ -50,6 +50,15 @@ from faults.smtp_faults import (
 from support import Project
 
 NEW_YORK = ZoneInfo("America/New_York")
+KEY = b"k" * 32
+"""A project secret for messages rendered outside a send (a send reads the project's)."""
+
+
+def secret_of(project: Project) -> bytes:
+    """The project's secret, which keys its Message-IDs and VERP tags."""
+    return (project.root / ".famfeeds-state" / "secret.key").read_bytes()
+
+
 NEWSLETTER = """
 [newsletter]
 sender_name = "Test Show weekly"
@@ -180,9 +189,8 @@ def test_each_copy_is_dated_when_sent_and_the_built_eml_keeps_its_date(
     sent = parsedate_to_datetime(message["Date"])
     assert sent == datetime(2023, 11, 24, 9, 0, tzinfo=ZoneInfo("America/Los_Angeles"))
     assert message["Date"].endswith("-0800")  # the show's zone, a real offset
-    assert message["Message-ID"] == (
-        f"<2023-11-24.for-all-mankind.{recipient_digest('fan1@example.com')}@famfeeds.example.org>"
-    )
+    digest = recipient_digest("fan1@example.com", secret_of(shipped), "for-all-mankind")
+    assert message["Message-ID"] == f"<2023-11-24.for-all-mankind.{digest}@famfeeds.example.org>"
     build = run("build", "--content", shipped.content, "--output", shipped.output,
                 "--as-of", "2023-11-24")  # fmt: skip
     assert build.exit_code == 0, build.output
@@ -402,7 +410,8 @@ Status: {status}
     return email.message_from_bytes(raw.encode(), policy=policy.default)  # type: ignore[return-value]
 
 
-def complaint(recipient: str) -> EmailMessage:
+def complaint(recipient: str, original_id: str) -> EmailMessage:
+    """An ARF report with the reported message's headers (its keyed Message-ID)."""
     raw = f"""\
 From: fbl@isp.example.net
 To: abuse@famfeeds.example.org
@@ -423,6 +432,11 @@ Feedback-Type: abuse
 User-Agent: ExampleFBL/1.0
 Version: 1
 Original-Rcpt-To: {recipient}
+
+--r
+Content-Type: text/rfc822-headers
+
+Message-ID: {original_id}
 
 --r--
 """
@@ -459,16 +473,18 @@ def test_verp_envelope_and_bounces_read_back_by_mail(
         for day in ("2023-11-17", "2023-11-24"):
             assert send_issue(run, shipped, url, day).exit_code == 0
     senders = {rcpts[0]: sender for sender, rcpts, _ in faults.messages}
-    digest = recipient_digest("fan0@example.com")
+    key = secret_of(shipped)
+    digest = recipient_digest("fan0@example.com", key, "for-all-mankind")
     assert senders["fan0@example.com"] == f"bounces+{digest}@famfeeds.example.org"
 
     def mid(day: str, address: str) -> str:
-        return f"<{day}.for-all-mankind.{recipient_digest(address)}@famfeeds.example.org>"
+        tag = recipient_digest(address, key, "for-all-mankind")
+        return f"<{day}.for-all-mankind.{tag}@famfeeds.example.org>"
 
     messages = [
         # The remote server rewrote the address: only the VERP tag says it is fan0.
         dsn(f"bounces+{digest}@famfeeds.example.org", "f.0@mx.example.com", "5.1.1"),
-        complaint("fan1@example.com"),
+        complaint("fan1@example.com", mid("2023-11-24", "fan1@example.com")),
         dsn("bounces@famfeeds.example.org", "fan2@example.com", "4.2.2",
             mid("2023-11-17", "fan2@example.com")),
         dsn("bounces@famfeeds.example.org", "nobody@example.com", "5.1.1"),
@@ -524,7 +540,9 @@ def test_a_maildir_and_bad_mailboxes(
     with serve(Faults()) as url:
         send_issue(run, shipped, url, "2023-11-24")
     folder = mailbox.Maildir(shipped.root / "Maildir", create=True)
-    folder.add(dsn("bounces@famfeeds.example.org", "fan1@example.com", "5.1.1"))
+    digest = recipient_digest("fan1@example.com", secret_of(shipped), "for-all-mankind")
+    returned = f"<2023-11-24.for-all-mankind.{digest}@famfeeds.example.org>"
+    folder.add(dsn("bounces@famfeeds.example.org", "fan1@example.com", "5.1.1", returned))
     folder.close()
     result = run("bounces", "--maildir", shipped.root / "Maildir", "--content", shipped.content)
     assert result.exit_code == 0 and "bounced: fan1@example.com: 5.1.1" in result.output
@@ -568,8 +586,10 @@ def test_bounces_from_an_imap_mailbox(
     with serve(Faults()) as url:
         send_issue(run, shipped, url, "2023-11-24")
     inbox = dovecot.maildir("bounce") / "new"  # type: ignore[attr-defined]
+    digest = recipient_digest("fan0@example.com", secret_of(shipped), "for-all-mankind")
+    returned = f"<2023-11-24.for-all-mankind.{digest}@famfeeds.example.org>"
     inbox.joinpath("1.M1P1.example.org").write_bytes(
-        dsn("bounces@famfeeds.example.org", "fan0@example.com", "5.1.1").as_bytes()
+        dsn("bounces@famfeeds.example.org", "fan0@example.com", "5.1.1", returned).as_bytes()
     )
     monkeypatch.setenv("FAMFEEDS_IMAP_PASSWORD", PASSWORD)
     imap = dovecot.url("bounce")  # type: ignore[attr-defined]
@@ -649,14 +669,14 @@ def test_personalising_never_touches_content_and_every_copy_parses_back(
                    episodes={1: {"title": title, "synopsis": f"About {title}."}})  # fmt: skip
     build = render(project.content, as_of=at("2026-12-10T00:00").date())
     letter = next(x for x in build.letters if x.item.issue.slug == "2026-12-09")
-    template = MessageTemplate.of(letter.item)
+    template = MessageTemplate.of(letter.item, KEY)
     raw = template.render("fan@example.com", name, token, date=at("2026-12-10T08:00"))
     assert max(len(line) for line in raw.split(b"\r\n")) <= 998
     message = email.message_from_bytes(raw, policy=policy.default)
     assert not message.defects
     assert message["Subject"] == letter.item.subject == header_text(letter.item.subject)
     assert " ".join(title.split()) in message["Subject"]  # as the subject's renderer says
-    assert message["Message-ID"] == message_id(letter.item, "fan@example.com")
+    assert message["Message-ID"] == message_id(letter.item, "fan@example.com", KEY)
     unsubscribe = message["List-Unsubscribe"].split(",")[0]
     assert unsubscribe == f"<https://shows.example.net/unsubscribe?token={quote(token, safe='')}>"
     plain = message.get_body(("plain",)).get_content()
@@ -693,7 +713,7 @@ def test_any_title_is_the_subject_a_reader_sees(project: Project, title: str) ->
     build = render(project.content, as_of=at("2026-12-10T00:00").date())
     for raw in (
         build.files["newsletter/2026-12-09.eml"],
-        MessageTemplate.of(build.letters[-1].item).render("a@example.com", "A", "t"),
+        MessageTemplate.of(build.letters[-1].item, KEY).render("a@example.com", "A", "t"),
     ):
         assert max(len(line) for line in raw.split(b"\r\n")) <= 998
         message = email.message_from_bytes(raw, policy=policy.default)

@@ -31,7 +31,7 @@ import pytest
 
 from famfeeds.delivery.store import SubscriberStore
 from faults.smtp_faults import ISSUE, NOW, Faults, clean_env, serve
-from support import SHIPPED_CONTENT, REPO, Project
+from support import REPO, SHIPPED_CONTENT, Project
 
 SHOW = "for-all-mankind"
 DOMAIN = "famfeeds.example.org"
@@ -403,7 +403,9 @@ def test_forget_leaves_no_copy_of_the_address_in_any_state_file(sent: Sent) -> N
     assert rows_after == rows_before and mine == [("sent",)]
     # The person signs up again and confirms: a rerun of the same issue still knows that
     # this address was mailed it, and does not mail it twice.
-    with SubscriberStore.open(sent.state / "subscribers.sqlite3", secret=sent.state / "secret.key") as store:
+    with SubscriberStore.open(
+        sent.state / "subscribers.sqlite3", secret=sent.state / "secret.key"
+    ) as store:
         request = store.signup(SHOW, target, None, "192.0.2.1", timedelta(hours=1))
         assert request is not None
         assert store.confirm(SHOW, request.token, "192.0.2.1", timedelta(days=7)) == "confirmed"

@@ -484,6 +484,12 @@ def _print_report(report: Report) -> None:
     "[default: show.toml's soft_bounce_limit, 3].",
 )
 @click.option("--dry-run", is_flag=True, help="Report what the mailbox says, changing nothing.")
+@click.option(
+    "--accept-unmatched",
+    is_flag=True,
+    help="Also apply reports that match no message famfeeds sent (no valid VERP tag or "
+    "Message-ID): anyone can write those, so check them first.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
 @content_option
 def bounces(
@@ -492,6 +498,7 @@ def bounces(
     imap_url: str | None,
     soft_limit: int | None,
     dry_run: bool,
+    accept_unmatched: bool,
     as_json: bool,
     content: Path,
 ) -> None:
@@ -501,8 +508,9 @@ def bounces(
     complaint reports (ARF, RFC 5965) are recognised. A complaint marks the address
     complained, a permanent bounce marks it bounced; soft bounces (a full mailbox, a delay)
     mark it bounced once --soft-limit issues in a row soft-bounced. Every later send skips
-    those addresses. Messages already read by an earlier run are not counted again, and a
-    mailbox that cannot be read changes nothing.
+    those addresses. Only a report about a message famfeeds sent (its keyed VERP tag or
+    Message-ID) changes anything; others are listed as unmatched. Messages already read by
+    an earlier run are not counted again, and a mailbox that cannot be read changes nothing.
 
     \b
     Example:
@@ -560,6 +568,8 @@ def bounces(
             soft_limit=soft_limit or newsletter.soft_bounce_limit,
             dry_run=dry_run,
             skipped=skipped,
+            secret=project.secret,
+            accept_unmatched=accept_unmatched,
         )
     if as_json:
         click.echo(json.dumps(report.as_json(), ensure_ascii=False, indent=2))
@@ -570,12 +580,15 @@ def bounces(
 def _print_bounces(report: BounceReport) -> None:
     for note in report.skipped_entries:
         click.echo(f"  skipped: {note}", err=True)
+    for note in report.ignored:
+        click.echo(f"  ignored: {note}")
     for label, items in (
         ("complained", report.complained),
         ("bounced", report.bounced),
         ("soft bounce", report.soft),
         ("bounced after soft bounces", report.soft_suppressed),
         ("not a subscriber", report.unknown),
+        ("unmatched", report.unmatched),
     ):
         for address, reason in items:
             click.echo(f"  {label}: {address}: {reason}")
@@ -587,4 +600,10 @@ def _print_bounces(report: BounceReport) -> None:
         f"{len(report.bounced) + len(report.soft_suppressed)} bounced; "
         f"{len(report.soft)} soft bounce(s) counted."
         + (" Nothing was changed (--dry-run)." if report.dry_run else "")
+        + (
+            f" {len(report.unmatched)} unmatched report(s) changed nothing (check them; "
+            "--accept-unmatched applies them)."
+            if report.unmatched
+            else ""
+        )
     )

@@ -271,8 +271,16 @@ def forget(address: str, content: Path) -> None:
     Example:
         famfeeds subscribers forget ann@example.org
     """
+    from famfeeds.delivery.ledger import Ledger
+    from famfeeds.project import Project
+
     with _store(content) as (slug, store):
         existed = store.forget(slug, address)
+        ledger = Ledger(Project.of(content).ledger, legacy_show=slug)
+        try:  # the ledger keeps only the keyed hash: a later send still knows it was mailed
+            ledger.forget(slug, address)
+        finally:
+            ledger.close()
     what = "its data deleted" if existed else "it was not in the store"
     click.echo(f"{address}: forgotten ({what}); it will not be subscribed again by import.")
 

@@ -30,6 +30,13 @@ what to do.
 
 The ledger also keeps what ``famfeeds bounces`` needs: which bounce messages were already
 read (so a mailbox read twice counts nothing twice) and which issues soft-bounced for whom.
+
+Forgetting an address (:meth:`Ledger.forget`, called by ``famfeeds subscribers forget``)
+rewrites its rows to ``forgotten:HASH`` (the keyed hash the subscriber store keeps, see
+:func:`famfeeds.delivery.secret.keyed_hash`), blanks the server replies and soft-bounce
+reasons that may quote it, and overwrites the old pages (``secure_delete``, then a TRUNCATE
+checkpoint of the WAL), so no copy of the address is left in the file. A later send still
+finds that it was mailed: :meth:`Ledger.records` answers for an address by its hash too.
 """
 
 from __future__ import annotations
@@ -45,9 +52,10 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 
+from famfeeds.delivery.secret import keyed_hash, project_secret
 from famfeeds.delivery.sqlite import immediate
 from famfeeds.errors import FamfeedsError, display_path
-from famfeeds.project import private_file, private_folder
+from famfeeds.project import SECRET_NAME, private_file, private_folder
 
 SCHEMA_VERSION = 3
 WAL_PAGES = 128
@@ -90,6 +98,37 @@ CREATE TABLE IF NOT EXISTS soft_bounces (
     PRIMARY KEY (show, recipient, issue)
 ) WITHOUT ROWID;
 """
+
+
+FORGOTTEN = "forgotten:"
+"""The prefix of a forgotten recipient's keyed hash in the ledger."""
+
+
+class _Records(dict[str, tuple[str, int]]):
+    """One issue's rows by recipient; ``get`` also finds a forgotten recipient's row by the
+    keyed hash of the address asked for."""
+
+    def __init__(self, rows: dict[str, tuple[str, int]], show: str, secret: bytes) -> None:
+        super().__init__(rows)
+        self.show, self.secret = show, secret
+
+    def get(  # type: ignore[override]
+        self, key: str, default: tuple[str, int] | None = None
+    ) -> tuple[str, int] | None:
+        if key in self:
+            return self[key]
+        hashed = FORGOTTEN + keyed_hash(self.secret, self.show, _store_key(key))
+        return super().get(hashed, default)
+
+
+def _store_key(address: str) -> str:
+    """The subscriber store's key of an address (the hash is over it), else the address."""
+    from famfeeds.delivery.store import InvalidAddress, normalise
+
+    try:
+        return normalise(address)[1]
+    except InvalidAddress:
+        return address.strip().lower()
 
 
 class Delivery(StrEnum):
@@ -230,7 +269,12 @@ class Ledger:
                 "SELECT recipient, state, attempts FROM deliveries WHERE show = ? AND issue = ?",
                 (show, issue),
             ).fetchall()
-        return {recipient: (state, attempts) for recipient, state, attempts in rows}
+        found = {recipient: (state, attempts) for recipient, state, attempts in rows}
+        if any(r.startswith(FORGOTTEN) for r in found):
+            secret = project_secret(self.path.parent / SECRET_NAME, create=False)
+            if secret is not None:
+                return _Records(found, show, secret)
+        return found
 
     def claim(
         self, show: str, issue: str, recipient: str, version: int, claimable: Iterable[str]
@@ -340,6 +384,55 @@ class Ledger:
                 "VALUES (?, ?, ?, ?, ?)",
                 [(show, r, i, now, reason[:500]) for r, i, reason in soft],
             )
+
+    # -- forgetting ----------------------------------------------------------------------
+
+    def forget(self, show: str, address: str) -> int:
+        """Rewrite the address's rows (every issue of the show) to its keyed hash, blank the
+        replies and soft-bounce reasons that may quote it, and overwrite the freed pages and
+        the WAL, so that no copy of the address is left in the ledger. Returns the rows
+        rewritten; creates the project's secret if there is none."""
+        secret = project_secret(self.path.parent / SECRET_NAME, create=True)
+        assert secret is not None
+        key = _store_key(address)
+        forms = sorted({address.strip().lower(), key})
+        hashed = FORGOTTEN + keyed_hash(secret, show, key)
+        marks = ",".join("?" * len(forms))
+        with self._guard("write to"):
+            self.db.execute("PRAGMA secure_delete=ON")
+        with self._transaction("write to"):
+            rows = self.db.execute(
+                f"SELECT issue FROM deliveries WHERE show = ? AND recipient IN ({marks})",
+                (show, *forms),
+            ).fetchall()
+            for (issue,) in rows:  # one row per issue, even if two forms were recorded
+                self.db.execute(
+                    "INSERT OR IGNORE INTO deliveries (show, issue, recipient, state, attempts, "
+                    "last_reply, updated) SELECT show, issue, ?, state, attempts, '', updated "
+                    f"FROM deliveries WHERE show = ? AND issue = ? AND recipient IN ({marks}) "
+                    "ORDER BY state = 'sent' DESC LIMIT 1",
+                    (hashed, show, issue, *forms),
+                )
+            self.db.execute(
+                f"DELETE FROM deliveries WHERE show = ? AND recipient IN ({marks})",
+                (show, *forms),
+            )
+            soft = self.db.execute(
+                f"SELECT issue, at FROM soft_bounces WHERE show = ? AND recipient IN ({marks})",
+                (show, *forms),
+            ).fetchall()
+            self.db.executemany(
+                "INSERT OR IGNORE INTO soft_bounces (show, recipient, issue, at, reason) "
+                "VALUES (?, ?, ?, ?, '')",
+                [(show, hashed, issue, at) for issue, at in soft],
+            )
+            self.db.execute(
+                f"DELETE FROM soft_bounces WHERE show = ? AND recipient IN ({marks})",
+                (show, *forms),
+            )
+        with self._guard("write to"):  # copy the change into the file, emptying the WAL
+            self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        return len(rows)
 
     def close(self) -> None:
         with contextlib.suppress(sqlite3.Error):

@@ -24,7 +24,8 @@
   the operator passes ``accept_unmatched`` (``famfeeds bounces --accept-unmatched``): then
   the address the report names (or an old unkeyed tag's owner) is taken as it stands.
   Addresses famfeeds never mailed for this show (not in the ledger or the store) are
-  reported and left alone either way.
+  reported and left alone either way. A message with unmatched reports is not marked read,
+  so a later run with the option can still apply it.
 - A message the classifier passes over in part (a DSN Status outside RFC 3463's classes,
   a flufl.bounce detector failing, any other failure to read it) is reported by its number
   in the mailbox, and the run goes on.
@@ -237,7 +238,9 @@ def process_bounces(
             if kind not in tables:
                 everyone = known | {s.email for s in store.subscribers(show)}
                 if kind == "keyed":
-                    tables[kind] = {recipient_digest(a, key, show): a for a in everyone} if key else {}
+                    tables[kind] = (
+                        {recipient_digest(a, key, show): a for a in everyone} if key else {}
+                    )
                 else:
                     tables[kind] = {_legacy_digest(a): a for a in everyone}
             return tables[kind]
@@ -249,6 +252,9 @@ def process_bounces(
 
         events: list[BounceEvent] = []
         unmatched: list[BounceEvent] = []
+        held: set[str] = set()
+        came_in: dict[str, set[str]] = {}
+        """Messages with unmatched reports: not marked read, so --accept-unmatched can."""
         issue_of: dict[str, str] = {}
         for item in fresh:
             for event in item.events:
@@ -272,7 +278,11 @@ def process_bounces(
                         matched = True
                         issue_of[address] = issue
                 event = replace(event, address=address)
-                (events if matched or accept_unmatched else unmatched).append(event)
+                if matched or accept_unmatched:
+                    events.append(event)
+                else:
+                    unmatched.append(event)
+                    came_in.setdefault(address, set()).add(item.key)
         strongest = summarise(events)
         for address, event in sorted(summarise(unmatched).items()):
             if address in strongest:
@@ -281,6 +291,7 @@ def process_bounces(
                 report.unknown.append((shown(address), "never mailed for this show; ignored"))
                 continue
             why = shown(f"{event.reason} ({event.source})", 200)
+            held |= came_in.get(address, set())
             report.unmatched.append(
                 (
                     shown(address),
@@ -326,7 +337,7 @@ def process_bounces(
             # transaction marking the messages read. Killed between the two, the next run
             # reads the messages again and finds the same suppressions already there.
             store.suppress_many(show, changes)
-            ledger.record_bounces(show, [r.key for r in fresh], soft_rows)
+            ledger.record_bounces(show, [r.key for r in fresh if r.key not in held], soft_rows)
     finally:
         ledger.close()
     return report
