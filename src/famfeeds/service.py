@@ -916,7 +916,8 @@ def run(
     """Serve the service with uvicorn until SIGINT or SIGTERM.
 
     The store is opened (created or migrated) and swept of expired sign-ups first, so a
-    broken store stops the service before it listens. ``announce`` gets the URL it listens
+    broken store stops the service before it listens; confirmations a killed process was
+    sending are taken over at once (one service per show and store is the rule). ``announce`` gets the URL it listens
     on (port 0 picks a free one; for a wildcard host such as 0.0.0.0, this machine's
     loopback address, which a browser can open) and its public URL (default: show.toml's
     service_url, else that address). Raises FamfeedsError (StoreError included).
@@ -929,6 +930,7 @@ def run(
     files = raise_file_limit()
     with SubscriberStore.open(store_path) as store:
         store.expire_pending(show.slug, limits.pending_age)
+        store.take_over_mail(show.slug)
     sock = listen(host, port, backlog=2048)
     listening = browsable_url(host, sock.getsockname()[1])
     public = (public_url or default_public_url(show, listening, base_path)).rstrip("/")

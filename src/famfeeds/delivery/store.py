@@ -1231,6 +1231,18 @@ class SubscriberStore:
                 (self._now(), request.tries - 1, request.id),
             )
 
+    def take_over_mail(self, show: str) -> int:
+        """At a service's start: the confirmations a process that died was sending are due
+        at once (not when their lease ends). Returns how many."""
+        with self._write():
+            return int(
+                self.db.execute(
+                    "UPDATE requests SET mail = 'queued', mail_after = ? "
+                    "WHERE show = ? AND mail = 'sending'",
+                    (self._now(), show),
+                ).rowcount
+            )
+
     def confirm(self, show: str, token: str, ip: str | None, max_age: timedelta) -> str | None:
         """Confirm the sign-up request of a confirmation token: its address becomes
         ``confirmed`` (lifting any suppression, a forgotten one included) with the request's
