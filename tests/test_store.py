@@ -561,3 +561,45 @@ def test_a_bad_address_or_show_is_a_clear_error(
     assert result.exit_code == 1 and "Error:" in result.output and "@" in result.output
     missing = run("subscribers", "list", "--content", tmp_path / "nowhere")
     assert missing.exit_code == 1 and "show.toml" in missing.output
+
+
+def test_a_schema_2_store_is_migrated_without_reopening_the_hole(tmp_path: Path) -> None:
+    """A store made before sign-up requests: keys recomputed, an open sign-up of a row the
+    form made keeps its mailed link (the row gets a new unsubscribe token), and an open
+    re-sign-up of a suppressed row, whose link was the unsubscribe token, is dropped."""
+    from famfeeds.delivery.store import MIGRATIONS
+
+    path = tmp_path / "subscribers.sqlite3"
+    db = sqlite3.connect(path, isolation_level=None)
+    for step in MIGRATIONS[:2]:
+        assert isinstance(step, str)
+        db.executescript(step)
+    db.execute("PRAGMA user_version = 2")
+    now, pending, left = "2024-01-08T09:00:00Z", "P" * 32, "U" * 32
+    rows = [
+        ("new@example.org", "New@example.org", "pending", "signup", pending, now),
+        ("left@example.org", "left@example.org", "unsubscribed", "one-click", left, now),
+        ("strasse@example.org", "Straße@example.org", "confirmed", "import", "S" * 32, None),
+    ]
+    for key, address, status, source, token, since in rows:
+        db.execute(
+            "INSERT INTO subscribers (show, key, email, status, status_changed_at, "
+            "status_source, created_at, token, selector, pending_since) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (SHOW, key, address, status, now, source, now, token, token[:16], since),
+        )
+    db.close()
+    clock = Clock()
+    clock.advance(timedelta(days=1))
+    with SubscriberStore.open(path, clock=clock) as store:
+        assert {s.key for s in store.subscribers(SHOW)} == {
+            "new@example.org",
+            "left@example.org",
+            "straße@example.org",
+        }
+        assert store.status(SHOW, "strasse@example.org") is None  # another mailbox now
+        assert store.confirm(SHOW, left, "192.0.2.66", WEEK) is None
+        assert store.status(SHOW, "left@example.org") == "unsubscribed"
+        assert store.unsubscribe_token(SHOW, pending, "one-click") is False  # rotated
+        assert store.confirm(SHOW, pending, "192.0.2.1", WEEK) == "confirmed"
+        assert store.status(SHOW, "new@example.org") == "confirmed"
