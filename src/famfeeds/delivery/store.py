@@ -663,14 +663,17 @@ class SubscriberStore:
             self.db.row_factory = None
         return row
 
-    def _by_token(self, show: str, token: str) -> sqlite3.Row | None:
-        """The row whose token is ``token`` (found by selector, compared in constant time)."""
+    def _by_token(self, show: str, token: str, table: str = "subscribers") -> sqlite3.Row | None:
+        """The row of ``table`` (``subscribers``: unsubscribe tokens; ``requests``:
+        confirmation tokens) whose token is ``token``, found by selector and compared in
+        constant time."""
         if not valid_token(token):
             return None
+        columns = _ROW if table == "subscribers" else _REQUEST
         self.db.row_factory = sqlite3.Row
         try:
             row: sqlite3.Row | None = self.db.execute(
-                f"SELECT {_ROW} FROM subscribers WHERE selector = ? AND show = ?",
+                f"SELECT {columns} FROM {table} WHERE selector = ? AND show = ?",
                 (token[:SELECTOR_CHARS], show),
             ).fetchone()
         finally:
@@ -754,28 +757,12 @@ class SubscriberStore:
         """What a confirmation token's page shows (the request's own name), or None for an
         unknown token. Changes nothing."""
         with self._guard("read"):
-            request = self._request_by_token(show, token)
+            request = self._by_token(show, token, "requests")
             if request is None:
                 return None
             row = self._row(show, request["key"])
         status = "pending" if row is None else str(row["status"])
         return TokenHolder(request["email"], request["name"], status, self._open(request, max_age))
-
-    def _request_by_token(self, show: str, token: str) -> sqlite3.Row | None:
-        """The sign-up request whose confirmation token is ``token``."""
-        if not valid_token(token):
-            return None
-        self.db.row_factory = sqlite3.Row
-        try:
-            found: sqlite3.Row | None = self.db.execute(
-                f"SELECT {_REQUEST} FROM requests WHERE selector = ? AND show = ?",
-                (token[:SELECTOR_CHARS], show),
-            ).fetchone()
-        finally:
-            self.db.row_factory = None
-        if found is None or not hmac.compare_digest(found["token"], token):
-            return None
-        return found
 
     def _open(self, request: sqlite3.Row, max_age: timedelta) -> bool:
         """Whether a request can still be confirmed: not used, withdrawn or expired."""
@@ -1254,7 +1241,7 @@ class SubscriberStore:
         token is unknown here.
         """
         with self._write():
-            request = self._request_by_token(show, token)
+            request = self._by_token(show, token, "requests")
             if request is None:
                 return None
             key = request["key"]
