@@ -917,10 +917,11 @@ def run(
 
     The store is opened (created or migrated) and swept of expired sign-ups first, so a
     broken store stops the service before it listens; confirmations a killed process was
-    sending are taken over at once (one service per show and store is the rule). ``announce`` gets the URL it listens
-    on (port 0 picks a free one; for a wildcard host such as 0.0.0.0, this machine's
-    loopback address, which a browser can open) and its public URL (default: show.toml's
-    service_url, else that address). Raises FamfeedsError (StoreError included).
+    sending are taken over at once (one service per show and store is the rule).
+    ``announce`` gets the URL it listens on (port 0 picks a free one; for a wildcard host
+    such as 0.0.0.0, this machine's loopback address, which a browser can open) and its
+    public URL (default: show.toml's service_url, else that address). Raises
+    FamfeedsError (StoreError included).
     """
     import uvicorn
 
