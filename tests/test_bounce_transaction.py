@@ -25,6 +25,7 @@ from famfeeds.delivery.store import StoreError, SubscriberStore, Suppression
 from famfeeds.delivery.suppression import process_bounces
 from famfeeds.project import Project as Paths
 from famfeeds.render.message import recipient_digest
+from reports import dsn_report
 from support import Project
 
 SHOW = "for-all-mankind"
@@ -34,35 +35,12 @@ COUNT = 300
 def dsn_bytes(recipient: str, original_id: str) -> bytes:
     """A permanent-failure delivery report (RFC 3464) about ``recipient``, returning the
     headers of the message famfeeds sent it (``original_id``: its keyed Message-ID)."""
-    return f"""\
-From: MAILER-DAEMON@mx.example.com
-To: bounces@famfeeds.example.org
-Subject: Undelivered Mail Returned to Sender
-Message-ID: <dsn-{recipient}@mx.example.com>
-MIME-Version: 1.0
-Content-Type: multipart/report; report-type=delivery-status; boundary="b"
-
---b
-Content-Type: text/plain
-
-Your message could not be delivered.
-
---b
-Content-Type: message/delivery-status
-
-Reporting-MTA: dns; mx.example.com
-
-Final-Recipient: rfc822; {recipient}
-Action: failed
-Status: 5.1.1
-
---b
-Content-Type: text/rfc822-headers
-
-Message-ID: {original_id}
-
---b--
-""".encode()
+    return dsn_report(
+        [recipient],
+        to="bounces@famfeeds.example.org",
+        original=f"Message-ID: {original_id}\n",
+        serial=recipient,
+    )
 
 
 def fans(count: int = COUNT) -> list[str]:

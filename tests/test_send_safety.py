@@ -47,6 +47,7 @@ from faults.smtp_faults import (
     serve,
     write_csv,
 )
+from reports import arf_report, dsn_report
 from support import Project
 
 NEW_YORK = ZoneInfo("America/New_York")
@@ -378,69 +379,26 @@ def test_an_unsubscribe_during_a_send_is_honoured(shipped: Project) -> None:
 
 
 def dsn(to: str, recipient: str, status: str, original_id: str = "") -> EmailMessage:
-    headers = (
-        f"\n--b\nContent-Type: text/rfc822-headers\n\nMessage-ID: {original_id}\n"
-        if (original_id)
-        else ""
+    raw = dsn_report(
+        [recipient],
+        to=to,
+        status=status,
+        action="failed" if status.startswith("5") else "delayed",
+        original=f"Message-ID: {original_id}\n" if original_id else "",
+        serial=str(abs(hash((to, recipient, status, original_id)))),
     )
-    raw = f"""\
-From: MAILER-DAEMON@mx.example.com
-To: {to}
-Subject: Undelivered Mail Returned to Sender
-Message-ID: <{abs(hash((to, recipient, status, original_id)))}@mx.example.com>
-MIME-Version: 1.0
-Content-Type: multipart/report; report-type=delivery-status; boundary="b"
-
---b
-Content-Type: text/plain
-
-Your message could not be delivered.
-
---b
-Content-Type: message/delivery-status
-
-Reporting-MTA: dns; mx.example.com
-
-Final-Recipient: rfc822; {recipient}
-Action: {"failed" if status.startswith("5") else "delayed"}
-Status: {status}
-{headers}
---b--
-"""
-    return email.message_from_bytes(raw.encode(), policy=policy.default)  # type: ignore[return-value]
+    return email.message_from_bytes(raw, policy=policy.default)  # type: ignore[return-value]
 
 
 def complaint(recipient: str, original_id: str) -> EmailMessage:
     """An ARF report with the reported message's headers (its keyed Message-ID)."""
-    raw = f"""\
-From: fbl@isp.example.net
-To: abuse@famfeeds.example.org
-Subject: complaint
-Message-ID: <fbl-{recipient}@isp.example.net>
-MIME-Version: 1.0
-Content-Type: multipart/report; report-type=feedback-report; boundary="r"
-
---r
-Content-Type: text/plain
-
-A complaint about a message from you.
-
---r
-Content-Type: message/feedback-report
-
-Feedback-Type: abuse
-User-Agent: ExampleFBL/1.0
-Version: 1
-Original-Rcpt-To: {recipient}
-
---r
-Content-Type: text/rfc822-headers
-
-Message-ID: {original_id}
-
---r--
-"""
-    return email.message_from_bytes(raw.encode(), policy=policy.default)  # type: ignore[return-value]
+    raw = arf_report(
+        recipient,
+        to="abuse@famfeeds.example.org",
+        original=f"Message-ID: {original_id}\n",
+        serial=recipient,
+    )
+    return email.message_from_bytes(raw, policy=policy.default)  # type: ignore[return-value]
 
 
 def write_mbox(path: Path, messages: list[EmailMessage], junk: bool = False) -> Path:

@@ -31,6 +31,7 @@ import pytest
 
 from famfeeds.delivery.store import SubscriberStore
 from faults.smtp_faults import ISSUE, NOW, Faults, clean_env, serve
+from reports import arf_report, dsn_report
 from support import REPO, SHIPPED_CONTENT, Project
 
 SHOW = "for-all-mankind"
@@ -148,35 +149,12 @@ def dsn(
     serial: str = "",
 ) -> bytes:
     """An RFC 3464 report: one block per recipient, the original's headers if given."""
-    blocks = "".join(
-        f"Final-Recipient: rfc822; {r}\nAction: failed\nStatus: {status}\n\n" for r in recipients
-    )
     original = (
-        f"--b\nContent-Type: text/rfc822-headers\n\nMessage-ID: {original_id}\n"
-        f"From: For All Mankind weekly <news@{DOMAIN}>\n\n"
+        f"Message-ID: {original_id}\nFrom: For All Mankind weekly <news@{DOMAIN}>\n"
         if original_id
         else ""
     )
-    return f"""\
-From: MAILER-DAEMON@mx.example.com
-To: {to}
-Subject: Undelivered Mail Returned to Sender
-Message-ID: <dsn-{serial or secrets.token_hex(8)}@mx.example.com>
-MIME-Version: 1.0
-Content-Type: multipart/report; report-type=delivery-status; boundary="b"
-
---b
-Content-Type: text/plain
-
-Your message could not be delivered.
-
---b
-Content-Type: message/delivery-status
-
-Reporting-MTA: dns; mx.example.com
-
-{blocks}{original}--b--
-""".encode()
+    return dsn_report(recipients, to=to, status=status, original=original, serial=serial)
 
 
 def failure_notice(to: str) -> bytes:
@@ -193,34 +171,8 @@ Sorry, we were unable to deliver your message.
 
 
 def arf(recipient: str, original_id: str | None = None) -> bytes:
-    original = (
-        f"--r\nContent-Type: text/rfc822-headers\n\nMessage-ID: {original_id}\nTo: {recipient}\n\n"
-        if original_id
-        else ""
-    )
-    return f"""\
-From: fbl@isp.example.net
-To: abuse@{DOMAIN}
-Subject: complaint
-Message-ID: <fbl-{secrets.token_hex(8)}@isp.example.net>
-MIME-Version: 1.0
-Content-Type: multipart/report; report-type=feedback-report; boundary="r"
-
---r
-Content-Type: text/plain
-
-A complaint about a message from you.
-
---r
-Content-Type: message/feedback-report
-
-Feedback-Type: abuse
-User-Agent: ExampleFBL/1.0
-Version: 1
-Original-Rcpt-To: {recipient}
-
-{original}--r--
-""".encode()
+    original = f"Message-ID: {original_id}\nTo: {recipient}\n" if original_id else ""
+    return arf_report(recipient, to=f"abuse@{DOMAIN}", original=original)
 
 
 def write_mbox(path: Path, raws: list[bytes]) -> Path:
