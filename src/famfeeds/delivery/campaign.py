@@ -314,7 +314,8 @@ class Campaign:
         cache = IssueCache(self.project.cache)
         letters = render_letters(self.planned, issue.day, env, cache, only=issue)
         cache.save()
-        key = project_secret(self.project.secret) or b""
+        key = project_secret(self.project.secret)  # created when missing
+        assert key is not None
         return MessageTemplate.of(letters[-1].item, key)
 
     @property
