@@ -1,4 +1,4 @@
-"""Time the plan stage (famfeeds.planning.plan: load, validate, schedule, issues) on the
+"""Time the plan stage (famfeeds.plan.issues.plan: load, validate, schedule, issues) on the
 daily soap, in one process; run by hand.
 
     python bench/plan.py [--seasons 1000] [--repeat 5] [--content DIR]
@@ -31,9 +31,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from build import daily_soap
-from famfeeds import planning
-from famfeeds.content import load_catalogue
-from famfeeds.record_cache import RACY_NS, save_deferred
+from famfeeds.build import load as planning
+from famfeeds.build.record_cache import RACY_NS, save_deferred
+from famfeeds.records.loader import load_catalogue
 
 
 def best(

@@ -49,10 +49,10 @@ def main() -> None:
     parser.add_argument("--personalise", type=int, default=100_000)
     args = parser.parse_args()
 
-    from famfeeds.build import render
+    from famfeeds.build.pipeline import render
+    from famfeeds.delivery.csvlist import Subscriber
     from famfeeds.delivery.engine import SendOptions, plan_sends, send_issue
     from famfeeds.delivery.smtp import SmtpTarget
-    from famfeeds.delivery.subscribers import Subscriber
     from famfeeds.render.message import MessageTemplate
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -104,7 +104,7 @@ def run_timed(command: list[str], cwd: Path, log: Path) -> float:
 
 def last_issue_moment(content: Path) -> str:
     """Noon (the show's zone) of the day after the last issue, as send's --now takes it."""
-    from famfeeds.planning import plan
+    from famfeeds.build.load import plan
 
     day = plan(content).issues[-1].day + timedelta(days=1)
     return f"{day.isoformat()}T12:00"
@@ -224,8 +224,8 @@ def main() -> None:
     if args.rows < 1 or args.unsubscribes < 1 or args.clients < 1:
         parser.error("--rows, --unsubscribes and --clients must be at least 1")
 
-    from famfeeds.content import load_catalogue
-    from famfeeds.project import Project
+    from famfeeds.build.project import Project
+    from famfeeds.records.loader import load_catalogue
 
     table: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="famfeeds-bench-") as tmp:

@@ -1,4 +1,4 @@
-"""Time the writer's part of a rebuild of a large output (famfeeds.inplace); run by hand.
+"""Time the writer's part of a rebuild of a large output (famfeeds.build.inplace); run by hand.
 
     python bench/write.py [--seasons 1000] [--runs 5] [--folder /tmp]
 
@@ -24,9 +24,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from famfeeds.inplace import index_path, record_index, update_in_place
+from famfeeds.build.inplace import index_path, record_index, update_in_place
+from famfeeds.build.writer import hold, write_output
 from famfeeds.render.files import FileSet, digest_of
-from famfeeds.writer import hold, write_output
 
 
 class Bulk(Mapping[str, bytes]):

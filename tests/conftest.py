@@ -16,7 +16,7 @@ from support import REPO, SHIPPED_CONTENT, Project
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Compiled templates go to a cache of this test run (famfeeds.project.user_cache),
+    """Compiled templates go to a cache of this test run (famfeeds.build.project.user_cache),
     never to the user's own; processes the tests start inherit it."""
     os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="famfeeds-test-cache-")
 

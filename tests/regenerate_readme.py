@@ -124,8 +124,8 @@ def synopsis() -> str:
 
 def schedule_text(example: Example) -> str:
     """What ``famfeeds schedule --as-of ...`` prints for an example (not a terminal)."""
-    from famfeeds.build import check
-    from famfeeds.timetable import plain_text, timetable
+    from famfeeds.build.pipeline import check
+    from famfeeds.plan.timetable import plain_text, timetable
 
     with tempfile.TemporaryDirectory() as folder:
         content = example.write(Path(folder) / "content")

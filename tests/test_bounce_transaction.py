@@ -18,12 +18,12 @@ from pathlib import Path
 import pytest
 from click.testing import Result
 
-from famfeeds.content import load_catalogue
+from famfeeds.build.project import Project as Paths
 from famfeeds.delivery.bounces import read_mbox
 from famfeeds.delivery.secret import project_secret
 from famfeeds.delivery.store import StoreError, SubscriberStore, Suppression
 from famfeeds.delivery.suppression import process_bounces
-from famfeeds.project import Project as Paths
+from famfeeds.records.loader import load_catalogue
 from famfeeds.render.message import recipient_digest
 from reports import dsn_report
 from support import Project

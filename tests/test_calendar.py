@@ -390,7 +390,7 @@ def test_the_lock_writes_strings_and_moments_as_before(text: str, moment: dateti
     """famfeeds.lock's quick paths give what json and strftime give."""
     import json
 
-    from famfeeds.lockfile import _moment, _string
+    from famfeeds.build.lockfile import _moment, _string
 
     assert _string(text) == json.dumps(text, ensure_ascii=False)
     assert _moment(moment) == moment.strftime("%Y-%m-%dT%H:%M:%SZ")

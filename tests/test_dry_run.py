@@ -10,10 +10,10 @@ from datetime import datetime
 
 from click.testing import Result
 
+from famfeeds.build.project import Project as Paths
 from famfeeds.delivery.campaign import SIZE_SAMPLE, Campaign
 from famfeeds.delivery.engine import SendOptions
 from famfeeds.delivery.store import SubscriberStore
-from famfeeds.project import Project as Paths
 from faults.smtp_faults import NOW, Faults, send_args, serve, write_csv
 from support import Project
 

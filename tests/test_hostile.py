@@ -32,7 +32,7 @@ import pytest
 import vobject
 from click.testing import Result
 
-from famfeeds.render.richtext import ALLOWED_TAGS, OUTPUT_ATTRIBUTES
+from famfeeds.records.richtext import ALLOWED_TAGS, OUTPUT_ATTRIBUTES
 from support import Project, episode_text, toml_string
 
 AS_OF = "2024-02-01"

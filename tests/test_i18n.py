@@ -18,10 +18,10 @@ from babel.messages.pofile import read_po
 from click.testing import CliRunner, Result
 from jinja2 import Environment, nodes
 
+from famfeeds.build.load import plan
+from famfeeds.build.translations import SHIPPED_LOCALE, compile_catalogue, load_messages
 from famfeeds.cli import cli
-from famfeeds.planning import plan
 from famfeeds.render.i18n import Localiser
-from famfeeds.translations import SHIPPED_LOCALE, compile_catalogue, load_messages
 from support import REPO, Project, build_args
 
 LANGUAGES = ("en", "de", "fr")
@@ -41,7 +41,7 @@ def extracted() -> dict[str, tuple[str, ...]]:
     """Every message the sources use, as pybabel extract finds it with babel.cfg."""
     method_map = [
         ("src/famfeeds/render/**.py", "python"),
-        ("src/famfeeds/service.py", "python"),
+        ("src/famfeeds/delivery/service.py", "python"),
         ("templates/**.j2", "jinja2"),
     ]
     options = {"templates/**.j2": {"trimmed": "true"}}

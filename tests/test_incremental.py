@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from click.testing import Result
 
-import famfeeds.inplace
+import famfeeds.build.inplace
 from support import Project, build_args, episode_text
 
 NEWSLETTER = """
@@ -30,7 +30,7 @@ def catalogue(
     """Three seasons (weekly, daily, weekly) with a newsletter, some out and some to come
     on AS_OF; written either way (a whole-tree swap, or file by file in place)."""
     if request.param == "in place":
-        monkeypatch.setattr(famfeeds.inplace, "PER_FILE_FROM", 1)
+        monkeypatch.setattr(famfeeds.build.inplace, "PER_FILE_FROM", 1)
     return three_seasons(tmp_path / "project")
 
 
@@ -152,9 +152,9 @@ def test_issues_rendered_in_several_processes_are_the_same_bytes(
     are what rendering it here gives."""
     import multiprocessing
 
-    import famfeeds.build
-    from famfeeds.planning import plan
-    from famfeeds.project import template_environment
+    import famfeeds.build.pipeline
+    from famfeeds.build.load import plan
+    from famfeeds.build.project import template_environment
 
     project = Project(tmp_path / "project")
     project.show(**{"[author]": NEWSLETTER + "\n[author]"})
@@ -162,7 +162,7 @@ def test_issues_rendered_in_several_processes_are_the_same_bytes(
     project.season(2, premiere="2024-03-15", cadence="daily", episodes=70)
     planned = plan(project.content, None)
     issues = planned.published(planned.schedule.releases[-1].day)
-    assert len(issues) >= 2 * famfeeds.build.PARALLEL_FROM
+    assert len(issues) >= 2 * famfeeds.build.pipeline.PARALLEL_FROM
     env = template_environment(None, "en")
     forks: list[int] = []
     real = multiprocessing.get_context
@@ -171,13 +171,13 @@ def test_issues_rendered_in_several_processes_are_the_same_bytes(
         forks.append(1)
         return real(method)
 
-    monkeypatch.setattr(famfeeds.build, "cpu_count", lambda: 2)
+    monkeypatch.setattr(famfeeds.build.pipeline, "cpu_count", lambda: 2)
     monkeypatch.setattr(multiprocessing, "get_context", spy)
     indexes = list(range(len(issues)))
-    shared = famfeeds.build.render_encoded(issues, indexes, env)
+    shared = famfeeds.build.pipeline.render_encoded(issues, indexes, env)
     assert forks == [1]
-    monkeypatch.setattr(famfeeds.build, "PARALLEL_FROM", 10**9)
-    alone = famfeeds.build.render_encoded(issues, indexes, env)
+    monkeypatch.setattr(famfeeds.build.pipeline, "PARALLEL_FROM", 10**9)
+    alone = famfeeds.build.pipeline.render_encoded(issues, indexes, env)
     assert forks == [1]
     assert len(shared) == len(issues) and shared == alone
 
@@ -189,7 +189,7 @@ def test_issues_rendered_in_several_processes_are_the_same_bytes(
 def writer(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Either writer: a whole-tree swap, or file by file in place."""
     if request.param == "in place":
-        monkeypatch.setattr(famfeeds.inplace, "PER_FILE_FROM", 1)
+        monkeypatch.setattr(famfeeds.build.inplace, "PER_FILE_FROM", 1)
     return str(request.param)
 
 

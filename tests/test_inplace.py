@@ -1,5 +1,5 @@
 """Large outputs are rebuilt in place: only changed files are replaced, and the result is the
-whole-tree build's, byte for byte (see famfeeds.inplace)."""
+whole-tree build's, byte for byte (see famfeeds.build.inplace)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from click.testing import Result
 
-import famfeeds.build
-import famfeeds.inplace
+import famfeeds.build.inplace
+import famfeeds.build.pipeline
 from famfeeds.errors import FamfeedsError
 from support import Project, build_args, episode_text
 
@@ -26,7 +26,7 @@ unsubscribe_url = "https://example.net/unsubscribe?token={token}"
 @pytest.fixture
 def large(project: Project, monkeypatch: pytest.MonkeyPatch) -> Project:
     """A small project treated as a large one (the threshold lowered)."""
-    monkeypatch.setattr(famfeeds.inplace, "PER_FILE_FROM", 1)
+    monkeypatch.setattr(famfeeds.build.inplace, "PER_FILE_FROM", 1)
     project.show()
     project.season(1, premiere="2024-01-05", episodes=4)
     project.season(2, premiere="2024-03-01", cadence="daily", episodes=3)
@@ -129,14 +129,14 @@ def test_a_failure_before_the_files_move_leaves_the_output_as_it_was(
     def fail(lock: object, output: Path) -> None:
         raise FamfeedsError("cannot save famfeeds.lock (test)")
 
-    monkeypatch.setattr(famfeeds.build, "_save_lock", fail)
+    monkeypatch.setattr(famfeeds.build.pipeline, "_save_lock", fail)
     result = run(*build_args(large, "--as-of", AS_OF))
     assert result.exit_code == 1 and "test" in result.output
     assert {n: d for n, d in large.snapshot().items() if n != ".famfeeds-manifest"} == {
         n: d for n, d in before.items() if n != ".famfeeds-manifest"
     }
     monkeypatch.undo()
-    monkeypatch.setattr(famfeeds.inplace, "PER_FILE_FROM", 1)
+    monkeypatch.setattr(famfeeds.build.inplace, "PER_FILE_FROM", 1)
     build(large, run)
     assert large.snapshot() == reference(large, run)
 
@@ -171,7 +171,7 @@ def test_an_unchanged_rebuild_reads_no_issue_from_the_cache(
 ) -> None:
     """Stored newsletter issues are compared by the digests in their headers: their bytes
     stay on disk unless a file changed."""
-    from famfeeds.issue_cache import StoredParts
+    from famfeeds.build.issue_cache import StoredParts
 
     large.show(**{"[author]": NEWSLETTER + "\n[author]"})
     build(large, run)

@@ -1,5 +1,5 @@
 """The index of a large output trusts a folder by its stamp (inode, mtime, ctime) instead of
-listing it, and still notices what a user did in output/ (see famfeeds.inplace).
+listing it, and still notices what a user did in output/ (see famfeeds.build.inplace).
 
 Each test first *settles* the output: it waits until the filesystem's clock has moved past
 every folder's last change and rebuilds, so that the index trusts every folder; what
@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from click.testing import Result
 
-import famfeeds.inplace
-from famfeeds.inplace import IN_DOUBT, Index, index_path, journal_path, load_index
+import famfeeds.build.inplace
+from famfeeds.build.inplace import IN_DOUBT, Index, index_path, journal_path, load_index
 from famfeeds.render.files import FileSet, digest_of
 from support import Project, build_args, episode_text
 
@@ -27,7 +27,7 @@ AS_OF = "2024-06-01"
 @pytest.fixture
 def large(project: Project, monkeypatch: pytest.MonkeyPatch) -> Project:
     """A small project treated as a large one (the threshold lowered)."""
-    monkeypatch.setattr(famfeeds.inplace, "PER_FILE_FROM", 1)
+    monkeypatch.setattr(famfeeds.build.inplace, "PER_FILE_FROM", 1)
     project.show()
     project.season(1, premiere="2024-01-05", episodes=4)
     project.season(2, premiere="2024-03-01", cadence="daily", episodes=3)
@@ -36,15 +36,15 @@ def large(project: Project, monkeypatch: pytest.MonkeyPatch) -> Project:
 
 @pytest.fixture
 def listed(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
-    """Every call to famfeeds.inplace.list_folders: the folders it was asked to list."""
+    """Every call to famfeeds.build.inplace.list_folders: the folders it was asked to list."""
     calls: list[list[str]] = []
-    real = famfeeds.inplace.list_folders
+    real = famfeeds.build.inplace.list_folders
 
     def spy(target: Path, pending: list[str], *rest: object) -> None:
         calls.append(list(pending))
         real(target, pending, *rest)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(famfeeds.inplace, "list_folders", spy)
+    monkeypatch.setattr(famfeeds.build.inplace, "list_folders", spy)
     return calls
 
 
@@ -66,7 +66,7 @@ def settle(project: Project, run: Callable[..., Result]) -> None:
     index then trusts every folder."""
     latest = max(os.lstat(p).st_ctime_ns for p in [project.output, *project.output.rglob("*")])
     for _ in range(5000):
-        now = famfeeds.inplace.filesystem_clock(project.output)
+        now = famfeeds.build.inplace.filesystem_clock(project.output)
         assert now is not None
         if now > latest:
             break
@@ -205,23 +205,23 @@ def test_a_rebuild_stopped_midway_is_finished_in_place_by_the_next(
     folder = large.output.stat().st_ino
     large.write("season-02/04-episode-4.md", episode_text(4, "A new day"))  # new files
     large.write("season-01/02-episode-2.md", episode_text(2, "Episode 2", "Rewritten."))
-    real = famfeeds.inplace._apply
+    real = famfeeds.build.inplace._apply
 
     def half(
-        files: Mapping[str, bytes], target: Path, plan: famfeeds.inplace.Plan, *rest: object
+        files: Mapping[str, bytes], target: Path, plan: famfeeds.build.inplace.Plan, *rest: object
     ) -> set[str]:
         plan.write = plan.write[: len(plan.write) // 2]
         real(files, target, plan, *rest)  # type: ignore[arg-type]
         raise Killed
 
-    monkeypatch.setattr(famfeeds.inplace, "_apply", half)
+    monkeypatch.setattr(famfeeds.build.inplace, "_apply", half)
     with pytest.raises(Killed):
         run(*build_args(large, "--as-of", AS_OF))
     index = index_path(large.root / ".famfeeds-cache", large.output.resolve())
     assert journal_path(index).exists()
     manifest = (large.output / ".famfeeds-manifest").read_text().splitlines()
     assert "s02/e04/index.html" in manifest  # new names are ours before any appears
-    monkeypatch.setattr(famfeeds.inplace, "_apply", real)
+    monkeypatch.setattr(famfeeds.build.inplace, "_apply", real)
     build(large, run)
     assert large.output.stat().st_ino == folder  # finished in place
     assert large.snapshot() == reference(large, run)
@@ -276,12 +276,12 @@ def test_folders_stamped_within_the_clocks_tick_are_listed_by_the_next_build(
     stamp: the index does not trust it."""
     build(large, run)
     settle(large, run)
-    clock = famfeeds.inplace.filesystem_clock
-    monkeypatch.setattr(famfeeds.inplace, "filesystem_clock", lambda target: 1)  # 1970
+    clock = famfeeds.build.inplace.filesystem_clock
+    monkeypatch.setattr(famfeeds.build.inplace, "filesystem_clock", lambda target: 1)  # 1970
     large.write("season-01/02-episode-2.md", episode_text(2, "Episode 2", "Rewritten."))
     build(large, run)
     assert set(index_of(large).stamps) == {IN_DOUBT}
-    monkeypatch.setattr(famfeeds.inplace, "filesystem_clock", clock)
+    monkeypatch.setattr(famfeeds.build.inplace, "filesystem_clock", clock)
     listed.clear()
     build(large, run)
     every = {p.relative_to(large.output).as_posix() for p in large.output.rglob("*") if p.is_dir()}
@@ -297,7 +297,7 @@ def test_the_folders_a_rebuild_changed_are_listed_by_the_next_one(
     """Even with the clock long past: the build wrote into them after it looked at them."""
     build(large, run)
     settle(large, run)
-    monkeypatch.setattr(famfeeds.inplace, "filesystem_clock", lambda target: 2**62)
+    monkeypatch.setattr(famfeeds.build.inplace, "filesystem_clock", lambda target: 2**62)
     before = stats(large.output)
     large.write("season-01/02-episode-2.md", episode_text(2, "Episode 2", "Rewritten."))
     build(large, run)

@@ -2,7 +2,7 @@
 never part of one, and the next build repairs the output completely.
 
 Real processes, SIGKILL: `famfeeds build` of a catalogue large enough (over
-famfeeds.inplace.PER_FILE_FROM files) to be rebuilt in place. Each trial changes the content
+famfeeds.build.inplace.PER_FILE_FROM files) to be rebuilt in place. Each trial changes the content
 (an edited synopsis; an episode added or removed; the other reference date), kills a rebuild
 at a random moment (every other trial: a random moment while it replaces files, once its
 staging folder appears), checks that every file holds its old bytes or its new ones,
@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from famfeeds.inplace import PER_FILE_FROM
+from famfeeds.build.inplace import PER_FILE_FROM
 from support import SHOW_TOML, episode_text
 
 SEASONS = 45

@@ -150,10 +150,10 @@ def test_a_preview_does_not_push_the_published_builds_memo_out(
     project: Project, run: Callable[..., Result], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Builds at another address (serve, --base-url) keep a memo of their own."""
-    import famfeeds.inplace
+    import famfeeds.build.inplace
     import famfeeds.render.pages as pages
 
-    monkeypatch.setattr(famfeeds.inplace, "PER_FILE_FROM", 1)  # written in place
+    monkeypatch.setattr(famfeeds.build.inplace, "PER_FILE_FROM", 1)  # written in place
     project.show()
     project.season(1, episodes=3)
     args = build_args(project, "--as-of", "2024-03-01")
@@ -203,13 +203,15 @@ def test_a_memo_whose_key_missed_an_input_is_forgotten_and_the_build_made_again(
     remembered: the build deletes the render memo, renders everything afresh, says so,
     and the output is the build from nothing's. (Here the whole build's key is made to
     miss everything.)"""
-    import famfeeds.build
+    import famfeeds.build.pipeline
 
     project.show()
     project.season(1, episodes=3)
     args = build_args(project, "--as-of", "2024-03-01")
     assert run(*args).exit_code == 0
-    monkeypatch.setattr(famfeeds.build, "_build_inputs", lambda context: ("always the same",))
+    monkeypatch.setattr(
+        famfeeds.build.pipeline, "_build_inputs", lambda context: ("always the same",)
+    )
     assert run(*args).exit_code == 0  # remembers the whole build under that key
     project.write("season-01/02-episode-2.md", episode_text(2, "Episode 2", "Changed."))
     result = run(*args)
@@ -232,10 +234,10 @@ def test_a_build_like_the_last_renders_nothing_and_keeps_the_memo(
     build, which then renders only what an edit touched. A file deleted by hand is made
     again, the same bytes. (Written in place, as a large output is: the swap writer reads
     every file's bytes, so it always renders.)"""
-    import famfeeds.build
-    import famfeeds.inplace
+    import famfeeds.build.inplace
+    import famfeeds.build.pipeline
 
-    monkeypatch.setattr(famfeeds.inplace, "PER_FILE_FROM", 1)
+    monkeypatch.setattr(famfeeds.build.inplace, "PER_FILE_FROM", 1)
     project.show(**{"[author]": NEWSLETTER + "\n[author]"})
     project.season(1, episodes=4)
     project.season(2, premiere="2024-02-01", episodes=3)
@@ -243,13 +245,13 @@ def test_a_build_like_the_last_renders_nothing_and_keeps_the_memo(
     assert run(*args).exit_code == 0
     first = project.snapshot()
     rounds: list[int] = []
-    real = famfeeds.build.renderers
+    real = famfeeds.build.pipeline.renderers
 
     def counting() -> tuple[object, ...]:
         rounds.append(1)
         return real()
 
-    monkeypatch.setattr(famfeeds.build, "renderers", counting)
+    monkeypatch.setattr(famfeeds.build.pipeline, "renderers", counting)
     serialised: list[str] = []
     serialise = calendar.serialise_event
 
@@ -276,16 +278,16 @@ def test_a_build_like_the_last_renders_nothing_and_keeps_the_memo(
 def test_the_letters_of_a_build_like_the_last_are_those_of_a_fresh_one(
     project: Project, run: Callable[..., Result]
 ) -> None:
-    from famfeeds.build import build
+    from famfeeds.build.pipeline import BuildRequest, build
 
     project.show(**{"[author]": NEWSLETTER + "\n[author]"})
     project.season(1, episodes=4)
     args = build_args(project, "--as-of", "2024-03-01")
     assert run(*args).exit_code == 0
-    result, _ = build(project.content, project.output, as_of=date(2024, 3, 1))
+    result, _ = build(BuildRequest(project.content, project.output, as_of=date(2024, 3, 1)))
     remembered = [(x.item.issue.slug, x.item.subject, dict(x.files)) for x in result.letters]
     shutil.rmtree(project.root / ".famfeeds-cache")
-    fresh, _ = build(project.content, project.output, as_of=date(2024, 3, 1))
+    fresh, _ = build(BuildRequest(project.content, project.output, as_of=date(2024, 3, 1)))
     assert len(remembered) == 5  # a week before the premiere, and each release day
     assert remembered == [(x.item.issue.slug, x.item.subject, dict(x.files)) for x in fresh.letters]
 
@@ -293,7 +295,7 @@ def test_the_letters_of_a_build_like_the_last_are_those_of_a_fresh_one(
 def test_the_memo_is_forgotten_with_any_library_that_shapes_an_issue() -> None:
     """The render memo (which can stand for a whole build, newsletter issues included) is
     dropped when any library the issue cache keys on changes, not only the page ones."""
-    from famfeeds.issue_cache import LIBRARIES
-    from famfeeds.record_cache import OUTPUT_LIBRARIES
+    from famfeeds.build.issue_cache import LIBRARIES
+    from famfeeds.build.record_cache import OUTPUT_LIBRARIES
 
     assert set(LIBRARIES) - {"pydantic"} <= set(OUTPUT_LIBRARIES)  # pydantic: code_key

@@ -15,7 +15,7 @@ import lxml.html
 import pytest
 from click.testing import Result
 
-from famfeeds.build import render
+from famfeeds.build.pipeline import render
 from famfeeds.render.message import MessageTemplate
 from famfeeds.render.personal import RenderedIssue
 from support import Project, build_args
@@ -210,7 +210,7 @@ def test_personalisation_is_escaped_and_leaves_no_markers(shipped: Project) -> N
 
 
 def rendered_issue(project: Project, day: date) -> RenderedIssue:
-    from famfeeds.project import template_environment
+    from famfeeds.build.project import template_environment
     from famfeeds.render.newsletter import inliner, render_issue
 
     build = render(project.content, as_of=date(2024, 1, 31))

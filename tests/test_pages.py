@@ -388,8 +388,8 @@ def test_the_sitemap_lists_every_page_with_dates_from_the_records(rich: Project)
 
 
 def test_a_sitemap_past_the_limit_becomes_an_index(shipped: Project) -> None:
-    from famfeeds.build import render
-    from famfeeds.project import template_environment
+    from famfeeds.build.pipeline import render
+    from famfeeds.build.project import template_environment
     from famfeeds.render.pages import Site, render_sitemap
 
     build = render(shipped.content, as_of=date(2024, 1, 31))

@@ -6,9 +6,9 @@ from dataclasses import replace
 from datetime import date, datetime, time
 from zoneinfo import ZoneInfo
 
-from famfeeds.content import load_catalogue
-from famfeeds.planning import Issue, plan_issues
-from famfeeds.schedule import Release, build_schedule
+from famfeeds.plan.issues import Issue, plan_issues
+from famfeeds.plan.schedule import Release, build_schedule
+from famfeeds.records.loader import load_catalogue
 from support import Project
 
 

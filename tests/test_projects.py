@@ -12,9 +12,9 @@ import icalendar
 import pytest
 from click.testing import Result
 
-from famfeeds.build import render
+from famfeeds.build.lockfile import load_lock
+from famfeeds.build.pipeline import render
 from famfeeds.delivery.ledger import Ledger
-from famfeeds.lockfile import load_lock
 from support import SEASON_TOML, SHOW_TOML, episode_text
 
 NEWSLETTER = """
@@ -140,7 +140,7 @@ def test_the_issue_cache_misses_on_every_input_change(
     letter = render(content, templates=templates, as_of=date(2024, 2, 1)).letters[-1]
     assert "P.S. Hello." in letter.item.text
     # A change in famfeeds' own code or a library: the code digest is part of the key.
-    import famfeeds.issue_cache as issue_cache
+    import famfeeds.build.issue_cache as issue_cache
 
     monkeypatch.setattr(issue_cache, "code_digest", lambda: "another version")
     assert misses(content, templates=templates) == 4
@@ -194,7 +194,7 @@ def test_unused_cache_entries_are_forgotten_at_most_daily(
     lists every entry, so it happens once a day at most."""
     import time
 
-    import famfeeds.issue_cache as issue_cache
+    import famfeeds.build.issue_cache as issue_cache
 
     content = newsletter_project(tmp_path)
     args = ["build", "--content", content, "--output", tmp_path / "out", "--as-of", "2024-02-01"]

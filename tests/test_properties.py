@@ -13,9 +13,9 @@ import lxml.html
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from famfeeds.build import render
-from famfeeds.content import CONTROL_CHARS, HIDING_CHARS
-from famfeeds.render.richtext import ALLOWED_TAGS, OUTPUT_ATTRIBUTES
+from famfeeds.build.pipeline import render
+from famfeeds.records.loader import CONTROL_CHARS, HIDING_CHARS
+from famfeeds.records.richtext import ALLOWED_TAGS, OUTPUT_ATTRIBUTES
 from support import Project, toml_string
 
 # Any printable text, XML's special characters and emoji included; no control characters and

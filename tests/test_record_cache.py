@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
-import famfeeds.record_cache as record_cache
-from famfeeds.content import load_catalogue
+import famfeeds.build.record_cache as record_cache
+from famfeeds.build.load import load_catalogue
+from famfeeds.build.lockfile import load_lock
+from famfeeds.build.record_cache import CONTENT_CACHE, RecordCache, folder_signature, save_deferred
 from famfeeds.errors import ContentError
-from famfeeds.lockfile import load_lock
-from famfeeds.record_cache import CONTENT_CACHE, RecordCache, folder_signature, save_deferred
 from support import Project, episode_text
 
 
@@ -185,7 +185,7 @@ def test_the_lock_is_parsed_once_while_unchanged(
 
 def test_builds_agree_with_and_without_the_cache(seasons: Project) -> None:
     """A catalogue from the cache is the catalogue: planned the same, to the day."""
-    from famfeeds.planning import plan
+    from famfeeds.build.load import plan
 
     cold = plan(seasons.content)
     warm = plan(seasons.content)
@@ -320,7 +320,7 @@ def test_each_season_has_a_digest_of_its_records(
     """Catalogue.digests: season_digest of every season, the same from the cache as from a
     cold load and from any working folder; it changes with the records, not with where
     they are read from."""
-    from famfeeds.content import season_digest
+    from famfeeds.records.models import season_digest
 
     monkeypatch.setattr(record_cache, "RACY_NS", 0)
     first, _ = loaded(seasons)
@@ -356,7 +356,7 @@ def test_a_plan_from_the_cache_is_the_cold_plan(
 ) -> None:
     """Releases sharing a day, timed and all-day releases, a cancelled episode, previews,
     notes (one stray): the cached plan equals the cold one, in every order."""
-    import famfeeds.planning as planning
+    import famfeeds.build.load as planning
 
     project.show()
     project.season(
@@ -392,7 +392,7 @@ def test_a_plan_from_the_cache_is_the_cold_plan(
 def test_planning_leaves_the_garbage_collector_as_it_was(seasons: Project) -> None:
     import gc
 
-    from famfeeds.planning import plan
+    from famfeeds.build.load import plan
 
     assert gc.isenabled()
     planned = plan(seasons.content)
@@ -413,7 +413,7 @@ def test_a_one_shot_plan_can_leave_its_objects_to_reference_counting(seasons: Pr
     plan included; a failed plan freezes nothing."""
     import gc
 
-    from famfeeds.planning import plan
+    from famfeeds.build.load import plan
 
     assert gc.get_freeze_count() == 0
     try:
@@ -435,7 +435,7 @@ def test_an_edit_rewrites_only_the_file_that_holds_its_season(
     """The season cache is spread over CONTENT_SHARDS private files by key: a change
     rewrites the one that holds the changed season, and a season gone from the content is
     dropped from its file."""
-    from famfeeds.record_cache import CONTENT_SHARDS
+    from famfeeds.build.record_cache import CONTENT_SHARDS
 
     project.show()
     for number in range(1, 41):

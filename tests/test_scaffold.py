@@ -16,9 +16,9 @@ from click.testing import CliRunner, Result
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from famfeeds.build.scaffold import ShowAnswers, episode_md, show_toml, slugify
 from famfeeds.cli import cli
-from famfeeds.models import SLUG_PATTERN
-from famfeeds.scaffold import ShowAnswers, episode_md, show_toml, slugify
+from famfeeds.records.models import SLUG_PATTERN
 
 EPOCH_2026_11_28 = "1795834800"  # 2026-11-28 03:00 UTC: still 2026-11-27 in New York
 INIT = [

@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime, time
 
 import pytest
 
-from famfeeds.build import check
+from famfeeds.build.pipeline import check
 from famfeeds.errors import ContentError
 from support import Project
 

@@ -28,8 +28,9 @@ from click.testing import Result
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from famfeeds.build.load import plan
 from famfeeds.delivery.store import SubscriberStore
-from famfeeds.planning import NotOutYet, find_issue, plan
+from famfeeds.plan.issues import NotOutYet, find_issue
 from famfeeds.render.message import (
     MessageTemplate,
     header_text,
@@ -619,7 +620,7 @@ TITLE = st.lists(st.one_of(MARKERISH, TITLE_TEXT), min_size=1, max_size=6).map("
 def test_personalising_never_touches_content_and_every_copy_parses_back(
     tmp_path_factory: pytest.TempPathFactory, title: str, name: str, token: str
 ) -> None:
-    from famfeeds.build import render
+    from famfeeds.build.pipeline import render
 
     project = Project(tmp_path_factory.mktemp("markers"))
     timed_show(project, episodes=1)
@@ -663,7 +664,7 @@ def test_personalising_never_touches_content_and_every_copy_parses_back(
     ],
 )
 def test_any_title_is_the_subject_a_reader_sees(project: Project, title: str) -> None:
-    from famfeeds.build import render
+    from famfeeds.build.pipeline import render
 
     timed_show(project, NEWSLETTER + "\n[limits]\ntitle_characters = 2000\n", episodes=1)
     project.season(premiere="2026-12-09", extra="release_time = 21:00:00",

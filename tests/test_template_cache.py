@@ -1,4 +1,4 @@
-"""Compiled templates kept in the user's cache (famfeeds.project.template_bytecode_cache):
+"""Compiled templates kept in the user's cache (famfeeds.build.project.template_bytecode_cache):
 a build that finds them gives the same bytes, an edited template is compiled afresh, and
 a cache that cannot be read or written only makes the build slower."""
 
@@ -105,12 +105,12 @@ def test_a_damaged_or_unwritable_cache_only_slows_the_build(project: Path, tmp_p
 
 
 def test_the_templates_key_follows_linked_folders_and_ends_on_a_loop(tmp_path: Path) -> None:
-    """famfeeds.issue_cache.template_names: files behind a linked folder count, a link
+    """famfeeds.build.issue_cache.template_names: files behind a linked folder count, a link
     back to a folder leading to it is not followed, and a folder linked twice counts
     under both names (Jinja loads either)."""
     from jinja2 import ChoiceLoader, FileSystemLoader
 
-    from famfeeds.issue_cache import template_names
+    from famfeeds.build.issue_cache import template_names
 
     theme, project = tmp_path / "theme", tmp_path / "templates"
     theme.mkdir()

@@ -21,11 +21,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rich.console import Console
 
-from famfeeds.build import check
-from famfeeds.cli.project import print_rich
-from famfeeds.models import CADENCES
-from famfeeds.timetable import Entry, Gap, plain_text, timetable
-from famfeeds.zones import places, zone_advice
+from famfeeds.build.pipeline import check
+from famfeeds.cli.authoring import print_rich
+from famfeeds.plan.timetable import Entry, Gap, plain_text, timetable
+from famfeeds.records.models import CADENCES
+from famfeeds.records.zones import places, zone_advice
 from support import Project
 
 NEWSLETTER = """

@@ -399,7 +399,7 @@ def test_a_symlink_to_the_content_uses_the_same_ledger_and_lock(
 
 
 def test_project_state_is_keyed_by_the_resolved_content_path(tmp_path: Path) -> None:
-    from famfeeds.project import Project as Paths
+    from famfeeds.build.project import Project as Paths
 
     real = tmp_path / "show" / "content"
     real.mkdir(parents=True)

@@ -1,7 +1,7 @@
 """An adversarial review of the whole-build memo (one entry keyed by
-famfeeds.build._build_inputs): after each change below, a rebuild must give exactly the
+famfeeds.build.pipeline._build_inputs): after each change below, a rebuild must give exactly the
 output (and famfeeds.lock) of a build from nothing of the same content. Written in place
-(famfeeds.inplace.PER_FILE_FROM = 1), the path on which the whole-build entry can hit
+(famfeeds.build.inplace.PER_FILE_FROM = 1), the path on which the whole-build entry can hit
 without rendering anything, unless a test says otherwise."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from click.testing import Result
 
-import famfeeds.inplace
+import famfeeds.build.inplace
 from support import Project, build_args
 from test_incremental import (
     AS_OF,
@@ -34,7 +34,7 @@ def catalogue(
 ) -> Project:
     """As test_incremental's: three seasons (weekly, daily, weekly) with a newsletter."""
     if request.param == "in place":
-        monkeypatch.setattr(famfeeds.inplace, "PER_FILE_FROM", 1)
+        monkeypatch.setattr(famfeeds.build.inplace, "PER_FILE_FROM", 1)
     return three_seasons(tmp_path / "project")
 
 
@@ -64,7 +64,7 @@ def hits(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 def whole_build_hit(project: Project) -> bool:
     """Whether the next build's render would find the whole build in the memo (checked
     without writing anything: render() alone)."""
-    from famfeeds.build import render
+    from famfeeds.build.pipeline import render
     from famfeeds.render.memo import LazyFiles
 
     built = render(project.content, as_of=date.fromisoformat(AS_OF))
@@ -144,9 +144,9 @@ def test_previews_at_several_addresses_between_published_builds(
 def test_serve_style_preview_folder_beside_the_published_output(
     catalogue: Project, run: Callable[..., Result], hits: list[str]
 ) -> None:
-    """What `famfeeds serve` does (famfeeds.serve.run): build into .famfeeds-preview at the
+    """What `famfeeds serve` does (famfeeds.build.preview.run): build into .famfeeds-preview at the
     server's address, or at the published one (--public-urls), never saving the lock."""
-    from famfeeds.build import build
+    from famfeeds.build.pipeline import BuildRequest, build
 
     project = catalogue
     preview = Project(project.root)
@@ -157,12 +157,14 @@ def test_serve_style_preview_folder_beside_the_published_output(
     def serve_build(base_url: str | None) -> None:
         before = lock_file.read_bytes() if lock_file.exists() else None
         build(
-            project.content,
-            preview.output,
-            as_of=day,
-            base_url=base_url,
-            save_lock=False,
-            sync=False,
+            BuildRequest(
+                project.content,
+                preview.output,
+                as_of=day,
+                base_url=base_url,
+                save_lock=False,
+                sync=False,
+            )
         )
         after = lock_file.read_bytes() if lock_file.exists() else None
         assert after == before  # a preview never saves the lock
@@ -365,7 +367,7 @@ def test_output_files_replaced_by_hand_as_editors_save(
 def test_output_files_edited_in_place_by_hand(
     catalogue: Project, run: Callable[..., Result]
 ) -> None:
-    """Edited in place (same inode, size and mtime): famfeeds.inplace documents that such
+    """Edited in place (same inode, size and mtime): famfeeds.build.inplace documents that such
     a file is kept until its content changes or the index is deleted. Checked: the index
     deleted, the rebuild gives the build from nothing."""
     project = catalogue
@@ -376,7 +378,7 @@ def test_output_files_edited_in_place_by_hand(
         handle.write(b"X")
     os.utime(path, ns=(info.st_atime_ns, info.st_mtime_ns))
     assert path.read_bytes() != data
-    shutil.rmtree(project.root / ".famfeeds-cache" / famfeeds.inplace.INDEX_DIR)
+    shutil.rmtree(project.root / ".famfeeds-cache" / famfeeds.build.inplace.INDEX_DIR)
     rebuild(project, run)
 
 
@@ -502,13 +504,13 @@ def test_letters_through_the_python_api_after_a_hit(catalogue: Project, tmp_path
     of a build from nothing, and their files are the ones written. (Compared personalised:
     the raw HTML and text hold markers derived from the records' JSON, source paths
     included, so they differ between project folders by design; they never reach a file.)"""
-    from famfeeds.build import build
+    from famfeeds.build.pipeline import BuildRequest, build
 
     project = catalogue
     day = date.fromisoformat(AS_OF)
-    build(project.content, project.output, as_of=day, sync=False)
+    build(BuildRequest(project.content, project.output, as_of=day, sync=False))
     assert whole_build_hit(project)
-    result, _ = build(project.content, project.output, as_of=day, sync=False)
+    result, _ = build(BuildRequest(project.content, project.output, as_of=day, sync=False))
     assert result.letters.made is None  # type: ignore[attr-defined]  (nothing rendered)
     got = [
         (x.item.issue.slug, x.item.subject, x.item.personalise("Ann", "tok"), dict(x.files))
@@ -517,7 +519,7 @@ def test_letters_through_the_python_api_after_a_hit(catalogue: Project, tmp_path
     fresh = Project(tmp_path / "fresh-api")
     shutil.copytree(project.content, fresh.content)
     shutil.copy(project.root / "famfeeds.lock", fresh.root / "famfeeds.lock")
-    other, _ = build(fresh.content, fresh.output, as_of=day, sync=False)
+    other, _ = build(BuildRequest(fresh.content, fresh.output, as_of=day, sync=False))
     expected = [
         (x.item.issue.slug, x.item.subject, x.item.personalise("Ann", "tok"), dict(x.files))
         for x in other.letters
@@ -537,11 +539,11 @@ def cssselect_upgrade(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[], 
     """Stands for `pip install -U cssselect` between two builds: the version famfeeds reads
     from the installed distributions changes, and so does how one selector translates
     (here: `.brand` matches nothing). cssselect is one of the libraries the issue cache
-    lists as shaping an issue's bytes (famfeeds.issue_cache.LIBRARIES)."""
+    lists as shaping an issue's bytes (famfeeds.build.issue_cache.LIBRARIES)."""
     import cssselect
     import premailer.cache
 
-    from famfeeds import record_cache
+    from famfeeds.build import record_cache
 
     def clear() -> None:
         record_cache.versions.cache_clear()
@@ -572,7 +574,7 @@ def test_a_library_that_shapes_the_newsletter_upgraded(
     run: Callable[..., Result],
     cssselect_upgrade: Callable[[], None],
 ) -> None:
-    """Every library the issue cache keys on (famfeeds.issue_cache.LIBRARIES) also
+    """Every library the issue cache keys on (famfeeds.build.issue_cache.LIBRARIES) also
     invalidates the render memo (record_cache.OUTPUT_LIBRARIES), which can stand for the
     whole build, newsletter issues included."""
     rebuilt_after(catalogue, run, cssselect_upgrade, "newsletter/2024-02-27.html")
@@ -627,5 +629,5 @@ def test_the_time_zone_rules_updated(
 ) -> None:
     """The zone rules Python reads (the system's zone files, searched before the tzdata
     package) are part of every key that depends on the show's clock
-    (famfeeds.zones.zone_rules_digest)."""
+    (famfeeds.records.zones.zone_rules_digest)."""
     rebuilt_after(catalogue, run, zone_rules_update, "feed.xml")

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 from click.testing import Result
 
-from famfeeds import writer
+from famfeeds.build import writer
+from famfeeds.build.writer import Guarded, resolve_output, write_output
 from famfeeds.errors import FamfeedsError
-from famfeeds.writer import Guarded, resolve_output, write_output
 from support import Project, build_args
 
 

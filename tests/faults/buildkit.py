@@ -112,7 +112,8 @@ def lock_text(project: Project) -> str:
 
 def reference(project: Project, scratch: Path, as_of: str = AS_OF) -> tuple[Tree, str]:
     """The tree and lock a complete build of ``project`` would make now, from a copy."""
-    from famfeeds.build import build as run_build
+    from famfeeds.build.pipeline import BuildRequest
+    from famfeeds.build.pipeline import build as run_build
 
     shutil.rmtree(scratch, ignore_errors=True)
     copy = Project(scratch)
@@ -121,7 +122,7 @@ def reference(project: Project, scratch: Path, as_of: str = AS_OF) -> tuple[Tree
         shutil.copy(project.root / "famfeeds.lock", scratch / "famfeeds.lock")
     if project.output.exists():
         shutil.copytree(project.output, copy.output, symlinks=True)
-    run_build(copy.content, copy.output, as_of=date.fromisoformat(as_of))
+    run_build(BuildRequest(copy.content, copy.output, as_of=date.fromisoformat(as_of)))
     return tree(copy.output), lock_text(copy)
 
 

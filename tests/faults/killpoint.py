@@ -15,9 +15,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from famfeeds import writer
+from famfeeds.build import writer
+from famfeeds.build.lockfile import CalendarLock
 from famfeeds.cli import main
-from famfeeds.lockfile import CalendarLock
 
 
 def die() -> None:

@@ -1,7 +1,7 @@
 """The command line: options in, one call into the pipeline, errors out.
 
 ``famfeeds --help`` starts at little more than click's own import: heavy libraries and the
-rest of famfeeds are imported inside the commands, and the commands of cli/project.py,
+rest of famfeeds are imported inside the commands, and the commands of cli/authoring.py,
 cli/send.py and cli/subscribers.py are imported only when one of them runs or shows its
 help (the listing takes their one-line help from :data:`LAZY_COMMANDS`).
 """
@@ -35,15 +35,15 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
         "Read the bounce mailbox and stop mailing addresses that bounce or complain.",
     ),
     "init": (
-        "famfeeds.cli.project",
+        "famfeeds.cli.authoring",
         "Start a project in FOLDER: a commented content/ folder, a .gitignore and a README.",
     ),
     "new": (
-        "famfeeds.cli.project",
+        "famfeeds.cli.authoring",
         "Add a season or an episode: new files with the next free numbers, never overwriting.",
     ),
     "schedule": (
-        "famfeeds.cli.project",
+        "famfeeds.cli.authoring",
         "Show when every episode comes out, and why: a table of the computed schedule.",
     ),
     "send": (
@@ -151,21 +151,23 @@ def build(
         famfeeds build
         famfeeds build --content content --output public --as-of 2023-11-24
     """
-    from famfeeds.build import build as run_build
-    from famfeeds.build import fewer_collections
+    from famfeeds.build.pipeline import BuildRequest, fewer_collections
+    from famfeeds.build.pipeline import build as run_build
     from famfeeds.errors import display_path
 
     with fewer_collections():
         result, report = run_build(
-            content,
-            output,
-            templates=checked_templates(templates),
-            as_of=as_of,
-            strict=strict,
-            base_url=base_url,
-            overwrite=overwrite,
-            wait=wait,
-            waiting=lambda message: click.echo(message, err=True),
+            BuildRequest(
+                content,
+                output,
+                templates=checked_templates(templates),
+                as_of=as_of,
+                strict=strict,
+                base_url=base_url,
+                overwrite=overwrite,
+                wait=wait,
+                waiting=lambda message: click.echo(message, err=True),
+            )
         )
     for warning in (*result.warnings, *result.cache.warnings, *report.warnings):
         click.echo(f"warning: {warning}", err=True)
@@ -214,7 +216,7 @@ def check(content: Path, strict: bool) -> None:
     Example:
         famfeeds check --content content
     """
-    from famfeeds.build import check as run_check
+    from famfeeds.build.pipeline import check as run_check
 
     planned = run_check(content, strict=strict)
     for warning in planned.warnings:
@@ -306,13 +308,11 @@ def newsletter(
         famfeeds newsletter --date 2023-12-08 --as-of 2023-12-08 --save preview.html
         famfeeds newsletter --latest --eml | sendmail -t
     """
-    from famfeeds.build import check, reference_date, render_letters
+    from famfeeds.build.pipeline import check, issue_letter, reference_date
+    from famfeeds.build.writer import atomic_write
     from famfeeds.errors import FamfeedsError, display_path
-    from famfeeds.issue_cache import IssueCache
-    from famfeeds.planning import find_issue
-    from famfeeds.project import Project, template_environment
+    from famfeeds.plan.issues import find_issue
     from famfeeds.render.urls import issue_file
-    from famfeeds.writer import atomic_write
 
     if day is not None and latest:
         raise click.UsageError("give --date or --latest, not both")
@@ -331,11 +331,7 @@ def newsletter(
             f"the issue of {day} is not out yet as of {today}: add --as-of {day} to read it"
         )
     issue = find_issue(planned.issues, "latest" if day is None else day.isoformat(), today)
-    project = Project.of(content)
-    env = template_environment(
-        project.templates(checked_templates(templates)), planned.show.language, project.locale
-    )
-    (letter,) = render_letters(planned, today, env, IssueCache(project.cache), only=issue)
+    letter = issue_letter(planned, issue, checked_templates(templates))
     if form is not None:
         data = letter.files[issue_file(issue.slug, ISSUE_FORMS[form])]
         if save is None:
@@ -416,7 +412,7 @@ def serve(
         famfeeds serve
         famfeeds serve --port 8080 --as-of 2023-11-24
     """
-    from famfeeds.serve import run
+    from famfeeds.build.preview import run
 
     run(
         content,

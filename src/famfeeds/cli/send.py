@@ -382,7 +382,7 @@ def _send(
 def _print_report(report: Report) -> None:
     """The outcome of a send or a dry run, as a person reads it (user and server text is
     escaped, so nothing in it can drive the terminal)."""
-    from famfeeds.delivery.subscribers import shown
+    from famfeeds.delivery.csvlist import shown
 
     for note in report.notes:
         click.echo(note, err=True)
@@ -519,7 +519,8 @@ def bounces(
     """
     import os
 
-    from famfeeds.build import check
+    from famfeeds.build.pipeline import check
+    from famfeeds.build.project import Project
     from famfeeds.delivery.bounces import (
         IMAP_PASSWORD_ENV,
         BounceSourceError,
@@ -530,7 +531,6 @@ def bounces(
     from famfeeds.delivery.store import SubscriberStore
     from famfeeds.delivery.suppression import process_bounces
     from famfeeds.errors import FamfeedsError
-    from famfeeds.project import Project
 
     given = [
         name

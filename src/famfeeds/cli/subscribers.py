@@ -1,6 +1,6 @@
 """The ``subscribers`` commands (the subscriber store) and ``subscriptions`` (the service).
 
-Thin: options in, one call into famfeeds.delivery.store or famfeeds.service, a printed
+Thin: options in, one call into famfeeds.delivery.store or famfeeds.delivery.service, a printed
 report out. Heavy modules (sqlite3, email_validator, starlette, uvicorn) are imported
 inside the commands, so ``famfeeds --help`` stays fast.
 """
@@ -45,7 +45,7 @@ def _show_slug(content: Path) -> str:
     import tomllib
 
     from famfeeds.errors import FamfeedsError, display_path
-    from famfeeds.models import SLUG_PATTERN
+    from famfeeds.records.models import SLUG_PATTERN
 
     path = content / "show.toml"
     try:
@@ -67,8 +67,8 @@ def _show_slug(content: Path) -> str:
 @contextmanager
 def _store(content: Path) -> Iterator[tuple[str, SubscriberStore]]:
     """The show's slug and the project's store, opened in its private state folder."""
+    from famfeeds.build.project import Project
     from famfeeds.delivery.store import SubscriberStore
-    from famfeeds.project import Project
 
     slug = _show_slug(content)
     project = Project.of(content)
@@ -271,8 +271,8 @@ def forget(address: str, content: Path) -> None:
     Example:
         famfeeds subscribers forget ann@example.org
     """
+    from famfeeds.build.project import Project
     from famfeeds.delivery.ledger import Ledger
-    from famfeeds.project import Project
 
     with _store(content) as (slug, store):
         existed = store.forget(slug, address)
@@ -521,12 +521,12 @@ def subscriptions(
         famfeeds subscriptions --public-url https://example.org/subscriptions
         famfeeds subscriptions --behind-proxy 127.0.0.1 --smtp smtp://localhost:587
     """
-    from famfeeds.content import load_catalogue
+    from famfeeds.build.preview import wildcard
+    from famfeeds.build.project import Project
+    from famfeeds.delivery.service import Limits, parse_networks, run, smtp_mailer
     from famfeeds.delivery.smtp import PASSWORD_ENV
     from famfeeds.errors import FamfeedsError
-    from famfeeds.project import Project
-    from famfeeds.serve import wildcard
-    from famfeeds.service import Limits, parse_networks, run, smtp_mailer
+    from famfeeds.records.loader import load_catalogue
 
     show = load_catalogue(content).show
     if show.newsletter is None:
@@ -538,7 +538,7 @@ def subscriptions(
             "smtp_url in show.toml's [newsletter]"
         )
     if public_url is not None:
-        from famfeeds.models import normalise_base_url
+        from famfeeds.records.models import normalise_base_url
 
         try:
             normalise_base_url(public_url)

@@ -5,7 +5,7 @@ No click here: the flow takes callables to confirm and to show progress, and ret
 
 Rules:
 
-- **Which issue:** :func:`famfeeds.planning.find_issue` at the moment of sending (the clock,
+- **Which issue:** :func:`famfeeds.plan.issues.find_issue` at the moment of sending (the clock,
   or ``now`` for a rehearsal): ``latest`` is the newest issue whose episode is out; a date
   before its release moment, or an issue older than ``max_age``, is refused unless
   ``force`` (which is then reported). ``latest`` with nothing new (the newest issue is
@@ -43,6 +43,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from famfeeds.build.project import Project
+from famfeeds.delivery.csvlist import Subscriber, load_subscribers, shown
 from famfeeds.delivery.engine import (
     Outcome,
     SendOptions,
@@ -54,13 +56,11 @@ from famfeeds.delivery.engine import (
 )
 from famfeeds.delivery.ledger import Ledger, send_lock
 from famfeeds.delivery.smtp import PASSWORD_ENV, DeliveryError, SmtpTarget
-from famfeeds.delivery.subscribers import Subscriber, load_subscribers, shown
 from famfeeds.errors import FamfeedsError, display_path
-from famfeeds.project import Project
 
 if TYPE_CHECKING:
     from famfeeds.delivery.store import SubscriberStore
-    from famfeeds.planning import Issue, Plan
+    from famfeeds.plan.issues import Issue, Plan
     from famfeeds.render.message import MessageTemplate
 
 EXIT_OK = 0
@@ -259,7 +259,7 @@ class Campaign:
 
     @cached_property
     def planned(self) -> Plan:
-        from famfeeds.build import check
+        from famfeeds.build.pipeline import check
 
         planned = check(self.content)
         if planned.show.newsletter is None:
@@ -274,7 +274,7 @@ class Campaign:
     @cached_property
     def issue(self) -> Issue:
         """The issue to send (IssueNotDue when it may not be sent now)."""
-        from famfeeds.planning import find_issue
+        from famfeeds.plan.issues import find_issue
 
         return find_issue(
             self.planned.issues,
@@ -287,7 +287,7 @@ class Campaign:
 
     def overrides(self) -> list[str]:
         """What ``force`` overrode, to be said out loud."""
-        from famfeeds.planning import issue_blockers
+        from famfeeds.plan.issues import issue_blockers
 
         if not self.force:
             return []
@@ -300,23 +300,14 @@ class Campaign:
     def template(self) -> MessageTemplate:
         """The issue, rendered and inlined once, with the project's secret for the keyed
         Message-ID and VERP tag of each copy (created on first use)."""
-        from famfeeds.build import render_letters
+        from famfeeds.build.pipeline import issue_letter
         from famfeeds.delivery.secret import project_secret
-        from famfeeds.issue_cache import IssueCache
-        from famfeeds.project import template_environment
         from famfeeds.render.message import MessageTemplate
 
-        issue = self.issue
-        show = self.planned.show
-        env = template_environment(
-            self.project.templates(self.templates), show.language, self.project.locale
-        )
-        cache = IssueCache(self.project.cache)
-        letters = render_letters(self.planned, issue.day, env, cache, only=issue)
-        cache.save()
+        letter = issue_letter(self.planned, self.issue, self.templates)
         key = project_secret(self.project.secret)  # created when missing
         assert key is not None
-        return MessageTemplate.of(letters[-1].item, key)
+        return MessageTemplate.of(letter.item, key)
 
     @property
     def show_slug(self) -> str:
@@ -360,7 +351,7 @@ class Campaign:
 
     def nothing_due(self) -> Report | None:
         """A report for ``latest`` with nothing to send now; None when there is an issue."""
-        from famfeeds.planning import IssueNotDue
+        from famfeeds.plan.issues import IssueNotDue
 
         try:
             self.issue  # noqa: B018 (finds the issue, or says why not)

@@ -49,6 +49,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
+from famfeeds.delivery.csvlist import Subscriber, shown
 from famfeeds.delivery.ledger import Ledger
 from famfeeds.delivery.smtp import (
     COMMAND_TIMEOUT,
@@ -59,7 +60,6 @@ from famfeeds.delivery.smtp import (
     SmtpTarget,
     Uncertain,
 )
-from famfeeds.delivery.subscribers import Subscriber, shown
 from famfeeds.errors import FamfeedsError
 from famfeeds.render.message import HeaderTooLong, MessageTemplate
 

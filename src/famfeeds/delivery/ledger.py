@@ -52,10 +52,10 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 
+from famfeeds.build.project import SECRET_NAME, private_file, private_folder
 from famfeeds.delivery.secret import keyed_hash, project_secret
 from famfeeds.delivery.sqlite import immediate
 from famfeeds.errors import FamfeedsError, display_path
-from famfeeds.project import SECRET_NAME, private_file, private_folder
 
 SCHEMA_VERSION = 3
 WAL_PAGES = 128

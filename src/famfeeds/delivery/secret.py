@@ -22,8 +22,8 @@ import os
 import secrets
 from pathlib import Path
 
+from famfeeds.build.project import SECRET_NAME, private_file, private_folder
 from famfeeds.errors import FamfeedsError, display_path
-from famfeeds.project import SECRET_NAME, private_file, private_folder
 
 __all__ = ["SECRET_BYTES", "SecretError", "keyed_hash", "project_secret"]
 

@@ -70,9 +70,9 @@ from typing import IO, Literal
 import idna
 from email_validator import EmailNotValidError, validate_email
 
+from famfeeds.build.project import SECRET_NAME, private_file, private_folder
 from famfeeds.delivery.sqlite import immediate
 from famfeeds.errors import FamfeedsError, display_path
-from famfeeds.project import SECRET_NAME, private_file, private_folder
 
 STATUSES = ("pending", "confirmed", "unsubscribed", "bounced", "complained")
 SUPPRESSING = frozenset({"unsubscribed", "bounced", "complained"})

@@ -48,18 +48,18 @@ from email.policy import default as default_policy
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from famfeeds.build.project import SECRET_NAME
+from famfeeds.delivery.csvlist import shown
 from famfeeds.delivery.ledger import Ledger
 from famfeeds.delivery.secret import project_secret
 from famfeeds.delivery.store import Suppression
-from famfeeds.delivery.subscribers import shown
 from famfeeds.errors import FamfeedsError
-from famfeeds.project import SECRET_NAME
 from famfeeds.render.message import recipient_digest
 
 if TYPE_CHECKING:
     from famfeeds.delivery.bounces import BounceEvent
     from famfeeds.delivery.store import SubscriberStore
-    from famfeeds.models import Newsletter
+    from famfeeds.records.models import Newsletter
 
 _MESSAGE_ID = re.compile(r"<(\d{4}-\d{2}-\d{2})\.([a-z0-9-]+)\.([0-9a-f]{20})@")
 

@@ -19,13 +19,14 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from functools import partial
 
-from famfeeds.models import Season, Show
+from famfeeds.plan.schedule import Release, Schedule
+from famfeeds.records.models import Season, Show
+from famfeeds.records.richtext import html_to_text, markdown_to_html
 from famfeeds.render.context import EventStates, Published, RenderContext
 from famfeeds.render.events import span
 from famfeeds.render.files import FileSet
 from famfeeds.render.i18n import Localiser, localiser
 from famfeeds.render.memo import NO_MEMO, Memo, key_of, memoized, memoized_files
-from famfeeds.render.richtext import html_to_text, markdown_to_html
 from famfeeds.render.urls import (
     CALENDAR_FILE,
     episode_file,
@@ -38,7 +39,6 @@ from famfeeds.render.urls import (
 from famfeeds.render.urls import (
     stamp as moment_value,
 )
-from famfeeds.schedule import Release, Schedule
 
 PRODID = "-//famfeeds//famfeeds//EN"
 VEVENT = "calendar.serialise_event"

@@ -16,8 +16,8 @@ from famfeeds.render.personal import Letter
 if TYPE_CHECKING:
     from jinja2 import Environment
 
-    from famfeeds.models import Season, Show
-    from famfeeds.planning import Plan
+    from famfeeds.plan.issues import Plan
+    from famfeeds.records.models import Season, Show
 
 
 @dataclass(frozen=True)
@@ -116,8 +116,8 @@ def show_key(show: Show) -> str:
 
 def season_key(season: Season) -> str:
     """A digest of a season's records, its episodes' too, their source paths left out
-    (famfeeds.content.season_digest, which the loader keeps in Catalogue.digests)."""
-    from famfeeds.content import season_digest
+    (famfeeds.records.models.season_digest, which the loader keeps in Catalogue.digests)."""
+    from famfeeds.records.models import season_digest
 
     return season_digest(season)
 

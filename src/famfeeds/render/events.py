@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 
+from famfeeds.plan.schedule import Release
 from famfeeds.render.i18n import Localiser
 from famfeeds.render.urls import episode_url, google_event_link
-from famfeeds.schedule import Release
 
 DEFAULT_RUNTIME = 60  # minutes
 

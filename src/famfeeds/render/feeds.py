@@ -10,11 +10,12 @@ from datetime import date, datetime, timedelta
 from functools import partial
 from html import escape
 
-from famfeeds.models import Show
+from famfeeds.plan.schedule import Release, Schedule
+from famfeeds.records.models import Show
+from famfeeds.records.richtext import first_paragraph, html_to_text, markdown_to_html
 from famfeeds.render.context import RenderContext
 from famfeeds.render.i18n import Localiser, localiser
 from famfeeds.render.memo import memoized_files
-from famfeeds.render.richtext import first_paragraph, html_to_text, markdown_to_html
 from famfeeds.render.urls import (
     ATOM_FILE,
     FEED_STYLESHEET_FILE,
@@ -24,7 +25,6 @@ from famfeeds.render.urls import (
     episode_url,
     tag_uri,
 )
-from famfeeds.schedule import Release, Schedule
 
 GENERATOR = "famfeeds"
 GENERATOR_URI = "https://pypi.org/project/famfeeds/"

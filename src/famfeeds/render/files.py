@@ -1,7 +1,7 @@
 """A build's files as one mapping that leaves stored bytes where they are.
 
 Renderers return files by name. Most hold bytes; the newsletter's come from the issue cache
-as *stored* files (famfeeds.issue_cache.StoredFiles), read from disk only when something asks
+as *stored* files (famfeeds.build.issue_cache.StoredFiles), read from disk only when something asks
 for their bytes. Merging them into a dict would read every one; a :class:`FileSet` only
 remembers which mapping holds which name, so a rebuild that finds a stored file unchanged
 (by its digest, :meth:`FileSet.digest`) never reads it, and a first build never holds every

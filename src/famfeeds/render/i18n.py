@@ -1,6 +1,6 @@
 """Every word and date in the show's language: gettext messages and Babel's CLDR formats.
 
-The build loads the show's compiled catalogue (:mod:`famfeeds.translations`) and installs it
+The build loads the show's compiled catalogue (:mod:`famfeeds.build.translations`) and installs it
 in the template environment (:func:`install`); renderers and templates then reach the same
 :class:`Localiser` through the environment (:func:`localiser`). Rules:
 
@@ -25,8 +25,8 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from famfeeds.models import Season
-from famfeeds.schedule import Release
+from famfeeds.plan.schedule import Release
+from famfeeds.records.models import Season
 
 if TYPE_CHECKING:
     from babel import Locale

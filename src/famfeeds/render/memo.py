@@ -191,7 +191,7 @@ def _decode_digests(data: bytes) -> dict[str, bytes] | None:
 class StaleMemo(Exception):
     """A remembered file made again came out other than remembered: something the memo's
     key does not hold changed (a template saved during the build, say). The build forgets
-    the memo and builds again (famfeeds.build.build)."""
+    the memo and builds again (famfeeds.build.pipeline.build)."""
 
     def __init__(self, name: str) -> None:
         super().__init__(

@@ -13,7 +13,9 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from famfeeds.errors import FamfeedsError
-from famfeeds.planning import Issue
+from famfeeds.plan.issues import Issue
+from famfeeds.plan.schedule import Release
+from famfeeds.records.richtext import html_to_text, markdown_to_html
 from famfeeds.render.context import RenderContext
 from famfeeds.render.events import google_calendar_link
 from famfeeds.render.files import FileSet
@@ -22,7 +24,6 @@ from famfeeds.render.memo import NO_MEMO, Memo, memoized_files
 from famfeeds.render.outputs import output
 from famfeeds.render.pages import SCHEMA, Page, frame, series_data
 from famfeeds.render.personal import Letter, Markers, RenderedIssue, choose_markers
-from famfeeds.render.richtext import html_to_text, markdown_to_html
 from famfeeds.render.urls import (
     archive_url,
     episode_file,
@@ -33,7 +34,6 @@ from famfeeds.render.urls import (
     unsubscribe_url,
     webcal,
 )
-from famfeeds.schedule import Release
 
 if TYPE_CHECKING:
     from jinja2 import Environment

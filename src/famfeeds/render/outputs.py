@@ -1,6 +1,6 @@
 """The table of output formats: one row per kind of file a subscriber's software reads.
 
-Adding an output format is one renderer (see :mod:`famfeeds.build`) and one row here: the
+Adding an output format is one renderer (see :mod:`famfeeds.build.pipeline`) and one row here: the
 page's links and autodiscovery, the preview server's content types and the newsletter's
 links all read this table.
 """

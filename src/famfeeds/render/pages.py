@@ -23,8 +23,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from markupsafe import Markup
 
-from famfeeds.content import Catalogue
-from famfeeds.models import Season, Show
+from famfeeds.plan.schedule import Release, Schedule
+from famfeeds.records.models import Catalogue, Season, Show
+from famfeeds.records.richtext import html_to_text, markdown_to_html
 from famfeeds.render.context import RenderContext
 from famfeeds.render.events import google_calendar_link
 from famfeeds.render.files import FileSet
@@ -41,7 +42,6 @@ from famfeeds.render.memo import (
 from famfeeds.render.outputs import feeds as feed_outputs
 from famfeeds.render.outputs import output
 from famfeeds.render.personal import Letter
-from famfeeds.render.richtext import html_to_text, markdown_to_html
 from famfeeds.render.urls import (
     FEED_STYLESHEET_FILE,
     SITEMAP_FILE,
@@ -57,7 +57,6 @@ from famfeeds.render.urls import (
     season_url,
     webcal,
 )
-from famfeeds.schedule import Release, Schedule
 
 if TYPE_CHECKING:
     from jinja2 import Environment

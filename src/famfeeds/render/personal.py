@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from html import escape
 from urllib.parse import quote
 
-from famfeeds.planning import Issue
+from famfeeds.plan.issues import Issue
 
 MARKER_STEM = "famfeeds"
 

@@ -12,7 +12,8 @@ from typing import Any
 
 from markupsafe import Markup
 
-from famfeeds.models import Season
+from famfeeds.records.models import Season
+from famfeeds.records.richtext import markdown_to_html
 from famfeeds.render.context import RenderContext
 from famfeeds.render.memo import LazyFiles, key_of, memoized, memoized_files, remember
 from famfeeds.render.outputs import output
@@ -25,7 +26,6 @@ from famfeeds.render.pages import (
     plain_text,
     shorten,
 )
-from famfeeds.render.richtext import markdown_to_html
 from famfeeds.render.urls import SITE_FILE, season_url, webcal
 
 

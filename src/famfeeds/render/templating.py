@@ -1,5 +1,5 @@
 """The Jinja2 environment's rules (escaping, undefined values, messages, filters), whatever
-loads the templates; :func:`famfeeds.project.template_environment` gives it the project's
+loads the templates; :func:`famfeeds.build.project.template_environment` gives it the project's
 folders and the show's catalogue."""
 
 from __future__ import annotations

@@ -16,8 +16,8 @@ import re
 from datetime import date, datetime
 from urllib.parse import quote, urlencode
 
-from famfeeds.models import Newsletter, Show
-from famfeeds.schedule import Release
+from famfeeds.plan.schedule import Release
+from famfeeds.records.models import Newsletter, Show
 
 ATOM_FILE = "feed.xml"
 RSS_FILE = "rss.xml"

@@ -84,7 +84,7 @@ if TYPE_CHECKING:
     from starlette.responses import Response
     from starlette.types import ASGIApp, Receive, Scope, Send
 
-    from famfeeds.models import Show
+    from famfeeds.records.models import Show
 
 Mailer = Callable[[str, str, str, str], None]
 """Sends one message: (address, subject, text, html)."""
@@ -131,7 +131,7 @@ HEAD_TIMEOUT = 10
 GRACEFUL_SHUTDOWN = 3
 """Seconds uvicorn lets requests in flight finish at SIGTERM."""
 
-log = logging.getLogger("famfeeds.service")
+log = logging.getLogger("famfeeds.delivery.service")
 
 
 @dataclass(frozen=True)
@@ -838,7 +838,7 @@ def create_app(
     from starlette.exceptions import HTTPException
     from starlette.routing import Route
 
-    from famfeeds.project import template_environment
+    from famfeeds.build.project import template_environment
 
     if show.newsletter is None:
         raise FamfeedsError("show.toml has no [newsletter] table: add one to take sign-ups")
@@ -925,7 +925,12 @@ def run(
     """
     import uvicorn
 
-    from famfeeds.serve import browsable_url, head_timeout_protocol, listen, raise_file_limit
+    from famfeeds.build.preview import (
+        browsable_url,
+        head_timeout_protocol,
+        listen,
+        raise_file_limit,
+    )
 
     limits = limits or Limits()
     files = raise_file_limit()

@@ -126,7 +126,7 @@ def markdown_to_html(text: str, base_url: str) -> str:
 def _ascii_link(url: str) -> str:
     """An http(s) link in its ASCII form (IDNA host, percent-encoded path), as the records'
     own URLs are; a link that form cannot hold (a malformed host) is left as written."""
-    from famfeeds.models import ascii_url
+    from famfeeds.records.models import ascii_url
 
     try:
         return ascii_url(url)

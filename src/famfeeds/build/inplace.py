@@ -1,6 +1,6 @@
 """Rebuilding a large output in place: replace only the files whose bytes changed.
 
-famfeeds.writer swaps a whole new tree in with one rename: the reader of output/ sees the old
+famfeeds.build.writer swaps a whole new tree in with one rename: the reader of output/ sees the old
 build or the new one, never a mix. The price is a staging tree as large as the output, every
 file of it written or hard-linked, on every build: about 25 µs a file here, over a second for
 a catalogue of 40,000 files, however little changed. From ``PER_FILE_FROM`` files on, a
@@ -22,7 +22,7 @@ rebuild takes the other branch the issue allows, replacing file by file:
 - **Whole-tree swap otherwise.** The first build, a build after the index was lost or the
   manifest was touched, and whatever would make the writer refuse (a user's file where a
   built one goes, a folder in the way, a symbolic link among the folders written into, a
-  read-only folder, another filesystem) go through famfeeds.writer, which swaps or refuses
+  read-only folder, another filesystem) go through famfeeds.build.writer, which swaps or refuses
   by its own rules. So do outputs of fewer than ``PER_FILE_FROM`` files, for which a swap
   costs little and keeps the stronger promise.
 - **Nothing changed, nothing written.** A rebuild that finds every file as the last build
@@ -58,10 +58,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from famfeeds.errors import FamfeedsError, display_path
-from famfeeds.record_cache import load_private_pickle, save_private_pickle
-from famfeeds.render.files import FileSet, digest_of
-from famfeeds.writer import (
+from famfeeds.build.record_cache import load_private_pickle, save_private_pickle
+from famfeeds.build.writer import (
     MANIFEST,
     WriteReport,
     flush_folder,
@@ -70,6 +68,8 @@ from famfeeds.writer import (
     read_manifest,
     remove_leftovers,
 )
+from famfeeds.errors import FamfeedsError, display_path
+from famfeeds.render.files import FileSet, digest_of
 
 PER_FILE_FROM = 2000
 """Outputs of this many files or more are rebuilt in place."""
@@ -515,7 +515,7 @@ def update_in_place(
 ) -> WriteReport | None:
     """Bring ``target`` (the resolved output) up to ``files`` by replacing only what
     changed, as the module says; None when the whole-tree swap must do it instead. The
-    caller holds the writer's lock (famfeeds.writer.hold) on ``target``'s folder."""
+    caller holds the writer's lock (famfeeds.build.writer.hold) on ``target``'s folder."""
     if len(files) < PER_FILE_FROM or not target.is_dir():
         return None
     remove_leftovers(target)  # what killed builds left beside the output, this one's too

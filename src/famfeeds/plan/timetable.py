@@ -3,7 +3,7 @@
 :func:`timetable` turns a plan into rows for ``famfeeds schedule``: each episode's release day
 and time in the show's zone and in UTC, its status as of a date (the page's rule: released,
 next, upcoming or cancelled), the newsletter issue that carries it, the episodes sharing its
-day, and the reason for its date, read off the rule in :mod:`famfeeds.schedule`:
+day, and the reason for its date, read off the rule in :mod:`famfeeds.plan.schedule`:
 
 - "the premiere": episode 1 without a ``release``;
 - "next weekly slot after E3": an episode without a ``release``;
@@ -24,9 +24,9 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
-from famfeeds.models import Season, Show
-from famfeeds.planning import Plan
-from famfeeds.schedule import Release
+from famfeeds.plan.issues import Plan
+from famfeeds.plan.schedule import Release
+from famfeeds.records.models import Season, Show
 
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 """English weekday names, fixed here so no locale changes the output."""

@@ -28,7 +28,7 @@ from famfeeds.render.i18n import DOMAIN, Messages, parse_language
 if TYPE_CHECKING:
     from babel.support import Translations
 
-SHIPPED_LOCALE = Path(__file__).parent / "locale"
+SHIPPED_LOCALE = Path(__file__).parents[1] / "locale"
 TEMPLATE_NAME = f"{DOMAIN}.pot"
 _COMPILED: dict[tuple[str, str], Translations] = {}
 """Project catalogues compiled so far, by locale and file digest: once per process."""

@@ -1,6 +1,6 @@
 """Load content/: read every file, validate every record, report every problem at once.
 
-Rules beyond the records' own types (see famfeeds.models):
+Rules beyond the records' own types (see famfeeds.records.models):
 
 - Every file is UTF-8, at most ``[limits] file_bytes`` long, and lies inside content/: a
   symbolic link that leads outside it is refused with its path.
@@ -21,24 +21,32 @@ Rules beyond the records' own types (see famfeeds.models):
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import tomllib
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
 from famfeeds.errors import ContentError, Problem, display_path
-from famfeeds.models import Episode, EpisodeMeta, Limits, Season, SeasonMeta, Show
-from famfeeds.render.richtext import NOT_CHARACTERS, bad_references
+from famfeeds.records.models import (
+    Catalogue,
+    Episode,
+    EpisodeMeta,
+    Limits,
+    Season,
+    SeasonMeta,
+    Show,
+    season_digest,
+)
+from famfeeds.records.richtext import NOT_CHARACTERS, bad_references
 
 if TYPE_CHECKING:
-    from famfeeds.record_cache import RecordCache
+    from collections.abc import Callable
 
 SEASON_DIR = re.compile(r"^season-(\d+)$")
 EPISODE_FILE = re.compile(r"^(\d+)-([a-z0-9]+(?:-[a-z0-9]+)*)\.md$")
@@ -59,28 +67,15 @@ NOTES_DIR = "newsletter"
 M = TypeVar("M", bound=BaseModel)
 
 
-@dataclass(frozen=True)
-class Catalogue:
-    """Everything under content/: the show and its seasons, in season order."""
+class SeasonReader(Protocol):
+    """Reads season folders for a loader, through a cache of earlier loads."""
 
-    root: Path
-    show: Show
-    seasons: tuple[Season, ...]
-    warnings: tuple[Problem, ...] = ()
-    """What the loader noticed but accepted (a synopsis that sanitising empties)."""
-    digests: Mapping[int, str] = field(default_factory=dict, repr=False)
-    """:func:`season_digest` of each season, by number: taken once when its folder was
-    parsed and kept in the parse cache with it, so an unchanged season costs nothing."""
+    digests: dict[int, str]
+    """The digest of each season read, by number (famfeeds.records.models.season_digest)."""
 
-    def digest(self, season: Season) -> str:
-        """:func:`season_digest` of ``season``, one of :attr:`seasons` (from
-        :attr:`digests`; computed if missing)."""
-        found = self.digests.get(season.number)
-        return season_digest(season) if found is None else found
-
-    def episode_count(self) -> int:
-        """How many episodes all seasons hold."""
-        return sum(len(s.episodes) for s in self.seasons)
+    def read(self, name: str, load: Callable[[Path], Season | None]) -> Season | None:
+        """Season folder ``name``: ``load(root / name)``, or what it gave before."""
+        ...
 
 
 @dataclass
@@ -94,8 +89,9 @@ class Loader:
     base_url: str = ""
     shown_root: str = field(init=False, default="")
     real_root: Path = field(init=False, default=Path())
-    records: RecordCache | None = None
-    """The parse cache: unchanged season folders are not read again (famfeeds.record_cache)."""
+    reader: Callable[[Loader], SeasonReader] | None = None
+    """What reads season folders through a parse cache (the build's), given this loader;
+    None: every folder is read."""
 
     def __post_init__(self) -> None:
         self.shown_root = display_path(self.root)
@@ -247,7 +243,7 @@ class Loader:
         naming what was removed."""
         if not self.base_url or ("<" not in markdown and "](" not in markdown):
             return  # only raw HTML, or a link or image the sanitiser drops, can empty it
-        from famfeeds.render.richtext import html_to_text, markdown_to_html, removed_markup
+        from famfeeds.records.richtext import html_to_text, markdown_to_html, removed_markup
 
         html = markdown_to_html(markdown, self.base_url)
         if html_to_text(html) or "<img src=" in html:
@@ -395,13 +391,11 @@ class Loader:
     def load_seasons(self, names: list[str]) -> tuple[list[Season], dict[int, str]]:
         """The season folders ``names`` (through the parse cache when there is one), and
         the digest of each season (:func:`season_digest`) by number."""
-        if self.records is None:
+        if self.reader is None:
             found = [self.load_season(self.root / name) for name in names]
             seasons = [s for s in found if s is not None]
             return seasons, {s.number: season_digest(s) for s in seasons}
-        from famfeeds.record_cache import SeasonReader
-
-        reader = SeasonReader(self.records, self, season_digest)
+        reader = self.reader(self)
         found = [reader.read(name, self.load_season) for name in names]
         return [s for s in found if s is not None], reader.digests
 
@@ -635,20 +629,6 @@ class Loader:
         return Episode.model_construct(_fields_set=_field_set(values.keys()), **values)
 
 
-SOURCE_FREE: dict[str, Any] = {"source": True, "episodes": {"__all__": {"source"}}}
-"""What :func:`season_digest` leaves out of a season: where its files are."""
-
-
-def season_digest(season: Season) -> str:
-    """A digest of a season's records, its episodes' and notes too, their source paths left
-    out: BLAKE2b (16 bytes, hex) of the season's JSON without them. Equal records give an
-    equal digest wherever they were read from; any change to them changes it. (The build
-    hands :attr:`Catalogue.digests` to the renderers as their season keys:
-    famfeeds.render.context.season_key.)"""
-    dumped = season.model_dump_json(exclude=SOURCE_FREE)
-    return hashlib.blake2b(dumped.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
-
-
 def _is_dir(entry: os.DirEntry[str]) -> bool:
     try:
         return entry.is_dir()
@@ -663,18 +643,9 @@ def _is_link(entry: os.DirEntry[str]) -> bool:
         return False
 
 
-def load_catalogue(root: Path, cache: Path | None = None) -> Catalogue:
-    """Load and validate everything under ``root``; raise ContentError on any problem.
-    With ``cache`` (a folder: famfeeds.record_cache), season folders unchanged since the
-    last load come from it."""
-    if cache is None:
-        return Loader(root).load()
-    from famfeeds.record_cache import CONTENT_SHARDS, RecordCache, save_later
-
-    records = RecordCache.open(cache, CONTENT_SHARDS)
-    catalogue = Loader(root, records=records).load()
-    save_later(cache, records.save)  # by a build, once its output is written
-    return catalogue
+def load_catalogue(root: Path) -> Catalogue:
+    """Load and validate everything under ``root``; raise ContentError on any problem."""
+    return Loader(root).load()
 
 
 def _position(text: str, offset: int) -> tuple[int, int]:

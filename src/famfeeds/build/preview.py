@@ -57,9 +57,9 @@ from starlette.responses import Response
 from starlette.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 
+from famfeeds.build.writer import MANIFEST
 from famfeeds.errors import FamfeedsError
 from famfeeds.render.outputs import media_type
-from famfeeds.writer import MANIFEST
 
 BUILD_ENDPOINT = "/__famfeeds/build"
 RELOAD_SCRIPT = """<script>
@@ -488,8 +488,8 @@ def run(
     it never saves famfeeds.lock. Raises FamfeedsError if it cannot listen or the first
     build fails.
     """
-    from famfeeds.build import build
-    from famfeeds.project import Project
+    from famfeeds.build.pipeline import BuildRequest, build
+    from famfeeds.build.project import Project
 
     template_dir = Project.of(content).templates(templates)
     sock = listen(host, port)
@@ -499,14 +499,16 @@ def run(
 
         def rebuild() -> None:
             build(
-                content,
-                output,
-                templates=template_dir,
-                as_of=as_of,
-                base_url=None if public_urls else url,
-                save_lock=False,
-                sync=False,
-                waiting=say,
+                BuildRequest(
+                    content,
+                    output,
+                    templates=template_dir,
+                    as_of=as_of,
+                    base_url=None if public_urls else url,
+                    save_lock=False,
+                    sync=False,
+                    waiting=say,
+                )
             )
 
         origin = None if public_urls else url.removeprefix("http://").rstrip("/")

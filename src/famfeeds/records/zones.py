@@ -14,8 +14,8 @@ import re
 from functools import cache
 from importlib import resources
 
-from famfeeds.content import Catalogue
 from famfeeds.errors import Problem, display_path
+from famfeeds.records.models import Catalogue
 
 UTC_NAMES = frozenset({"UTC", "Etc/UTC"})
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 import unicodedata
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
-from typing import Annotated, Literal
+from pathlib import Path
+from typing import Annotated, Any, Literal
 from urllib.parse import quote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -18,6 +21,8 @@ from pydantic import (
     Field,
     model_validator,
 )
+
+from famfeeds.errors import Problem
 
 SLUG_PATTERN = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
 
@@ -491,3 +496,41 @@ class Season(SeasonMeta):
     def finale_number(self) -> int:
         """The number of the season's finale: its last episode that is not cancelled."""
         return max((e.number for e in self.episodes if e.status != "cancelled"), default=0)
+
+
+@dataclass(frozen=True)
+class Catalogue:
+    """Everything under content/: the show and its seasons, in season order."""
+
+    root: Path
+    show: Show
+    seasons: tuple[Season, ...]
+    warnings: tuple[Problem, ...] = ()
+    """What the loader noticed but accepted (a synopsis that sanitising empties)."""
+    digests: Mapping[int, str] = field(default_factory=dict, repr=False)
+    """:func:`season_digest` of each season, by number: taken once when its folder was
+    parsed and kept in the parse cache with it, so an unchanged season costs nothing."""
+
+    def digest(self, season: Season) -> str:
+        """:func:`season_digest` of ``season``, one of :attr:`seasons` (from
+        :attr:`digests`; computed if missing)."""
+        found = self.digests.get(season.number)
+        return season_digest(season) if found is None else found
+
+    def episode_count(self) -> int:
+        """How many episodes all seasons hold."""
+        return sum(len(s.episodes) for s in self.seasons)
+
+
+SOURCE_FREE: dict[str, Any] = {"source": True, "episodes": {"__all__": {"source"}}}
+"""What :func:`season_digest` leaves out of a season: where its files are."""
+
+
+def season_digest(season: Season) -> str:
+    """A digest of a season's records, its episodes' and notes too, their source paths left
+    out: BLAKE2b (16 bytes, hex) of the season's JSON without them. Equal records give an
+    equal digest wherever they were read from; any change to them changes it. (The build
+    hands :attr:`Catalogue.digests` to the renderers as their season keys:
+    famfeeds.render.context.season_key.)"""
+    dumped = season.model_dump_json(exclude=SOURCE_FREE)
+    return hashlib.blake2b(dumped.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()

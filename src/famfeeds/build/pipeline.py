@@ -18,15 +18,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar, overload
 from zoneinfo import ZoneInfo
 
-from famfeeds.errors import ContentError, FamfeedsError, Problem
-from famfeeds.inplace import index_path, record_index, update_in_place
-from famfeeds.lockfile import CalendarLock, load_lock
-from famfeeds.planning import Issue, Plan, plan
-from famfeeds.project import Project, private_folder, shipped_templates, template_environment
-from famfeeds.record_cache import save_deferred
-from famfeeds.render.files import FileSet
-from famfeeds.schedule import Schedule
-from famfeeds.writer import (
+from famfeeds.build.inplace import index_path, record_index, update_in_place
+from famfeeds.build.issue_cache import IssueCache
+from famfeeds.build.load import plan
+from famfeeds.build.lockfile import CalendarLock, load_lock
+from famfeeds.build.project import Project, private_folder, shipped_templates, template_environment
+from famfeeds.build.record_cache import save_deferred
+from famfeeds.build.writer import (
     Guarded,
     WriteReport,
     hold,
@@ -34,18 +32,47 @@ from famfeeds.writer import (
     resolve_output,
     write_output,
 )
+from famfeeds.errors import ContentError, FamfeedsError, Problem
+from famfeeds.plan.issues import Issue, Plan
+from famfeeds.plan.schedule import Schedule
+from famfeeds.render.files import FileSet
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
     from jinja2 import Environment
 
-    from famfeeds.issue_cache import DamagedEntry, IssueCache
+    from famfeeds.build.issue_cache import DamagedEntry
     from famfeeds.render.context import RenderContext, Renderer
     from famfeeds.render.personal import Letter
 
 
 E = TypeVar("E", bound=BaseException)
+
+
+@dataclass(frozen=True)
+class BuildRequest:
+    """What a build is asked for: where from and to, as of when, and how to write.
+
+    The lock is saved only for a build at the published address (``base_url`` None and
+    ``save_lock``): a preview or staging build must not rewrite the published history.
+    ``overwrite``, ``wait``, ``waiting`` and ``sync`` are the writer's (famfeeds.build.writer).
+    """
+
+    content: Path
+    output: Path
+    templates: Path | None = None
+    as_of: date | None = None
+    """The reference date; None: SOURCE_DATE_EPOCH, else today (:func:`reference_date`)."""
+    strict: bool = False
+    """Warnings stop the build too."""
+    base_url: str | None = None
+    """Build for another address than show.toml's (a preview, a staging copy)."""
+    save_lock: bool = True
+    overwrite: bool = False
+    wait: float | None = None
+    waiting: Callable[[str], None] | None = None
+    sync: bool = True
 
 
 @dataclass(frozen=True)
@@ -119,9 +146,9 @@ def reference_date(
 def check(content: Path, *, base_url: str | None = None, strict: bool = False) -> Plan:
     """Load, validate and plan; ContentError lists every problem (warnings too, if strict).
 
-    The show's language must have a message catalogue (see famfeeds.translations)."""
+    The show's language must have a message catalogue (see famfeeds.build.translations)."""
+    from famfeeds.build.translations import load_messages
     from famfeeds.errors import display_path
-    from famfeeds.translations import load_messages
 
     result = plan(content, base_url)
     load_messages(
@@ -145,8 +172,8 @@ def render_letters(
     """Every issue out by ``as_of`` (or just ``only``), from the cache where its key is
     there, else rendered (``templates_key``: :func:`templates_key_of`, and
     ``season_keys``: famfeeds.render.context.season_key by number, where known)."""
-    from famfeeds.issue_cache import IssueKeys, code_digest
-    from famfeeds.zones import zone_rules_digest
+    from famfeeds.build.issue_cache import IssueKeys, code_digest
+    from famfeeds.records.zones import zone_rules_digest
 
     published = [only] if only is not None else planned.published(as_of)
     if planned.show.newsletter is None or not published:
@@ -174,6 +201,18 @@ def render_letters(
     return tuple(letter for letter in found if letter is not None)
 
 
+def issue_letter(planned: Plan, issue: Issue, templates: Path | None = None) -> Letter:
+    """One issue as a build renders it (from the issue cache where it is there, else
+    rendered and kept there): what ``newsletter`` shows and ``send`` mails."""
+    project = Project.of(planned.catalogue.root)
+    show = planned.show
+    env = template_environment(project.templates(templates), show.language, project.locale)
+    cache = IssueCache(project.cache)
+    (letter,) = render_letters(planned, issue.day, env, cache, only=issue)
+    cache.save()
+    return letter
+
+
 PARALLEL_FROM = 64
 """Issues to render from which a second process pays for itself."""
 _JOB: tuple[list[Issue], Environment] | None = None
@@ -184,7 +223,7 @@ def render_encoded(
     issues: list[Issue], indexes: list[int], env: Environment
 ) -> list[tuple[bytes, bytes]]:
     """Render ``issues[i]`` for each of ``indexes``, encoded for the issue cache
-    (famfeeds.issue_cache.encode), in order. Many issues are shared out between processes
+    (famfeeds.build.issue_cache.encode), in order. Many issues are shared out between processes
     (one per CPU, forked: each inherits the plan and the templates), when this process may
     fork: no other thread runs; otherwise, or if a worker fails, here, one by one."""
     import threading
@@ -226,7 +265,7 @@ def _start_methods() -> list[str]:
 
 def _render_chunk(indexes: list[int]) -> list[tuple[bytes, bytes]]:
     """Render and encode the issues of :data:`_JOB` at ``indexes``."""
-    from famfeeds.issue_cache import encode
+    from famfeeds.build.issue_cache import encode
     from famfeeds.render.newsletter import inliner, issue_files, render_issue
     from famfeeds.render.personal import Letter
 
@@ -244,7 +283,7 @@ def memo_name(base_url: str) -> str:
     """The render memo's file for builds at ``base_url``: a memo keeps one build's worth,
     so the published build and a preview (``serve``, ``--base-url``) keep one each rather
     than pushing each other's out."""
-    from famfeeds.record_cache import MEMO_CACHE
+    from famfeeds.build.record_cache import MEMO_CACHE
 
     digest = hashlib.blake2b(base_url.encode(), digest_size=6).hexdigest()
     stem, _, suffix = MEMO_CACHE.rpartition(".")
@@ -253,7 +292,7 @@ def memo_name(base_url: str) -> str:
 
 def templates_key_of(env: Environment) -> str:
     """A digest of every template ``env`` can load and of its message catalogue."""
-    from famfeeds.issue_cache import templates_digest
+    from famfeeds.build.issue_cache import templates_digest
     from famfeeds.render.i18n import localiser
 
     return templates_digest(env) + localiser(env).messages.digest
@@ -271,13 +310,12 @@ def render(
     """Everything a build writes, in memory: nothing touches output/ here."""
     from jinja2 import TemplateError, TemplateSyntaxError
 
-    from famfeeds.issue_cache import IssueCache
-    from famfeeds.record_cache import RenderMemo, save_later
+    from famfeeds.build.record_cache import RenderMemo, save_later
+    from famfeeds.records.zones import zone_rules_digest
     from famfeeds.render.calendar import publish_events
     from famfeeds.render.context import RenderContext, season_keys, show_key
     from famfeeds.render.i18n import localiser
     from famfeeds.render.memo import LazyFiles, memoized_files
-    from famfeeds.zones import zone_rules_digest
 
     project = Project.of(content)
     planned = planned or check(content, base_url=base_url, strict=strict)
@@ -386,26 +424,10 @@ class LazyLetters(Sequence["Letter"]):
         return iter(self._letters())
 
 
-def build(
-    content: Path,
-    output: Path,
-    *,
-    templates: Path | None = None,
-    as_of: date | None = None,
-    strict: bool = False,
-    base_url: str | None = None,
-    save_lock: bool = True,
-    overwrite: bool = False,
-    wait: float | None = None,
-    waiting: Callable[[str], None] | None = None,
-    sync: bool = True,
-) -> tuple[Build, WriteReport]:
-    """Validate, render everything, then swap it into ``output`` (see famfeeds.writer for
-    the rules the write keeps: which folders it refuses, the user's files, one build at a
-    time, ``overwrite``, ``wait``, ``waiting``, ``sync``).
-
-    The lock is saved only for a build at the published address (``base_url`` None and
-    ``save_lock``): a preview or staging build must not rewrite the published history.
+def build(request: BuildRequest) -> tuple[Build, WriteReport]:
+    """Validate, render everything, then swap it into ``request.output`` (see
+    famfeeds.build.writer for the rules the write keeps: which folders it refuses, the
+    user's files, one build at a time).
 
     Lock and output stay in step across a kill at any moment, because the lock is saved
     *before* the swap, while the output lock of this folder and of the project is held (so
@@ -425,26 +447,14 @@ def build(
     place behind famfeeds' back) is deleted and the build runs again, rendering that issue
     afresh, with a warning; nothing is published from a damaged entry.
     """
-    from famfeeds.issue_cache import DamagedEntry
+    from famfeeds.build.issue_cache import DamagedEntry
     from famfeeds.render.memo import StaleMemo
 
     repaired: list[str] = []
     forgot_memo = False
     while True:
         try:
-            result, report = _build_once(
-                content,
-                output,
-                templates=templates,
-                as_of=as_of,
-                strict=strict,
-                base_url=base_url,
-                save_lock=save_lock,
-                overwrite=overwrite,
-                wait=wait,
-                waiting=waiting,
-                sync=sync,
-            )
+            result, report = _build_once(request)
         except (DamagedEntry, StaleMemo, FamfeedsError) as exc:
             stale = _cause(exc, StaleMemo)
             if stale is not None:
@@ -453,7 +463,7 @@ def build(
                         f"{stale}, twice (was a template or record changed while "
                         "building?): build again"
                     ) from None
-                _forget_memos(Project.of(content).cache)
+                _forget_memos(Project.of(request.content).cache)
                 forgot_memo = True
                 repaired.append(f"{stale}; rendered everything again without the render memo")
                 continue
@@ -473,7 +483,7 @@ MAX_REPAIRS = 50
 
 def _damaged(exc: BaseException) -> DamagedEntry | None:
     """The damaged cache entry behind ``exc`` (raised, or wrapped by the writer)."""
-    from famfeeds.issue_cache import DamagedEntry
+    from famfeeds.build.issue_cache import DamagedEntry
 
     return _cause(exc, DamagedEntry)
 
@@ -495,23 +505,12 @@ def _forget_memos(cache: Path) -> None:
             memo.unlink()
 
 
-def _build_once(
-    content: Path,
-    output: Path,
-    *,
-    templates: Path | None = None,
-    as_of: date | None = None,
-    strict: bool = False,
-    base_url: str | None = None,
-    save_lock: bool = True,
-    overwrite: bool = False,
-    wait: float | None = None,
-    waiting: Callable[[str], None] | None = None,
-    sync: bool = True,
-) -> tuple[Build, WriteReport]:
+def _build_once(request: BuildRequest) -> tuple[Build, WriteReport]:
     """:func:`build`, once."""
+    content, output, templates = request.content, request.output, request.templates
+    base_url, wait, waiting = request.base_url, request.wait, request.waiting
     project = Project.of(content)
-    saving = base_url is None and save_lock
+    saving = base_url is None and request.save_lock
     guarded = (
         Guarded(project.root, "the project folder (content/'s parent)", inside_ok=True),
         Guarded(project.content, "the content folder"),
@@ -522,32 +521,38 @@ def _build_once(
         Guarded(shipped_templates(), "famfeeds' own templates"),
     )
     resolve_output(output, guarded)  # a refused output: nothing read, cached or written
-    planned = check(content, base_url=base_url, strict=strict)  # content errors: nothing written
+    planned = check(content, base_url=base_url, strict=request.strict)  # errors: nothing written
     target = output_folder(output, guarded)
     folders = [target.parent, project.root] if saving else [target.parent]
     with hold(*folders, wait=wait, waiting=waiting):
         result = render(
             content,
             templates=templates,
-            as_of=as_of,
-            strict=strict,
+            as_of=request.as_of,
+            strict=request.strict,
             base_url=base_url,
             planned=planned,
         )
         save = (lambda: _save_lock(result.lock, output)) if saving else None
-        # A large output is rebuilt in place when it can be (famfeeds.inplace); else swapped.
+        # A large output is rebuilt in place when it can be (famfeeds.build.inplace); else swapped.
         index = index_path(project.cache, target)
         report = update_in_place(
-            result.files, target, output, index, overwrite=overwrite, before_swap=save, sync=sync
+            result.files,
+            target,
+            output,
+            index,
+            overwrite=request.overwrite,
+            before_swap=save,
+            sync=request.sync,
         )
         if report is None:
             report = write_output(
                 result.files,
                 target,
-                overwrite=overwrite,
+                overwrite=request.overwrite,
                 guarded=guarded,
                 before_swap=save,
-                sync=sync,
+                sync=request.sync,
                 wait=wait,
                 waiting=waiting,
             )

@@ -11,20 +11,15 @@ one rule for which issue a date or ``latest`` means at a given moment, for every
 
 from __future__ import annotations
 
-import gc
 from bisect import bisect_right
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from famfeeds.content import Catalogue, load_catalogue
 from famfeeds.errors import FamfeedsError, Problem
-from famfeeds.models import Season, Show, normalise_base_url
-from famfeeds.schedule import Release, Schedule, build_schedule
-from famfeeds.zones import zone_problems
+from famfeeds.plan.schedule import Release, Schedule, build_schedule
+from famfeeds.records.models import Catalogue, Season, Show
+from famfeeds.records.zones import zone_problems
 
 PREVIEW_DAYS = 7
 
@@ -90,63 +85,15 @@ class Plan:
         return [i for i in self.issues if i.day <= as_of]
 
 
-@contextmanager
-def collection_paused(*, freeze: bool = False) -> Iterator[None]:
-    """Run the block with Python's cyclic garbage collector paused, then count what it made
-    as old: it runs as before once the block ends (a caller that paused it keeps it paused).
-
-    Loading a catalogue makes a few hundred thousand objects that all live on, none of them
-    in a reference cycle: every collection their allocation triggers walks them all again
-    (on 10,000 episodes, a third of planning), and so would the first one after the block,
-    over everything the block made. Instead they join the oldest generation untouched
-    (``gc.freeze`` then ``gc.unfreeze``, when nothing else is frozen): still collected, at
-    the next full collection, if they ever form garbage cycles.
-
-    ``freeze`` keeps them frozen (:func:`gc.freeze`) for the rest of the process, out of
-    every later collection too: for a one-shot process such as ``famfeeds build``, not a
-    long-running one (``serve``), where garbage cycles alive at that moment would never be
-    collected. Reference counting frees frozen objects all the same.
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-        if freeze:
-            gc.freeze()
-        elif enabled and not gc.get_freeze_count():
-            gc.freeze()
-            gc.unfreeze()
-    finally:
-        if enabled:
-            gc.enable()
-
-
-def plan(content: Path, base_url: str | None = None, *, freeze: bool = False) -> Plan:
-    """Load, validate, schedule and lay out the issues; ContentError lists every problem.
-
-    ``base_url`` replaces show.toml's, e.g. to build a staging copy of the site. Unchanged
-    season folders come from the project's parse cache (famfeeds.record_cache). The
-    garbage collector is paused meanwhile; ``freeze``: see :func:`collection_paused` (for
-    one-shot processes only).
-    """
-    from famfeeds.project import Project
-    from famfeeds.record_cache import CONTENT_CACHE
-
-    with collection_paused(freeze=freeze):
-        catalogue = load_catalogue(content, Project.of(content).cache / CONTENT_CACHE)
-        if base_url is not None:
-            try:
-                url = normalise_base_url(base_url)
-            except ValueError as exc:
-                raise FamfeedsError(f"--base-url {base_url}: {exc}") from None
-            show = catalogue.show.model_copy(update={"base_url": url})
-            catalogue = replace(catalogue, show=show)
-        schedule = build_schedule(catalogue)
-        issues, note_warnings = plan_issues(catalogue, schedule)
-        warnings = (
-            catalogue.warnings + zone_problems(catalogue) + schedule.warnings + tuple(note_warnings)
-        )
-        return Plan(catalogue, schedule, tuple(issues), warnings)
+def make_plan(catalogue: Catalogue) -> Plan:
+    """Schedule the records and lay out the issues: the plan, with every warning the
+    records, their zones, the schedule and the issues gave."""
+    schedule = build_schedule(catalogue)
+    issues, note_warnings = plan_issues(catalogue, schedule)
+    warnings = (
+        catalogue.warnings + zone_problems(catalogue) + schedule.warnings + tuple(note_warnings)
+    )
+    return Plan(catalogue, schedule, tuple(issues), warnings)
 
 
 def plan_issues(catalogue: Catalogue, schedule: Schedule) -> tuple[list[Issue], list[Problem]]:

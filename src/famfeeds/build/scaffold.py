@@ -20,8 +20,8 @@ from datetime import date, datetime, time
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from famfeeds.build.project import CACHE_DIR, LOCK_NAME, PREVIEW_DIR, STATE_DIR
 from famfeeds.errors import FamfeedsError, display_path
-from famfeeds.project import CACHE_DIR, LOCK_NAME, PREVIEW_DIR, STATE_DIR
 
 SLUG_MAX = 60
 """Slugs are cut at a word boundary to at most this many characters."""
@@ -83,7 +83,7 @@ def local_zone() -> str:
     Only a default to offer: the show's zone is where its releases happen, not where
     famfeeds runs.
     """
-    from famfeeds.zones import zone_advice
+    from famfeeds.records.zones import zone_advice
 
     candidates = [os.environ.get("TZ", "").lstrip(":")]
     with contextlib.suppress(OSError, IndexError):

@@ -27,10 +27,10 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from famfeeds.planning import Issue
+from famfeeds.plan.issues import Issue
+from famfeeds.plan.schedule import Release
 from famfeeds.render.files import digest_of
 from famfeeds.render.personal import Markers, RenderedIssue
-from famfeeds.schedule import Release
 
 if TYPE_CHECKING:
     from jinja2 import BaseLoader, Environment
@@ -60,8 +60,8 @@ LIBRARIES = (
 def code_digest() -> str:
     """A digest of every .py file of the installed famfeeds package, the interpreter and
     the versions of the libraries in LIBRARIES (read once per process, and shared with the
-    parse cache: famfeeds.record_cache)."""
-    from famfeeds.record_cache import code_key, versions
+    parse cache: famfeeds.build.record_cache)."""
+    from famfeeds.build.record_cache import code_key, versions
 
     return hashlib.sha256(f"{code_key()};{versions(LIBRARIES)}".encode()).hexdigest()
 
@@ -166,7 +166,7 @@ class IssueCache:
     (the issue's HTML and text with their markers, then its built files), compressed with
     zlib. A letter from the cache is *stored*: its parts are read only when something asks
     for their bytes, so a rebuild that finds its files unchanged in output/
-    (famfeeds.inplace compares the digests) never reads them.
+    (famfeeds.build.inplace compares the digests) never reads them.
 
     The index (``issues.index``) keeps each entry's header and the stat of its two files,
     and the stat of the ``issues/`` folder as the last save left it. While the folder keeps
@@ -202,7 +202,7 @@ class IssueCache:
 
     def _index(self) -> dict[str, Packed]:
         if self.index is None:
-            from famfeeds.record_cache import load_private_pickle
+            from famfeeds.build.record_cache import load_private_pickle
 
             data = load_private_pickle(self.folder / INDEX)
             ok = isinstance(data, dict) and data.get("format") == FORMAT
@@ -256,9 +256,9 @@ class IssueCache:
         """Write the new entries and the index; when entries were added (and once a day at
         most), also forget those no build used lately. Best effort: a cache that cannot be
         written only makes the next build slower."""
-        from famfeeds.project import private_folder
-        from famfeeds.record_cache import save_private_pickle
-        from famfeeds.writer import atomic_write
+        from famfeeds.build.project import private_folder
+        from famfeeds.build.record_cache import save_private_pickle
+        from famfeeds.build.writer import atomic_write
 
         if self.index is None and not self.fresh:  # this build never looked: nothing to do
             return

@@ -15,12 +15,12 @@ from zoneinfo import ZoneInfo
 
 import click
 
+from famfeeds.build.scaffold import CADENCE_NAMES
 from famfeeds.cli.options import content_option, parse_date
-from famfeeds.scaffold import CADENCE_NAMES
 
 if TYPE_CHECKING:
-    from famfeeds.planning import Plan
-    from famfeeds.timetable import Timetable
+    from famfeeds.plan.issues import Plan
+    from famfeeds.plan.timetable import Timetable
 
 T = TypeVar("T")
 
@@ -55,8 +55,8 @@ def _one_line(what: str) -> Callable[[str], str]:
 
 
 def _zone(value: str) -> str:
-    from famfeeds.scaffold import valid_zone
-    from famfeeds.zones import zone_advice
+    from famfeeds.build.scaffold import valid_zone
+    from famfeeds.records.zones import zone_advice
 
     value = value.strip()
     if not valid_zone(value):
@@ -70,7 +70,7 @@ def _zone(value: str) -> str:
 
 
 def _base_url(value: str) -> str:
-    from famfeeds.models import normalise_base_url
+    from famfeeds.records.models import normalise_base_url
 
     return normalise_base_url(value.strip())
 
@@ -78,7 +78,7 @@ def _base_url(value: str) -> str:
 def _language(value: str) -> str:
     from pydantic import TypeAdapter, ValidationError
 
-    from famfeeds.models import LanguageTag
+    from famfeeds.records.models import LanguageTag
 
     try:
         return str(TypeAdapter(LanguageTag).validate_python(value.strip()))
@@ -94,7 +94,7 @@ def _day(value: str) -> date:
 
 
 def _clock(value: str) -> time | None:
-    from famfeeds.scaffold import parse_clock
+    from famfeeds.build.scaffold import parse_clock
 
     return None if not value.strip() else parse_clock(value)
 
@@ -213,9 +213,8 @@ def init(
         famfeeds init my-show --no-input --title "My Show" --service "Apple TV+" \\
             --timezone America/New_York --premiere 2026-11-04 --time 21:00 --episodes 8
     """
-    from famfeeds.build import reference_date
-    from famfeeds.errors import display_path
-    from famfeeds.scaffold import (
+    from famfeeds.build.pipeline import reference_date
+    from famfeeds.build.scaffold import (
         ShowAnswers,
         append_gitignore,
         gitignore_addition,
@@ -225,6 +224,7 @@ def init(
         title_from_folder,
         write_new,
     )
+    from famfeeds.errors import display_path
 
     def ask(
         given: str | None,
@@ -343,7 +343,7 @@ def _verify(root: Path, files: dict[Path, str]) -> None:
     one that ``famfeeds check --strict`` rejects (e.g. a language without messages)."""
     import tempfile
 
-    from famfeeds.build import check
+    from famfeeds.build.pipeline import check
     from famfeeds.errors import FamfeedsError
 
     with tempfile.TemporaryDirectory(prefix="famfeeds-init-") as scratch:
@@ -361,8 +361,8 @@ def _verify(root: Path, files: dict[Path, str]) -> None:
 def _plan_quietly(content: Path) -> Plan | None:
     """The plan of ``content`` (its warnings printed), or None (with the reason on stderr) if
     it has problems."""
+    from famfeeds.build.load import plan
     from famfeeds.errors import FamfeedsError
-    from famfeeds.planning import plan
 
     try:
         planned = plan(content)
@@ -376,7 +376,7 @@ def _plan_quietly(content: Path) -> Plan | None:
 
 def _season_summary(planned: Plan, number: int) -> str:
     """``Season 1: 8 episodes, Wed 2026-11-04 to Wed 2026-12-23.``"""
-    from famfeeds.timetable import short_day
+    from famfeeds.plan.timetable import short_day
 
     releases = [r for r in planned.schedule.releases if r.season.number == number]
     if not releases:
@@ -452,8 +452,8 @@ def new_season(
         famfeeds new season 2 --premiere 2027-09-01 --episodes 10 --time 21:00
         famfeeds new season --premiere 2027-06-04 --episodes 8 --cadence all-at-once
     """
+    from famfeeds.build.scaffold import season_files, season_folder, season_numbers, write_new
     from famfeeds.errors import FamfeedsError, display_path
-    from famfeeds.scaffold import season_files, season_folder, season_numbers, write_new
 
     _require_project(content)
     numbers = season_numbers(content)
@@ -484,7 +484,7 @@ def _previous_release_time(content: Path, earlier: list[int]) -> time | None:
     """The release_time of the latest season before a new one, if it sets one."""
     import tomllib
 
-    from famfeeds.scaffold import season_folder
+    from famfeeds.build.scaffold import season_folder
 
     if not earlier:
         return None
@@ -539,8 +539,8 @@ def new_episode(season: int | None, content: Path, title: str | None, release: s
         famfeeds new episode --title "The Bear Hug"
         famfeeds new episode 2 --title "Finale, Part Two" --release 2027-10-27
     """
+    from famfeeds.build.scaffold import new_episode_file, parse_release, season_numbers, write_new
     from famfeeds.errors import FamfeedsError, display_path
-    from famfeeds.scaffold import new_episode_file, parse_release, season_numbers, write_new
 
     _require_project(content)
     if season is None:
@@ -559,7 +559,7 @@ def new_episode(season: int | None, content: Path, title: str | None, release: s
     planned = _plan_quietly(content)
     if planned is None:
         return
-    from famfeeds.timetable import timetable
+    from famfeeds.plan.timetable import timetable
 
     table = timetable(planned, date.min, season)
     for entry in table.seasons[0].entries:
@@ -606,9 +606,9 @@ def schedule(content: Path, season: int | None, as_of: date | None, as_json: boo
     """
     import json
 
-    from famfeeds.build import check, reference_date
+    from famfeeds.build.pipeline import check, reference_date
     from famfeeds.errors import FamfeedsError
-    from famfeeds.timetable import plain_text, timetable
+    from famfeeds.plan.timetable import plain_text, timetable
 
     planned = check(content)
     for warning in planned.warnings:
@@ -656,7 +656,7 @@ def print_rich(table: Timetable, console: object | None = None) -> None:
     from rich.table import Table
     from rich.text import Text
 
-    from famfeeds.timetable import NO_NEWSLETTER, Gap, cells, short_day
+    from famfeeds.plan.timetable import NO_NEWSLETTER, Gap, cells, short_day
 
     out = console if isinstance(console, Console) else Console(highlight=False)
     show = table.show

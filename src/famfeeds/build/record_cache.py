@@ -56,7 +56,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 if TYPE_CHECKING:
     from famfeeds.errors import Problem
-    from famfeeds.models import Season
+    from famfeeds.records.models import Season
 
 FORMAT = 3
 CONTENT_CACHE = "records"
@@ -89,7 +89,7 @@ def code_key() -> str:
     versions of pydantic and tzdata: what a cached value depends on besides its files
     (computed once per process)."""
     digest = hashlib.blake2b(f"{FORMAT};{sys.version}".encode(), digest_size=16)
-    package = Path(__file__).resolve().parent
+    package = Path(__file__).resolve().parents[1]
     for path in sorted(package.rglob("*.py")):
         digest.update(path.relative_to(package).as_posix().encode() + b"\0")
         digest.update(path.read_bytes())
@@ -243,7 +243,7 @@ def _newest_change(signature: Signature) -> int:
 
 
 class Loader(Protocol):
-    """What :class:`SeasonReader` needs of famfeeds.content's loader (a dataclass)."""
+    """What :class:`SeasonReader` needs of famfeeds.records.loader's loader (a dataclass)."""
 
     root: Path
     real_root: Path
@@ -391,7 +391,7 @@ from another working folder."""
 def loader_settings(loader: Loader) -> str:
     """What a season's loading depends on besides its files: every field of the loader but
     the problems and warnings it collects, this cache and where the folder is."""
-    skip = {"problems", "warnings", "records", *LOCATION_FIELDS}
+    skip = {"problems", "warnings", "reader", *LOCATION_FIELDS}
     assert dataclasses.is_dataclass(loader)
     return repr(
         [
@@ -501,7 +501,7 @@ def load_private_pickle(path: Path) -> Any:
 def save_private_pickle(path: Path, data: Any, *, fsync: bool = False) -> bool:
     """Write a pickle atomically, 0600, in a 0700 folder; False if it could not be written
     (best effort: nothing is raised)."""
-    from famfeeds.writer import atomic_write
+    from famfeeds.build.writer import atomic_write
 
     try:
         _private_folder(path.parent)
@@ -513,7 +513,7 @@ def save_private_pickle(path: Path, data: Any, *, fsync: bool = False) -> bool:
 
 
 def _private_folder(folder: Path) -> None:
-    """As famfeeds.project.private_folder (not imported: it would close an import cycle)."""
+    """As famfeeds.build.project.private_folder (not imported: it would close an import cycle)."""
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     if folder.stat().st_mode & 0o777 != 0o700:
         folder.chmod(0o700)
@@ -547,7 +547,7 @@ OUTPUT_LIBRARIES = (
     "lxml",
 )
 """Libraries whose code shapes rendered bytes (with famfeeds' own: :func:`code_key`): at
-least every one of famfeeds.issue_cache.LIBRARIES (a test checks)."""
+least every one of famfeeds.build.issue_cache.LIBRARIES (a test checks)."""
 
 
 @functools.cache

@@ -15,12 +15,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from famfeeds.build.project import CACHE_DIR
+from famfeeds.build.record_cache import LOCK_CACHE, cached_file, remember_file
+from famfeeds.build.writer import atomic_write
 from famfeeds.errors import FamfeedsError, display_path
-from famfeeds.project import CACHE_DIR
-from famfeeds.record_cache import LOCK_CACHE, cached_file, remember_file
 from famfeeds.render.context import EventStates, Published
 from famfeeds.render.urls import is_event_of
-from famfeeds.writer import atomic_write
 
 HEADER = """\
 # famfeeds.lock: what the calendar has published, so that a changed event's SEQUENCE
@@ -105,7 +105,7 @@ def _moment(value: datetime) -> str:
 
 def load_lock(path: Path) -> CalendarLock:
     """Read the lock file; a missing file is an empty lock. While the file is unchanged its
-    parsed form comes from the project's cache (famfeeds.record_cache)."""
+    parsed form comes from the project's cache (famfeeds.build.record_cache)."""
     try:
         events = cached_file(_parsed(path), path, _read_events)
         return CalendarLock(path, events, dict(events))

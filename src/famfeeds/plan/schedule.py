@@ -23,9 +23,8 @@ from datetime import MAXYEAR, MINYEAR, UTC, date, datetime, time, timedelta
 from functools import cached_property
 from zoneinfo import ZoneInfo
 
-from famfeeds.content import Catalogue
 from famfeeds.errors import Problem
-from famfeeds.models import Episode, Season, Show
+from famfeeds.records.models import Catalogue, Episode, Season, Show
 
 MIDNIGHT = time(0)
 

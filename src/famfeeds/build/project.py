@@ -126,10 +126,10 @@ def private_file(path: Path) -> Path:
 
 def shipped_templates() -> Path:
     """The default templates: inside the installed wheel, or the repository's templates/."""
-    packaged = Path(__file__).parent / "templates"
+    packaged = Path(__file__).parents[1] / "templates"
     if packaged.is_dir():
         return packaged
-    return Path(__file__).resolve().parents[2] / "templates"
+    return Path(__file__).resolve().parents[3] / "templates"
 
 
 def template_environment(
@@ -137,11 +137,11 @@ def template_environment(
 ) -> Environment:
     """A Jinja2 environment searching ``project_templates`` before the shipped ones, with the
     catalogue of ``language`` (a show's language tag) installed; ``project_locale`` holds the
-    project's own catalogues (see :mod:`famfeeds.translations`)."""
+    project's own catalogues (see :mod:`famfeeds.build.translations`)."""
     from jinja2 import ChoiceLoader, FileSystemLoader
 
+    from famfeeds.build.translations import load_messages
     from famfeeds.render.templating import make_environment
-    from famfeeds.translations import load_messages
 
     messages = load_messages(language, project_locale)
     loaders = []
@@ -184,7 +184,7 @@ def template_bytecode_cache() -> BytecodeCache | None:
 
     import jinja2
 
-    from famfeeds.record_cache import code_key
+    from famfeeds.build.record_cache import code_key
 
     tag = hashlib.blake2b(f"{code_key()};{jinja2.__version__}".encode(), digest_size=8)
     folder = user_cache() / f"templates-{tag.hexdigest()}"
