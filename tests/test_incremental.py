@@ -162,7 +162,7 @@ def test_issues_rendered_in_several_processes_are_the_same_bytes(
     project.season(2, premiere="2024-03-15", cadence="daily", episodes=70)
     planned = plan(project.content, None)
     issues = planned.published(planned.schedule.releases[-1].day)
-    assert len(issues) >= 2 * famfeeds.build.pipeline.PARALLEL_FROM
+    assert len(issues) >= 2 * famfeeds.build.speed.PARALLEL_FROM
     env = template_environment(None, "en")
     forks: list[int] = []
     real = multiprocessing.get_context
@@ -171,13 +171,13 @@ def test_issues_rendered_in_several_processes_are_the_same_bytes(
         forks.append(1)
         return real(method)
 
-    monkeypatch.setattr(famfeeds.build.pipeline, "cpu_count", lambda: 2)
+    monkeypatch.setattr(famfeeds.build.speed, "cpu_count", lambda: 2)
     monkeypatch.setattr(multiprocessing, "get_context", spy)
     indexes = list(range(len(issues)))
-    shared = famfeeds.build.pipeline.render_encoded(issues, indexes, env)
+    shared = famfeeds.build.speed.render_encoded(issues, indexes, env)
     assert forks == [1]
-    monkeypatch.setattr(famfeeds.build.pipeline, "PARALLEL_FROM", 10**9)
-    alone = famfeeds.build.pipeline.render_encoded(issues, indexes, env)
+    monkeypatch.setattr(famfeeds.build.speed, "PARALLEL_FROM", 10**9)
+    alone = famfeeds.build.speed.render_encoded(issues, indexes, env)
     assert forks == [1]
     assert len(shared) == len(issues) and shared == alone
 

@@ -6,9 +6,6 @@ paused while the records are made (:func:`collection_paused`).
 
 from __future__ import annotations
 
-import gc
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -20,41 +17,11 @@ from famfeeds.build.record_cache import (
     SeasonReader,
     save_later,
 )
+from famfeeds.build.speed import collection_paused
 from famfeeds.errors import FamfeedsError
 from famfeeds.plan.issues import Plan, make_plan
 from famfeeds.records.loader import Loader
 from famfeeds.records.models import Catalogue, normalise_base_url, season_digest
-
-
-@contextmanager
-def collection_paused(*, freeze: bool = False) -> Iterator[None]:
-    """Run the block with Python's cyclic garbage collector paused, then count what it made
-    as old: it runs as before once the block ends (a caller that paused it keeps it paused).
-
-    Loading a catalogue makes a few hundred thousand objects that all live on, none of them
-    in a reference cycle: every collection their allocation triggers walks them all again
-    (on 10,000 episodes, a third of planning), and so would the first one after the block,
-    over everything the block made. Instead they join the oldest generation untouched
-    (``gc.freeze`` then ``gc.unfreeze``, when nothing else is frozen): still collected, at
-    the next full collection, if they ever form garbage cycles.
-
-    ``freeze`` keeps them frozen (:func:`gc.freeze`) for the rest of the process, out of
-    every later collection too: for a one-shot process such as ``famfeeds build``, not a
-    long-running one (``serve``), where garbage cycles alive at that moment would never be
-    collected. Reference counting frees frozen objects all the same.
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-        if freeze:
-            gc.freeze()
-        elif enabled and not gc.get_freeze_count():
-            gc.freeze()
-            gc.unfreeze()
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def plan(content: Path, base_url: str | None = None, *, freeze: bool = False) -> Plan:

@@ -24,6 +24,7 @@ from famfeeds.build.load import plan
 from famfeeds.build.lockfile import CalendarLock, load_lock
 from famfeeds.build.project import Project, private_folder, shipped_templates, template_environment
 from famfeeds.build.record_cache import save_deferred
+from famfeeds.build.speed import render_encoded
 from famfeeds.build.writer import (
     Guarded,
     WriteReport,
@@ -102,26 +103,6 @@ def renderers() -> tuple[Renderer, ...]:
     from famfeeds.render import calendar, feeds, newsletter, pages, site
 
     return (feeds.render, calendar.render, newsletter.render, site.render, pages.render)
-
-
-COLLECT_AFTER = (50_000, 20, 100)
-"""The garbage collector's thresholds during a build (Python's are 700, 10, 10)."""
-
-
-@contextlib.contextmanager
-def fewer_collections() -> Iterator[None]:
-    """Let the garbage collector run less often meanwhile: a build of a large catalogue
-    makes hundreds of thousands of objects that live until it ends, and the default
-    thresholds would walk them again and again (about 15% of a rebuild of 10,000
-    episodes). Unreachable cycles are still collected, a little later."""
-    import gc
-
-    before = gc.get_threshold()
-    gc.set_threshold(*COLLECT_AFTER)
-    try:
-        yield
-    finally:
-        gc.set_threshold(*before)
 
 
 def reference_date(
@@ -211,72 +192,6 @@ def issue_letter(planned: Plan, issue: Issue, templates: Path | None = None) -> 
     (letter,) = render_letters(planned, issue.day, env, cache, only=issue)
     cache.save()
     return letter
-
-
-PARALLEL_FROM = 64
-"""Issues to render from which a second process pays for itself."""
-_JOB: tuple[list[Issue], Environment] | None = None
-"""What forked workers render from (inherited, not pickled)."""
-
-
-def render_encoded(
-    issues: list[Issue], indexes: list[int], env: Environment
-) -> list[tuple[bytes, bytes]]:
-    """Render ``issues[i]`` for each of ``indexes``, encoded for the issue cache
-    (famfeeds.build.issue_cache.encode), in order. Many issues are shared out between processes
-    (one per CPU, forked: each inherits the plan and the templates), when this process may
-    fork: no other thread runs; otherwise, or if a worker fails, here, one by one."""
-    import threading
-
-    workers = min(cpu_count(), len(indexes) // PARALLEL_FROM)
-    if workers > 1 and threading.active_count() == 1 and "fork" in _start_methods():
-        import multiprocessing
-
-        global _JOB
-        _JOB = (issues, env)
-        size = -(-len(indexes) // (workers * 4))
-        chunks = [indexes[i : i + size] for i in range(0, len(indexes), size)]
-        try:
-            with multiprocessing.get_context("fork").Pool(workers) as pool:
-                return [entry for part in pool.map(_render_chunk, chunks) for entry in part]
-        except Exception:  # rendered again below, one by one, where errors are reported
-            pass
-        finally:
-            _JOB = None
-    _JOB = (issues, env)
-    try:
-        return _render_chunk(indexes)
-    finally:
-        _JOB = None
-
-
-def cpu_count() -> int:
-    """The CPUs this process may use."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
-
-
-def _start_methods() -> list[str]:
-    import multiprocessing
-
-    return multiprocessing.get_all_start_methods()
-
-
-def _render_chunk(indexes: list[int]) -> list[tuple[bytes, bytes]]:
-    """Render and encode the issues of :data:`_JOB` at ``indexes``."""
-    from famfeeds.build.issue_cache import encode
-    from famfeeds.render.newsletter import inliner, issue_files, render_issue
-    from famfeeds.render.personal import Letter
-
-    assert _JOB is not None
-    issues, env = _JOB
-    premailer = inliner(issues[indexes[0]].show.base_url)
-    out = []
-    for i in indexes:
-        item = render_issue(issues[i], env, premailer)
-        out.append(encode(Letter(item, issue_files(item))))
-    return out
 
 
 def memo_name(base_url: str) -> str:

@@ -151,8 +151,9 @@ def build(
         famfeeds build
         famfeeds build --content content --output public --as-of 2023-11-24
     """
-    from famfeeds.build.pipeline import BuildRequest, fewer_collections
+    from famfeeds.build.pipeline import BuildRequest
     from famfeeds.build.pipeline import build as run_build
+    from famfeeds.build.speed import fewer_collections
     from famfeeds.errors import display_path
 
     with fewer_collections():
@@ -428,30 +429,13 @@ def serve(
 
 
 def main() -> None:
-    """Console script entry point.
-
-    When the command is over and no other thread runs, the process ends without tearing
-    the interpreter down (output flushed first, as mypy does): freeing a large catalogue's
-    objects one by one takes longer than the rest of a no-change rebuild, and nothing is
-    left to do then. Every file famfeeds writes is closed (and synced) by the command."""
-    import os
-    import threading
+    """Console script entry point: the command, then a quick exit
+    (famfeeds.build.speed.exit_now)."""
+    from famfeeds.build.speed import exit_now
 
     try:
         cli(prog_name="famfeeds")
         code: object = 0
     except SystemExit as exc:
         code = exc.code
-    if threading.active_count() > 1:
-        sys.exit(code)  # type: ignore[arg-type]
-    if code is None:
-        code = 0
-    elif not isinstance(code, int):
-        print(code, file=sys.stderr)
-        code = 1
-    try:
-        sys.stdout.flush()
-        sys.stderr.flush()
-    except (OSError, ValueError):  # a closed pipe: exit as Python would
-        code = code or 120
-    os._exit(code)
+    exit_now(code)

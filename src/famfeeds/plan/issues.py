@@ -17,7 +17,7 @@ from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from famfeeds.errors import FamfeedsError, Problem
-from famfeeds.plan.schedule import Release, Schedule, build_schedule
+from famfeeds.plan.schedule import Release, Schedule, build_schedule, fast_new
 from famfeeds.records.models import Catalogue, Season, Show
 from famfeeds.records.zones import zone_problems
 
@@ -153,9 +153,6 @@ def plan_issues(catalogue: Catalogue, schedule: Schedule) -> tuple[list[Issue], 
     return issues, warnings
 
 
-_new = object.__new__
-
-
 def _issue(
     show: Show,
     day: date,
@@ -166,8 +163,8 @@ def _issue(
 ) -> Issue:
     """``Issue(show, day, releases, previews, next_release, note)`` at half the cost of the
     frozen dataclass's ``__init__`` (a daily catalogue has an issue a day)."""
-    issue = _new(Issue)
-    issue.__dict__.update(
+    return fast_new(
+        Issue,
         show=show,
         day=day,
         releases=releases,
@@ -175,7 +172,6 @@ def _issue(
         next_release=next_release,
         note=note,
     )
-    return issue
 
 
 def _release_order(release: Release) -> tuple[datetime, int]:

@@ -21,12 +21,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import MAXYEAR, MINYEAR, UTC, date, datetime, time, timedelta
 from functools import cached_property
+from typing import TypeVar
 from zoneinfo import ZoneInfo
 
 from famfeeds.errors import Problem
 from famfeeds.records.models import Catalogue, Episode, Season, Show
 
 MIDNIGHT = time(0)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -222,7 +224,13 @@ def schedule_season(
     return releases, warnings
 
 
-_new = object.__new__
+def fast_new(cls: type[T], **fields: object) -> T:
+    """A frozen dataclass made without its ``__init__``, its fields set directly: half the
+    cost, measured on the 10,000 releases and issues of a daily catalogue. Only for
+    dataclasses without ``__post_init__`` or validation (Release, Issue)."""
+    made = object.__new__(cls)
+    made.__dict__.update(fields)
+    return made
 
 
 def _release(
@@ -237,8 +245,8 @@ def _release(
     """``Release(show, season, episode, day, local_time, rank)`` with its :attr:`instant`
     already known: what the frozen dataclass's ``__init__`` does, at half the cost (a
     catalogue of 10,000 episodes makes 10,000 of them per build)."""
-    release = _new(Release)
-    release.__dict__.update(
+    return fast_new(
+        Release,
         show=show,
         season=season,
         episode=episode,
@@ -247,7 +255,6 @@ def _release(
         rank=rank,
         instant=instant,
     )
-    return release
 
 
 def _surprises(season: Season, previous: Release | None, day: date) -> list[str]:
