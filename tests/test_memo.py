@@ -290,12 +290,3 @@ def test_the_letters_of_a_build_like_the_last_are_those_of_a_fresh_one(
     fresh, _ = build(BuildRequest(project.content, project.output, as_of=date(2024, 3, 1)))
     assert len(remembered) == 5  # a week before the premiere, and each release day
     assert remembered == [(x.item.issue.slug, x.item.subject, dict(x.files)) for x in fresh.letters]
-
-
-def test_the_memo_is_forgotten_with_any_library_that_shapes_an_issue() -> None:
-    """The render memo (which can stand for a whole build, newsletter issues included) is
-    dropped when any library the issue cache keys on changes, not only the page ones."""
-    from famfeeds.build.issue_cache import LIBRARIES
-    from famfeeds.build.record_cache import OUTPUT_LIBRARIES
-
-    assert set(LIBRARIES) - {"pydantic"} <= set(OUTPUT_LIBRARIES)  # pydantic: code_key

@@ -140,9 +140,9 @@ def test_the_issue_cache_misses_on_every_input_change(
     letter = render(content, templates=templates, as_of=date(2024, 2, 1)).letters[-1]
     assert "P.S. Hello." in letter.item.text
     # A change in famfeeds' own code or a library: the code digest is part of the key.
-    import famfeeds.build.issue_cache as issue_cache
+    import famfeeds.build.keys as keys
 
-    monkeypatch.setattr(issue_cache, "code_digest", lambda: "another version")
+    monkeypatch.setattr(keys, "code_digest", lambda: "another version")
     assert misses(content, templates=templates) == 4
 
 

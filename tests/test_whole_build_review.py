@@ -539,19 +539,19 @@ def cssselect_upgrade(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[], 
     """Stands for `pip install -U cssselect` between two builds: the version famfeeds reads
     from the installed distributions changes, and so does how one selector translates
     (here: `.brand` matches nothing). cssselect is one of the libraries the issue cache
-    lists as shaping an issue's bytes (famfeeds.build.issue_cache.LIBRARIES)."""
+    lists as shaping what famfeeds makes (famfeeds.build.keys.LIBRARIES)."""
     import cssselect
     import premailer.cache
 
-    from famfeeds.build import record_cache
+    from famfeeds.build import keys
 
     def clear() -> None:
-        record_cache.versions.cache_clear()
-        record_cache.output_key.cache_clear()
+        keys.versions.cache_clear()
+        keys.code_digest.cache_clear()
         premailer.cache.cache.clear()
 
     def upgrade() -> None:
-        installed = record_cache._installed()
+        installed = keys._installed()
         assert "cssselect" in installed
         monkeypatch.setitem(installed, "cssselect", installed["cssselect"] + ".post99")
         original = cssselect.GenericTranslator.css_to_xpath
@@ -574,9 +574,8 @@ def test_a_library_that_shapes_the_newsletter_upgraded(
     run: Callable[..., Result],
     cssselect_upgrade: Callable[[], None],
 ) -> None:
-    """Every library the issue cache keys on (famfeeds.build.issue_cache.LIBRARIES) also
-    invalidates the render memo (record_cache.OUTPUT_LIBRARIES), which can stand for the
-    whole build, newsletter issues included."""
+    """Every library on the one list (famfeeds.build.keys.LIBRARIES) invalidates the render
+    memo, which can stand for the whole build, newsletter issues included."""
     rebuilt_after(catalogue, run, cssselect_upgrade, "newsletter/2024-02-27.html")
 
 

@@ -42,28 +42,6 @@ KEEP_UNUSED_SECONDS = 14 * 86400
 PRUNE_EVERY_SECONDS = 86400
 """Builds look for unused entries to forget at most this often (a look lists every entry)."""
 """Entries no build used are kept this long (a preview at another address uses others)."""
-LIBRARIES = (
-    "premailer",
-    "cssutils",
-    "cssselect",
-    "lxml",
-    "jinja2",
-    "markupsafe",
-    "cmarkgfm",
-    "nh3",
-    "pydantic",
-    "babel",
-)
-"""Libraries whose code shapes an issue's bytes (babel: dates in the show's language)."""
-
-
-def code_digest() -> str:
-    """A digest of every .py file of the installed famfeeds package, the interpreter and
-    the versions of the libraries in LIBRARIES (read once per process, and shared with the
-    parse cache: famfeeds.build.record_cache)."""
-    from famfeeds.build.record_cache import code_key, versions
-
-    return hashlib.sha256(f"{code_key()};{versions(LIBRARIES)}".encode()).hexdigest()
 
 
 def templates_digest(env: Environment) -> str:

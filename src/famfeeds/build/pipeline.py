@@ -153,7 +153,8 @@ def render_letters(
     """Every issue out by ``as_of`` (or just ``only``), from the cache where its key is
     there, else rendered (``templates_key``: :func:`templates_key_of`, and
     ``season_keys``: famfeeds.render.context.season_key by number, where known)."""
-    from famfeeds.build.issue_cache import IssueKeys, code_digest
+    from famfeeds.build import keys as code_keys
+    from famfeeds.build.issue_cache import IssueKeys
     from famfeeds.records.zones import zone_rules_digest
 
     published = [only] if only is not None else planned.published(as_of)
@@ -161,7 +162,7 @@ def render_letters(
         return ()
     show = planned.show
     keys = IssueKeys(
-        code_digest() + (templates_key or templates_key_of(env)),
+        code_keys.code_digest() + (templates_key or templates_key_of(env)),
         show.model_dump_json() + zone_rules_digest(show.timezone),
         season_keys,
     )

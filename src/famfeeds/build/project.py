@@ -184,9 +184,9 @@ def template_bytecode_cache() -> BytecodeCache | None:
 
     import jinja2
 
-    from famfeeds.build.record_cache import code_key
+    from famfeeds.build import keys
 
-    tag = hashlib.blake2b(f"{code_key()};{jinja2.__version__}".encode(), digest_size=8)
+    tag = hashlib.blake2b(f"{keys.code_digest()};{jinja2.__version__}".encode(), digest_size=8)
     folder = user_cache() / f"templates-{tag.hexdigest()}"
     if not folder.is_dir():
         try:

@@ -46,13 +46,14 @@ import operator
 import os
 import pickle
 import stat
-import sys
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+from famfeeds.build import keys
 
 if TYPE_CHECKING:
     from famfeeds.errors import Problem
@@ -81,61 +82,6 @@ KEY_LENGTH = 6
 Entry = tuple[str, Signature, bytes, int, bytes]
 """loader settings, signature, content digest (b'' when trusted at once), recorded (ns),
 the pickled value."""
-
-
-@functools.cache
-def code_key() -> str:
-    """famfeeds' own source (every .py file of the package), the interpreter and the
-    versions of pydantic and tzdata: what a cached value depends on besides its files
-    (computed once per process)."""
-    digest = hashlib.blake2b(f"{FORMAT};{sys.version}".encode(), digest_size=16)
-    package = Path(__file__).resolve().parents[1]
-    for path in sorted(package.rglob("*.py")):
-        digest.update(path.relative_to(package).as_posix().encode() + b"\0")
-        digest.update(path.read_bytes())
-    digest.update(versions(("pydantic", "pydantic-core", "tzdata")).encode())
-    return digest.hexdigest()
-
-
-@functools.cache
-def _installed() -> dict[str, str]:
-    """Installed distributions' versions, from the names of their metadata folders on
-    sys.path (first found wins, as for imports): one listing per folder, where
-    importlib.metadata.version takes about a millisecond a name."""
-    found: dict[str, str] = {}
-    for entry in sys.path:
-        try:
-            names = [p.name for p in Path(entry or ".").iterdir()]
-        except OSError:
-            continue
-        for name in names:
-            stem, dot, kind = name.rpartition(".")
-            if dot and kind in ("dist-info", "egg-info") and "-" in stem:
-                project, _, version = stem.partition("-")
-                found.setdefault(_normal(project), version.split("-")[0])
-    return found
-
-
-def _normal(name: str) -> str:
-    return name.lower().replace("-", "_").replace(".", "_")
-
-
-@functools.cache
-def versions(names: tuple[str, ...]) -> str:
-    """``name=version;`` for each installed distribution (``name=none;`` if missing)."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    installed = _installed()
-    parts = []
-    for name in names:
-        found = installed.get(_normal(name))
-        if found is None:
-            try:
-                found = version(name)
-            except PackageNotFoundError:
-                found = "none"
-        parts.append(f"{name}={found};")
-    return "".join(parts)
 
 
 def file_key(path: Path, name: str) -> FileKey:
@@ -285,7 +231,7 @@ class RecordCache:
             if (
                 isinstance(data, dict)
                 and data.get("format") == FORMAT
-                and data.get("code") == code_key()
+                and data.get("code") == keys.code_digest()
                 and isinstance(data.get("entries"), dict)
             ):
                 if shards == 1:
@@ -377,7 +323,7 @@ class RecordCache:
                 (self.path.parent / FORMER_CONTENT_CACHE).unlink(missing_ok=True)
         for number in sorted(stale):
             entries = {k: e for k, e in self.used.items() if shard(k) == number}
-            data = {"format": FORMAT, "code": code_key(), "entries": entries}
+            data = {"format": FORMAT, "code": keys.code_digest(), "entries": entries}
             save_private_pickle(self.file(number), data)
         self.entries, self.used, self.changed, self.touched = self.used, {}, False, set()
 
@@ -532,37 +478,14 @@ def remember_file(cache_path: Path, file: Path, data: bytes, value: Any) -> None
 
 
 MEMO_CACHE = "memo.pickle"
-OUTPUT_LIBRARIES = (
-    "jinja2",
-    "markupsafe",
-    "icalendar",
-    "feedgen",
-    "babel",
-    "cmarkgfm",
-    "nh3",
-    "segno",
-    "premailer",
-    "cssutils",
-    "cssselect",
-    "lxml",
-)
-"""Libraries whose code shapes rendered bytes (with famfeeds' own: :func:`code_key`): at
-least every one of famfeeds.build.issue_cache.LIBRARIES (a test checks)."""
-
-
-@functools.cache
-def output_key() -> str:
-    """What remembered render results depend on besides their inputs: famfeeds' code and
-    the versions of the libraries that shape output."""
-    return code_key() + ";" + versions(OUTPUT_LIBRARIES)
 
 
 @dataclass
 class RenderMemo:
     """famfeeds.render.memo's memo, kept in the project's cache folder between builds.
 
-    Entries are dropped when famfeeds or a library in OUTPUT_LIBRARIES changes, and when a
-    build does not use them (so the file holds one build's worth)."""
+    Entries are dropped when famfeeds or a library changes (famfeeds.build.keys), and
+    when a build does not use them (so the file holds one build's worth)."""
 
     path: Path
     entries: dict[bytes, bytes] = field(default_factory=dict)
@@ -577,7 +500,7 @@ class RenderMemo:
         if (
             isinstance(data, dict)
             and data.get("format") == FORMAT
-            and data.get("code") == output_key()
+            and data.get("code") == keys.code_digest()
             and isinstance(data.get("entries"), dict)
         ):
             memo.entries = data["entries"]
@@ -604,7 +527,7 @@ class RenderMemo:
     def save(self) -> None:
         """Keep what this build used or made, if that is not what is stored. Best effort."""
         if self.changed or self.used.keys() != self.entries.keys():
-            data = {"format": FORMAT, "code": output_key(), "entries": self.used}
+            data = {"format": FORMAT, "code": keys.code_digest(), "entries": self.used}
             save_private_pickle(self.path, data)
             self.entries, self.used, self.changed = self.used, {}, False
 
