@@ -21,6 +21,13 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="famfeeds-test-cache-")
 
 
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Each pytest process (every xdist worker too) removes the cache folder it made."""
+    cache = os.environ.get("XDG_CACHE_HOME", "")
+    if Path(cache).name.startswith("famfeeds-test-cache-"):
+        shutil.rmtree(cache, ignore_errors=True)
+
+
 @pytest.fixture
 def project(tmp_path: Path) -> Project:
     return Project(tmp_path)

@@ -1,5 +1,6 @@
-"""The README's worked examples of schedules, in one table: the tests build each one and
-check its dates, and tests/regenerate_readme.py prints the README section from the same rows,
+"""The docs' worked examples of schedules, in one table: the tests build each one and
+check its dates, and tests/regenerate_readme.py writes docs/content/release-dates.md's
+section from the same rows,
 so the two cannot drift apart.
 
 Each example is a one-season show: a season.toml, episodes (only those with something to
@@ -39,16 +40,16 @@ class Example:
     name: str
     heading: str
     story: str
-    """What the example shows, for the README (Markdown)."""
+    """What the example shows, for the docs page (Markdown)."""
     timezone: str
     season: str
-    """season.toml, exactly as the README shows it."""
+    """season.toml, exactly as the docs page shows it."""
     count: int
     """How many episodes the season has."""
     as_of: str
     """The --as-of of the schedule shown."""
     front: dict[int, str] = field(default_factory=dict)
-    """Extra front matter lines of some episodes, exactly as the README shows them."""
+    """Extra front matter lines of some episodes, exactly as the docs page shows them."""
     days: dict[int, str] = field(default_factory=dict)
     """Release days a reader should see (episode number: YYYY-MM-DD)."""
     gaps: tuple[str, ...] = ()

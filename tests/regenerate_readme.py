@@ -1,17 +1,19 @@
-"""Regenerate the README's generated blocks: the command synopsis and the worked examples.
+"""Regenerate the generated blocks of the docs and the README: the command synopsis, the
+worked examples and the five-minute start's schedule table.
 
-    python tests/regenerate_readme.py            # rewrite the blocks inside README.md
+    python tests/regenerate_readme.py            # rewrite the blocks inside their pages
     python tests/regenerate_readme.py --print    # print them instead
 
-Each block sits between two markers in README.md::
+Each block sits between two markers in its page (TARGETS says which page holds which)::
 
     <!-- begin generated: synopsis (python tests/regenerate_readme.py) -->
     ...
     <!-- end generated: synopsis -->
 
 The synopsis is made from the click commands themselves (the same definitions ``--help``
-prints), and the examples from tests/examples.py, built and scheduled for real; tests/test_
-readme.py fails when README.md differs from what this script would write.
+prints), the examples from tests/examples.py, built and scheduled for real, and the
+five-minute start's table from the project its ``famfeeds init`` line scaffolds;
+tests/test_help.py fails when a page differs from what this script would write.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from examples import EXAMPLES, Example  # noqa: E402
 from famfeeds.cli import cli  # noqa: E402
 from support import REPO  # noqa: E402
 
-README = REPO / "README.md"
+DOCS = REPO / "docs"
 WIDTH = 96
 ORDER = ("init", "new", "check", "schedule", "build", "serve", "newsletter", "send")
 BEGIN = "<!-- begin generated: {name} (python tests/regenerate_readme.py) -->"
@@ -40,7 +42,7 @@ END = "<!-- end generated: {name} -->"
 
 
 def commands() -> list[tuple[str, click.Command]]:
-    """Every command with its full name, group subcommands expanded, in README order."""
+    """Every command with its full name, group subcommands expanded, in the synopsis' order."""
     ctx = click.Context(cli)
     names = sorted(
         cli.list_commands(ctx),
@@ -114,7 +116,7 @@ def wrap(head: str, words: list[str]) -> list[str]:
 
 
 def synopsis() -> str:
-    """The README's command synopsis, as a fenced block."""
+    """The command synopsis of docs/reference/commands.md, as a fenced block."""
     lines: list[str] = []
     for name, command in commands():
         lines += wrap(f"famfeeds {name}", tokens(command))
@@ -151,7 +153,40 @@ def examples() -> str:
     return "\n".join(example_section(e) for e in EXAMPLES)
 
 
-BLOCKS = {"synopsis": synopsis, "examples": examples}
+# The five-minute start: the project it scaffolds, and the day its table is shown for.
+START_INIT = (
+    *("harbor-lights", "--no-input", "--title", "Harbor Lights", "--service", "Apple TV+"),
+    *("--timezone", "America/New_York", "--premiere", "2026-11-04", "--time", "21:00"),
+    *("--episodes", "8"),
+)
+START_AS_OF = "2026-11-20"
+START_ROWS = 4  # episodes shown before the "..."
+
+
+def start_schedule() -> str:
+    """The five-minute start's table: ``famfeeds schedule`` of the project that its
+    ``famfeeds init ... --no-input`` line writes, cut after the first few episodes."""
+    from click.testing import CliRunner
+
+    from famfeeds.build.pipeline import check
+    from famfeeds.plan.timetable import plain_text, timetable
+
+    with tempfile.TemporaryDirectory() as folder:
+        made = CliRunner().invoke(cli, ["init", str(Path(folder) / START_INIT[0]), *START_INIT[1:]])
+        assert made.exit_code == 0, made.output
+        planned = check(Path(folder) / START_INIT[0] / "content", strict=True)
+        table = plain_text(timetable(planned, date.fromisoformat(START_AS_OF)))
+    lines = table.splitlines()
+    first = next(i for i, line in enumerate(lines) if line.startswith("  S1 E1 "))
+    return "```\n" + "\n".join([*lines[: first + START_ROWS], "  ..."]) + "\n```\n"
+
+
+BLOCKS = {"synopsis": synopsis, "examples": examples, "start": start_schedule}
+TARGETS: dict[str, tuple[Path, ...]] = {
+    "synopsis": (DOCS / "reference" / "commands.md",),
+    "examples": (DOCS / "content" / "release-dates.md",),
+    "start": (REPO / "README.md", DOCS / "start.md"),
+}
 
 
 def block(name: str) -> str:
@@ -160,7 +195,7 @@ def block(name: str) -> str:
 
 
 def pattern(name: str) -> re.Pattern[str]:
-    """Finds a block, markers included, in the README."""
+    """Finds a block, markers included, in its page."""
     return re.compile(
         re.escape(BEGIN.format(name=name)) + r".*?" + re.escape(END.format(name=name)) + r"\n",
         re.DOTALL,
@@ -168,22 +203,29 @@ def pattern(name: str) -> re.Pattern[str]:
 
 
 def main(argv: list[str]) -> int:
+    """Rewrite every generated block in its page, or print them all with --print."""
     if "--print" in argv:
         for name in BLOCKS:
             sys.stdout.write(block(name) + "\n")
         return 0
-    text = README.read_text(encoding="utf-8")
-    missing = [name for name in BLOCKS if not pattern(name).search(text)]
+    pages = [(name, page) for name in BLOCKS for page in TARGETS[name]]
+    missing = [
+        f"{name} in {page.relative_to(REPO)}"
+        for name, page in pages
+        if not pattern(name).search(page.read_text(encoding="utf-8"))
+    ]
     if missing:
         print(
-            f"README.md has no marked block for {', '.join(missing)}: paste the output of "
-            "--print where it belongs, then run this again",
+            f"no marked block for {', '.join(missing)}: paste the output of --print where it "
+            "belongs, then run this again",
             file=sys.stderr,
         )
         return 1
-    for name in BLOCKS:
-        text = pattern(name).sub(lambda _match, name=name: block(name), text)
-    README.write_text(text, encoding="utf-8")
+    for name, page in pages:
+        text = page.read_text(encoding="utf-8")
+        found = pattern(name).search(text)
+        assert found is not None  # every page was checked above
+        page.write_text(text[: found.start()] + block(name) + text[found.end() :], encoding="utf-8")
     return 0
 
 

@@ -137,7 +137,7 @@ CASES: dict[str, tuple[Callable[[Project], None], list[str]]] = {
     ),
     "TOML syntax error": (
         lambda p: rewrite(p, EP1, 'title = "Episode 1"', 'title = "Episode 1'),
-        [f"content/{EP1}:3", "TOML syntax error"],
+        [f"content/{EP1}:3", "'title'", "the string opened on line 3 is not closed"],
     ),
     "time without seconds": (
         lambda p: rewrite(

@@ -1,5 +1,5 @@
-"""The README's worked examples (tests/examples.py) check strictly, build, and schedule the
-way the README says."""
+"""The documentation's worked examples (tests/examples.py, shown in
+docs/content/release-dates.md) check strictly, build, and schedule the way the page says."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from examples import EXAMPLES, Example
 
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda e: e.name)
-def test_example_builds_and_schedules_as_the_readme_says(
+def test_example_builds_and_schedules_as_the_docs_say(
     example: Example, tmp_path: Path, run: Callable[..., Result]
 ) -> None:
     content = example.write(tmp_path / "content")

@@ -323,3 +323,43 @@ def test_an_idn_show_passes_the_feed_validators_rules(
     ]
     assert all(FULL_URI_RE.match(str(e["URL"])) for e in events)
     assert len(vobject.readOne(calendar.decode()).vevent_list) == 3
+
+
+@pytest.mark.parametrize(
+    ("language", "expected"),
+    [
+        ("en", "There is no synopsis of this episode yet; its page is "),
+        ("de", "Zu dieser Folge gibt es noch keine Inhaltsangabe; ihre Seite: "),
+        ("fr", "Cet épisode n\u2019a pas encore de résumé\u00a0; sa page\u00a0: "),
+    ],
+)
+def test_an_episode_whose_synopsis_sanitising_empties_still_has_a_text(
+    project: Project, run: Callable[..., Result], language: str, expected: str
+) -> None:
+    """Only an <iframe>: nothing is left once it is removed, yet every feed format gives
+    the entry a sentence in the show's language (Atom readers and the W3C validator need
+    textual content), pointing at the episode's page."""
+    project.show(**{'language = "en"': f'language = "{language}"'})
+    project.season(
+        episodes={1: {"synopsis": '<iframe src="https://video.example/x"></iframe>'}, 2: {}}
+    )
+    assert run(*build_args(project, "--as-of", "2024-01-06")).exit_code == 0
+    page = "https://shows.example.net/test/s01/e01/"
+    text = expected + page
+    atom = lxml.etree.parse(str(project.output / "feed.xml"))
+    (entry,) = atom.findall(f"{ATOM}entry")
+    texts = [
+        "".join(lxml.html.fragment_fromstring(el.text or "", create_parent="div").itertext())
+        for el in (entry.find(f"{ATOM}summary"), entry.find(f"{ATOM}content"))
+        if el is not None
+    ]
+    assert texts == [text, text]
+    for name in ("feed.xml", "rss.xml"):
+        (parsed,) = parse(project, name).entries
+        assert parsed.summary == text
+        assert "iframe" not in parsed.summary
+    (rss_item,) = lxml.etree.parse(str(project.output / "rss.xml")).iter("item")
+    assert rss_item.findtext("description") == text
+    (item,) = json.loads((project.output / "feed.json").read_text())["items"]
+    assert item["summary"] == text
+    assert item["content_html"] == f"<p>{text}</p>"

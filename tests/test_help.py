@@ -1,6 +1,9 @@
-"""Every command says what it does, and the README's generated blocks match the code."""
+"""Every command says what it does, and the docs' generated blocks match the code."""
 
 from __future__ import annotations
+
+import shlex
+from pathlib import Path
 
 import click
 import pytest
@@ -58,17 +61,37 @@ def test_newsletter_help_says_it_builds_nothing() -> None:
     assert "never writes to the output folder" in (newsletter.help or "")
 
 
-@pytest.mark.parametrize("block", sorted(regenerate_readme.BLOCKS))
-def test_the_readme_blocks_are_what_the_code_generates(block: str) -> None:
-    text = regenerate_readme.README.read_text(encoding="utf-8")
+@pytest.mark.parametrize(
+    "block,page",
+    [
+        (name, page)
+        for name in sorted(regenerate_readme.BLOCKS)
+        for page in regenerate_readme.TARGETS[name]
+    ],
+    ids=lambda v: str(getattr(v, "name", v)),
+)
+def test_the_generated_blocks_are_what_the_code_generates(block: str, page: Path) -> None:
+    text = page.read_text(encoding="utf-8")
     found = regenerate_readme.pattern(block).search(text)
     assert found, (
-        f"README.md has no generated {block} block: paste it from "
+        f"{page.name} has no generated {block} block: paste it from "
         "`python tests/regenerate_readme.py --print`"
     )
     assert found.group(0) == regenerate_readme.block(block), (
-        f"README.md's {block} block is out of date: run python tests/regenerate_readme.py"
+        f"{page.name}'s {block} block is out of date: run python tests/regenerate_readme.py"
     )
+
+
+@pytest.mark.parametrize("page", regenerate_readme.TARGETS["start"], ids=lambda p: p.name)
+def test_the_start_table_is_for_the_init_line_the_page_shows(page: Path) -> None:
+    """The five-minute start's table is generated from START_INIT: the page must show
+    that very command, so that a reader who runs it gets the table."""
+    text = page.read_text(encoding="utf-8").replace("\\\n", " ")
+    line = next(x for x in text.splitlines() if "famfeeds init" in x and "--no-input" in x)
+    words = shlex.split(line.strip())
+    assert words[:2] == ["famfeeds", "init"]
+    assert tuple(words[2:]) == regenerate_readme.START_INIT
+    assert f"as of {regenerate_readme.START_AS_OF}" in text
 
 
 def test_the_synopsis_lists_every_command_and_option() -> None:

@@ -76,6 +76,7 @@ HEADERS = {
     "List-Unsubscribe-Post",
     "List-Id",
     "MIME-Version",
+    "Content-Language",
     "Content-Type",
 }
 """Every header a built .eml may have: a value that adds another has injected it."""

@@ -42,6 +42,7 @@ def extracted() -> dict[str, tuple[str, ...]]:
     method_map = [
         ("src/famfeeds/render/**.py", "python"),
         ("src/famfeeds/delivery/service.py", "python"),
+        ("src/famfeeds/build/scaffold.py", "python"),
         ("templates/**.j2", "jinja2"),
     ]
     options = {"templates/**.j2": {"trimmed": "true"}}

@@ -183,6 +183,28 @@ def test_the_lock_is_parsed_once_while_unchanged(
     assert load_lock(lock_file).events[key].sequence == 98
 
 
+def test_a_flipped_byte_that_still_unpickles_is_a_miss(
+    seasons: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cache file whose bytes changed after it was written (a bit flip on disk, a hand
+    edit) is not trusted even when it still unpickles: the records come from content/."""
+    first, _ = loaded(seasons)
+    title = first.seasons[0].episodes[0].title.encode()
+    damaged = 0
+    for cache_file in (seasons.root / ".famfeeds-cache" / CONTENT_CACHE).iterdir():
+        data = cache_file.read_bytes()
+        if title in data:
+            at = data.index(title)
+            cache_file.write_bytes(data[:at] + b"X" + data[at + 1 :])
+            damaged += 1
+    assert damaged
+    monkeypatch.setattr(record_cache, "RACY_NS", 0)  # the signatures alone would be trusted
+    second, cache = loaded(seasons)
+    assert second.seasons[0].episodes[0].title.encode() == title
+    assert second == first
+    assert cache.hits < 3
+
+
 def test_builds_agree_with_and_without_the_cache(seasons: Project) -> None:
     """A catalogue from the cache is the catalogue: planned the same, to the day."""
     from famfeeds.build.load import plan

@@ -132,6 +132,7 @@ def test_init_asks_again_until_each_answer_is_valid(
         "eight",
         "8",
         "",  # base URL: the default
+        "",  # the subscriptions service's URL: none, so no newsletter
     ]
     result = CliRunner().invoke(
         cli, ["init", str(tmp_path / "show")], input="\n".join(answers) + "\n"
@@ -146,6 +147,7 @@ def test_init_asks_again_until_each_answer_is_valid(
     assert "'9pm' is not a time of day; write HH:MM" in out
     assert "'eight' is not a number of episodes" in out
     assert "[https://example.org/lanterns/]" in out
+    assert "Public URL of the subscriptions service" in out
     content = tmp_path / "show/content"
     show = tomllib.loads((content / "show.toml").read_text(encoding="utf-8"))
     assert (show["title"], show["service"], show["timezone"]) == (
@@ -154,6 +156,7 @@ def test_init_asks_again_until_each_answer_is_valid(
         "America/New_York",
     )
     assert show["base_url"] == "https://example.org/lanterns/"
+    assert "newsletter" not in show
     assert len(list((content / "season-01").glob("*.md"))) == 8
     assert run("check", "--content", content, "--strict").exit_code == 0
     built = run("build", "--content", content, "--output", tmp_path / "show/output")
@@ -161,7 +164,7 @@ def test_init_asks_again_until_each_answer_is_valid(
 
 
 def test_init_with_all_day_releases(tmp_path: Path, run: Callable[..., Result]) -> None:
-    answers = ["Lanterns", "Apple TV+", "Europe/Berlin", "2026-11-04", "", "1", ""]
+    answers = ["Lanterns", "Apple TV+", "Europe/Berlin", "2026-11-04", "", "1", "", ""]
     result = CliRunner().invoke(cli, ["init", str(tmp_path)], input="\n".join(answers) + "\n")
     assert result.exit_code == 0, result.output
     season = (tmp_path / "content/season-01/season.toml").read_text(encoding="utf-8")
@@ -297,7 +300,9 @@ def test_new_season_all_at_once_without_a_time(started: Path, run: Callable[...,
     assert result.exit_code == 0, result.output
     assert "Season 5: 4 episodes, Fri 2028-03-03." in result.output
     text = (content / "season-05/season.toml").read_text(encoding="utf-8")
-    assert "every episode on the premiere" in text
+    comments = " ".join(line.removeprefix("# ") for line in text.splitlines() if line[:1] == "#")
+    assert "every episode: all of them on the premiere" in comments
+    assert "later" not in comments
     assert tomllib.loads(text).get("release_time") is None
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import email
+import json
 import os
 import signal
 import socket
@@ -21,6 +22,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 from click.testing import Result
 
+from famfeeds.delivery.store import SubscriberStore
 from support import Project
 
 PASSWORD = "s3cret-Pa55word"
@@ -373,3 +375,97 @@ def test_bad_smtp_urls_never_show_the_password(
     assert "Traceback" not in result.output
     assert "pass/word" not in result.output and "pass%2F" not in result.output
     assert "pass" not in result.output.replace("password", "")
+
+
+# -- who was left out, and the language of every copy ------------------------------------
+
+SHOW = "for-all-mankind"
+
+
+def store_of(project: Project) -> SubscriberStore:
+    state = project.root / ".famfeeds-state"
+    state.mkdir(mode=0o700, exist_ok=True)
+    return SubscriberStore.open(state / "subscribers.sqlite3", secret=state / "secret.key")
+
+
+def store_send(run: Callable[..., Result], project: Project, url: str, *extra: str) -> Result:
+    """``famfeeds send`` to the store's subscribers."""
+    args = ["send", "2023-11-24", "--content", project.content, "--smtp", url, "--now", NOW]
+    return run(*args, "--retry-wait", "0.05", *extra)
+
+
+def test_the_summary_counts_everyone_left_out_by_reason(
+    newsletter: Project, server: tuple[Recorder, str], run: Callable[..., Result]
+) -> None:
+    handler, url = server
+    with store_of(newsletter) as store:
+        for i in range(3):
+            store.add(SHOW, f"reader{i}@example.com", confirmed=True)
+        store.add(SHOW, "waiting@example.com")  # signed up, never confirmed
+        for i in range(2):
+            store.add(SHOW, f"left{i}@example.com", confirmed=True)
+            store.unsubscribe(SHOW, f"left{i}@example.com")
+        store.suppress(SHOW, "dead@example.com", "bounced", "smtp-5xx", "550 5.1.1")
+        store.suppress(SHOW, "angry@example.com", "complained", "arf", "abuse")
+        store.add(SHOW, "gone@example.com")
+        store.forget(SHOW, "gone@example.com")
+    counted = "5 suppressed (1 bounced, 1 complained, 1 forgotten, 2 unsubscribed), 1 not confirmed"
+    dry = store_send(run, newsletter, url, "--dry-run")
+    assert dry.exit_code == 0, dry.output
+    assert "would send 3 message(s)" in dry.output and counted in dry.output
+    real = store_send(run, newsletter, url, "--yes", "--json")
+    assert real.exit_code == 0, real.output
+    report = json.loads(real.stdout)
+    assert report["left_out"] == {
+        "bounced": 1,
+        "complained": 1,
+        "forgotten": 1,
+        "not_confirmed": 1,
+        "unsubscribed": 2,
+    }
+    counts = report["counts"]
+    assert (counts["sent"], counts["suppressed"], counts["not_confirmed"]) == (3, 5, 1)
+    assert counts["left_out"] == 6
+    assert handler.received() == Counter({f"reader{i}@example.com": 1 for i in range(3)})
+    again = store_send(run, newsletter, url, "--yes")
+    assert f"skipping 3 already sent, 0 uncertain, 0 failed before, {counted}." in again.output
+
+
+def test_a_csv_send_counts_its_suppressed_rows_in_the_json_too(
+    newsletter: Project, server: tuple[Recorder, str], run: Callable[..., Result]
+) -> None:
+    handler, url = server
+    with store_of(newsletter) as store:
+        store.unsubscribe(SHOW, "fan1@example.com")
+        store.suppress(SHOW, "fan2@example.com", "complained", "arf", "abuse")
+    csv = subscribers(newsletter, people(4))
+    result = send(run, newsletter, csv, url, "--yes", "--json")
+    report = json.loads(result.stdout)
+    assert report["left_out"] == {"complained": 1, "unsubscribed": 1}
+    assert report["counts"]["left_out"] == 2 and report["counts"]["sent"] == 2
+    assert handler.received() == Counter({"fan0@example.com": 1, "fan3@example.com": 1})
+
+
+@pytest.mark.parametrize("language", ["en", "de", "fr"])
+def test_every_issue_says_the_language_of_the_show(
+    newsletter: Project, server: tuple[Recorder, str], run: Callable[..., Result], language: str
+) -> None:
+    handler, url = server
+    show_toml = newsletter.content / "show.toml"
+    show_toml.write_text(
+        show_toml.read_text().replace('language = "en"', f'language = "{language}"')
+    )
+    built = run("build", "--content", newsletter.content, "--output", newsletter.output)
+    assert built.exit_code == 0, built.output
+    emls = sorted((newsletter.output / "newsletter").glob("*.eml"))
+    assert emls
+    for path in emls:
+        message = email.message_from_bytes(path.read_bytes(), policy=policy.default)
+        assert message.get_all("Content-Language") == [language], path.name
+        assert not message.defects
+    csv = subscribers(newsletter, people(1))
+    assert send(run, newsletter, csv, url, "--yes").exit_code == 0
+    sent = handler.parsed("fan0@example.com")
+    assert sent.get_all("Content-Language") == [language]
+    html = sent.get_body(("html",)).get_content()
+    assert f'lang="{language}"' in html  # the header and the page agree

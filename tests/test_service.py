@@ -815,6 +815,8 @@ SAYS = {
         "confirmed": "Sie sind angemeldet",
         "leave": ["Test weekly abbestellen?", "bekommt keine Ausgaben mehr."],
         "left": ["Sie sind abgemeldet", "Wieder anmelden"],
+        "already": ["Bereits abgemeldet", "An diese Adresse gehen derzeit keine Ausgaben"],
+        "used": ["Dieser Link wurde schon verwendet", "melden Sie sich noch einmal an"],
         "unknown": ["Dieser Link ist ungültig", "Fehler 404.", "Zurück zu Test Show"],
         "incomplete": "Dieser Link ist unvollständig",
         "invalid": "An „not-an-address“ können wir keine E-Mails schicken.",
@@ -842,6 +844,8 @@ SAYS = {
         "confirmed": "Inscription confirmée",
         "leave": ["Se désabonner de Test weekly\u00a0?", "ne recevra plus aucun numéro."],
         "left": ["Désabonnement confirmé", "Se réinscrire"],
+        "already": ["Désabonnement déjà fait", "Cette adresse ne reçoit aucun numéro"],
+        "used": ["Ce lien a déjà été utilisé", "inscrivez-vous de nouveau"],
         "unknown": ["Ce lien n\u2019est pas valide", "Erreur 404.", "Retour à Test Show"],
         "incomplete": "Ce lien est incomplet",
         "invalid": "Nous ne pouvons pas envoyer d\u2019e-mail à «\u00a0not-an-address\u00a0».",
@@ -945,6 +949,11 @@ def test_pages_and_confirmation_speak_the_show_language(
         assert gone.status_code == 200
         assert all(t in readable(gone) for t in says["left"]), readable(gone)
         seen += [readable(leave), readable(gone)]
+        already = http.get(f"{running.url}unsubscribe?token={reader.token}")
+        assert all(t in readable(already) for t in says["already"]), readable(already)
+        used = http.get(confirm_link(message))
+        assert all(t in readable(used) for t in says["used"]), readable(used)
+        seen += [readable(already), readable(used)]
 
         errors = {
             "unknown": http.get(f"{running.url}confirm?token={'A' * 32}"),
@@ -993,3 +1002,205 @@ def test_all_interfaces_announce_and_link_an_address_a_browser_opens(
         assert httpx.get(link).status_code == 200
     finally:
         running.stop()
+
+
+# -- what a link says once it no longer does what it did --------------------------------
+
+
+def page_text(page: httpx.Response) -> str:
+    """What a person reads on a page (its text, without the style sheet)."""
+    return readable(page)
+
+
+def test_a_used_confirmation_link_says_so_and_whether_the_address_gets_issues(
+    service: Running, http: httpx.Client, mails: Sink, store: SubscriberStore
+) -> None:
+    addresses = ["used-left@example.org", "used-bounced@example.org", "used-stays@example.org"]
+    links = {}
+    for address in addresses:
+        sign_up(http, service, address)
+        links[address] = confirm_link(mails.wait_for(address)[0])
+        action, hidden = only_form(http.get(links[address]))
+        assert "You are subscribed" in http.post(action, data=hidden).text
+    (left,) = [r for r in store.recipients(SLUG) if r.key == "used-left@example.org"]
+    gone = http.post(
+        f"{service.url}unsubscribe?token={left.token}",
+        content=b"List-Unsubscribe=One-Click",
+        headers=ONE_CLICK,
+    )
+    assert gone.status_code == 200
+    store.suppress(SLUG, "used-bounced@example.org", "bounced", "smtp-5xx", "550 5.1.1")
+
+    before = rows(store)
+    stays = http.get(links["used-stays@example.org"])
+    assert stays.status_code == 200
+    said = page_text(stays)
+    assert "This link was already used" in said and "receives Test weekly" in said
+    assert "expired" not in said and "used-stays" not in said
+    assert "<form" not in stays.text  # nothing left to press
+
+    pages = {}
+    for address in ("used-left@example.org", "used-bounced@example.org"):
+        page = http.get(links[address])
+        assert page.status_code == 410
+        said = page_text(page)
+        assert "This link was already used" in said
+        assert "gets no issues of Test weekly now" in said and "sign up again" in said
+        assert "expired" not in said and "7 days" not in said
+        assert address.split("@")[0] not in page.text  # nor the address, to whoever holds it
+        for reason in ("unsubscribed", "bounced", "complained"):
+            assert reason not in said
+        pages[address] = said
+    # why an address gets nothing stays unsaid: left and bounced read alike
+    assert pages["used-left@example.org"] == pages["used-bounced@example.org"]
+    assert rows(store) == before  # GET changed nothing
+
+    # pressing the button of a stale page says the same, and confirms nothing
+    token = links["used-left@example.org"].split("token=")[1]
+    again = http.post(service.endpoint("confirm"), data={"token": token})
+    assert again.status_code == 410 and page_text(again) == pages["used-left@example.org"]
+    assert store.status(SLUG, "used-left@example.org") == "unsubscribed"
+    assert store.status(SLUG, "used-bounced@example.org") == "bounced"
+
+
+def test_a_sign_up_cancelled_by_an_unsubscribe_says_so(
+    service: Running, http: httpx.Client, mails: Sink, store: SubscriberStore
+) -> None:
+    store.add(SLUG, "cancelled@example.org")
+    sign_up(http, service, "cancelled@example.org")
+    link = confirm_link(mails.wait_for("cancelled@example.org")[0])
+    assert store.unsubscribe(SLUG, "cancelled@example.org") == "pending"
+    page = http.get(link)
+    said = page_text(page)
+    assert page.status_code == 410 and "This sign-up was cancelled" in said
+    assert "already used" not in said and "expired" not in said
+    assert "gets no issues of Test weekly now" in said
+    assert store.status(SLUG, "cancelled@example.org") == "unsubscribed"
+
+
+def test_the_unsubscribe_link_of_an_address_that_left_says_it_is_done(
+    service: Running, http: httpx.Client, store: SubscriberStore
+) -> None:
+    for state in ("left", "bounced", "complained", "reading"):
+        store.add(SLUG, f"done-{state}@example.org", confirmed=True)
+    store.unsubscribe(SLUG, "done-left@example.org")
+    store.suppress(SLUG, "done-bounced@example.org", "bounced", "smtp-5xx", "550 5.1.1")
+    store.suppress(SLUG, "done-complained@example.org", "complained", "arf", "abuse")
+    tokens = {s.email: t for s in store.subscribers(SLUG) for t in [
+        store.db.execute("SELECT token FROM subscribers WHERE key = ?", (s.key,)).fetchone()[0]
+    ]}  # fmt: skip
+    before = rows(store)
+    said = set()
+    for state in ("left", "bounced", "complained"):
+        address = f"done-{state}@example.org"
+        page = http.get(f"{service.url}unsubscribe?token={tokens[address]}")
+        assert page.status_code == 200
+        text = page_text(page)
+        assert "Already unsubscribed" in text and "gets no issues of Test weekly now" in text
+        assert "Unsubscribe from" not in text and "<form" not in page.text
+        assert f"done-{state}" not in page.text
+        said.add(text)
+    assert len(said) == 1  # the reason (left, bounced, complained) is not told
+    reading = http.get(f"{service.url}unsubscribe?token={tokens['done-reading@example.org']}")
+    assert "Unsubscribe from Test weekly?" in page_text(reading)
+    assert rows(store) == before
+
+
+# -- the name given with the sign-up ---------------------------------------------------
+
+
+def to_header(raw: bytes) -> tuple[str, str]:
+    """To's display name and address as RFC 2047 reads them: parsed by the email
+    package's compat32 parser, the name decoded word by word (``decode_header``)."""
+    from email.header import decode_header, make_header
+    from email.utils import getaddresses
+
+    message = email.message_from_bytes(raw)
+    values = message.get_all("To")
+    assert values is not None and len(values) == 1
+    ((name, address),) = getaddresses(values)
+    return str(make_header(decode_header(name))) if name else "", address
+
+
+class RawSink(Sink):
+    """A sink that keeps each message's bytes too."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.raw: dict[str, bytes] = {}
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        for rcpt in envelope.rcpt_tos:
+            self.raw[rcpt.lower()] = envelope.content
+        return await super().handle_DATA(server, session, envelope)
+
+
+@pytest.fixture(scope="module")
+def named(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Running, RawSink]]:
+    """A service of its own whose sink keeps the bytes of every confirmation."""
+    handler = RawSink()
+    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    port = free_port()
+    project = make_project(tmp_path_factory.mktemp("named"), f"http://127.0.0.1:{port}")
+    running = start_service(
+        project.content, controller, "--port", str(port), "--behind-proxy", "127.0.0.1"
+    )
+    yield running, handler
+    running.stop()
+    controller.stop()
+    assert "Traceback" not in "".join(running.lines)
+
+
+@pytest.mark.parametrize(
+    ("name", "greeted"),
+    [
+        ("Ann", "Ann"),
+        ('Robert "Bob" O\'Brien, Jr (the elder)', 'Robert "Bob" O\'Brien, Jr (the elder)'),
+        ("Zoë Ørsted 渡辺 Ça", "Zoë Ørsted 渡辺 Ça"),
+        ("Ann\r\nBcc: victim@example.org", None),  # an address: not a name
+        ("Ann\r\nBcc victim", "Ann Bcc victim"),  # one line, no header of its own
+        ("Ann\u2028X-Evil yes\u0085more", "Ann X-Evil yes more"),
+        ("=?us-ascii?q?Evil?=", "=?us-ascii?q?Evil?="),  # shown as typed, never decoded
+        ('Zoë =?us-ascii?q?Evil?= "q"', 'Zoë =?us-ascii?q?Evil?= "q"'),
+        ("é" * 300, "é" * 100),  # the store keeps 100 characters
+        ("Wilhelmina " * 20, ("Wilhelmina " * 20)[:100].strip()),
+        ("Visit cheap-pills.example today", None),  # a link: left out
+        ("Call 555 0100 now", None),  # a phone number: left out
+        ("see https://evil.example", None),
+        ("   ", None),
+    ],
+    ids=lambda v: repr(v)[:24] if isinstance(v, str) else str(v),
+)
+def test_the_confirmation_greets_by_the_name_given(
+    named: tuple[Running, RawSink], http: httpx.Client, name: str, greeted: str | None
+) -> None:
+    running, handler = named
+    address = f"name-{abs(hash(name)) % 10**9}@example.org"
+    answer = http.post(
+        running.endpoint("subscribe"),
+        data={"email": address, "name": name},
+        headers=new_client(),
+    )
+    assert answer.status_code == 200
+    (message,) = handler.wait_for(address)
+    raw = handler.raw[address]
+    assert not message.defects
+    assert "Bcc" not in message and "X-Evil" not in message
+    display, to = to_header(raw)
+    assert to == address
+    text = message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    html = message.get_body(("html",)).get_content()  # type: ignore[union-attr]
+    greeting = lxml.html.document_fromstring(html).xpath("//p[starts-with(., 'Hi')]")[0]
+    if greeted is None:
+        assert display == ""
+        assert text.splitlines()[0] == "Hi,"
+        assert greeting.text_content() == "Hi,"
+    else:
+        assert display == greeted
+        assert text.splitlines()[0] == f"Hi {greeted},"
+        assert greeting.text_content() == f"Hi {greeted},"
+        if len(greeted) < 40:  # the email package's own reader agrees (it cannot join words)
+            assert message["To"].addresses[0].display_name == greeted
+    for line in raw.split(b"\r\n"):
+        assert len(line) <= 998

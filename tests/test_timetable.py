@@ -259,7 +259,8 @@ def test_the_table_in_a_real_terminal(project: Project, tmp_path: Path) -> None:
         f"{shlex.quote(str(project.content))} --as-of 2026-11-12; "
         f"{tmux} -L {socket} wait-for -S done; sleep 60"
     )
-    env = {k: v for k, v in os.environ.items() if k != "TMUX"}
+    # The pane tells its own size: pytest-xdist's workers set COLUMNS=80 and LINES=24.
+    env = {k: v for k, v in os.environ.items() if k not in ("TMUX", "COLUMNS", "LINES")}
     env["TERM"] = "xterm-256color"
     try:
         subprocess.run(

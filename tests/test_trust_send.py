@@ -379,7 +379,7 @@ def test_a_symlink_to_the_content_uses_the_same_ledger_and_lock(
         assert not (elsewhere / ".famfeeds-state").exists()
         assert faults.stored == every(40)
 
-        faults.slow_seconds = 0.3  # a long first run, and a second through the link
+        faults.hold.set()  # the first run waits at its first message while one through the link
         six = write_csv(tmp_path, people(6))
         args = send_args(shipped.content, six, url, "--yes", "--connections", "1")
         args[args.index("2023-11-24")] = "2023-12-01"
@@ -391,6 +391,7 @@ def test_a_symlink_to_the_content_uses_the_same_ledger_and_lock(
         )  # fmt: skip
         assert faults.in_data.wait(60)
         other = famfeeds(*[str(link) if a == str(shipped.content) else a for a in args])
+        faults.hold.clear()
         running.communicate(timeout=60)
     assert other.returncode == 1, other.stdout
     assert "another famfeeds is sending the issue 2023-12-01" in other.stderr

@@ -71,6 +71,8 @@ class Faults:
         """One entry per AUTH command: True when the session was encrypted."""
         self.in_data = threading.Event()
         """Set once a message is complete at the server, before it answers."""
+        self.hold = threading.Event()
+        """While set, each "." waits to be answered: a send kept busy until the test lets go."""
 
     def reply_at(self, step: str, reply: str, address: str | None = None, times: int = 1) -> None:
         """Answer ``reply`` at ``step`` (for ``address`` only, if given), ``times`` times."""
@@ -166,6 +168,8 @@ class Handler:
                 f.messages.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.content))
                 f.stored.update(recipients)
         f.in_data.set()
+        while f.hold.is_set():
+            await asyncio.sleep(0.01)
         if f.slow_seconds:
             await asyncio.sleep(f.slow_seconds)
         chosen = f.after_dot_for is None or bool(set(recipients) & f.after_dot_for)

@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import functools
 import hashlib
 import operator
 import os
@@ -429,9 +428,18 @@ def cached_file(cache_path: Path, file: Path, parse: Callable[[Path], T]) -> T:
     return found
 
 
+SEALED = b"famfeeds-sealed-1\n"
+"""The first bytes of every private pickle; a BLAKE2b digest of the pickle follows, then the
+pickle itself: a flipped or missing byte anywhere makes the file a miss, never wrong data."""
+
+
+def _seal(data: bytes) -> bytes:
+    return hashlib.blake2b(data, digest_size=16).digest()
+
+
 def load_private_pickle(path: Path) -> Any:
     """A pickle from ``path`` if it is a regular file of this user that no one else can
-    write; None otherwise, or if it cannot be read."""
+    write and its digest matches its bytes; None otherwise, or if it cannot be read."""
     try:
         with path.open("rb") as handle:
             info = os.fstat(handle.fileno())
@@ -439,7 +447,11 @@ def load_private_pickle(path: Path) -> Any:
                 return None
             if hasattr(os, "getuid") and info.st_uid != os.getuid():
                 return None
-            return pickle.load(handle)
+            blob = handle.read()
+        head = len(SEALED)
+        if not blob.startswith(SEALED) or _seal(blob[head + 16 :]) != blob[head : head + 16]:
+            return None
+        return pickle.loads(blob[head + 16 :])
     except Exception:  # a corrupt cache is a miss, whatever unpickling raises
         return None
 
@@ -451,8 +463,9 @@ def save_private_pickle(path: Path, data: Any, *, fsync: bool = False) -> bool:
 
     try:
         _private_folder(path.parent)
-        dump = functools.partial(pickle.dump, data, protocol=pickle.HIGHEST_PROTOCOL)
-        atomic_write(path, dump, 0o600, fsync)
+        blob = pickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL)
+        sealed = SEALED + _seal(blob) + blob
+        atomic_write(path, sealed, 0o600, fsync)
     except (OSError, pickle.PicklingError):
         return False
     return True

@@ -7,6 +7,11 @@ those already written are removed again, so a refused command leaves nothing beh
 
 Slugs come from titles: transliterated to ASCII with anyascii (every script, not only
 accented Latin: "Чернобыль" gives ``chernobyl``), lower-cased, and words joined by hyphens.
+
+Every word a new file holds (placeholder titles, the show's description, the synopsis, the
+comments, the README) is a message of the show language's catalogue, the same catalogue the
+build uses: a German project starts in German. The messages live here, extracted with
+babel.cfg like those of render/.
 """
 
 from __future__ import annotations
@@ -14,14 +19,19 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import textwrap
 import unicodedata
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from pathlib import Path
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from famfeeds.build.project import CACHE_DIR, LOCK_NAME, PREVIEW_DIR, STATE_DIR
 from famfeeds.errors import FamfeedsError, display_path
+
+if TYPE_CHECKING:
+    from famfeeds.render.i18n import Localiser
 
 SLUG_MAX = 60
 """Slugs are cut at a word boundary to at most this many characters."""
@@ -141,6 +151,8 @@ class ShowAnswers:
     release_time: time | None
     cadence: str = "weekly"
     episodes: int = 1
+    service_url: str | None = None
+    """The subscriptions service's public URL: the newsletter is on, with a sign-up form."""
 
     @property
     def slug(self) -> str:
@@ -148,108 +160,390 @@ class ShowAnswers:
         return slugify(self.title) or "my-show"
 
 
-SHOW_TEMPLATE = """\
-# The show: one file for the whole project. `famfeeds check` explains any mistake,
-# with its line; `famfeeds schedule` shows the release dates all this gives.
-title = {title}
-# Lower-case letters, digits and hyphens. It goes into feed ids and calendar UIDs:
-# do not change it once people subscribe.
-slug = {slug}
-# Where the output/ folder will be published (every link points there). Feed ids and
-# calendar UIDs are made from its domain.
-base_url = {base_url}
-# A day on which you held base_url's domain; `famfeeds init` wrote the day it ran.
-# It is part of every feed entry's permanent id: never change it after publishing.
-id_date = {id_date}
-# The show's language: an ISO 639 code such as "en", "en-GB" or "de".
-language = {language}
-# Where the show streams or airs.
-service = {service}
-# Release dates and times are read in this IANA time zone: the city whose clock the
-# releases follow (daylight-saving changes included), e.g. "America/New_York".
-timezone = {timezone}
-# A few sentences about the show, in Markdown.
-description = \"\"\"
-{title_text} streams on {service_text}.
-\"\"\"
-# Optional:
-# homepage = "https://..."            # the show's official page
-# artwork = "https://.../logo.png"    # an image for the feeds
-# feed_entries = 50                   # how many entries each feed keeps
+COMMENT_WIDTH = 88
+"""Comments and the README's paragraphs are wrapped to this many columns."""
+NOTE_COLUMN = 38
+"""A comment after a value starts in this column (one space further after a longer line)."""
+EXAMPLE_TIME = "T21:00:00"
+"""The time of day the commented release example shows."""
 
-[author]
-# Who publishes the feeds.
-name = {author}
-# email = "you@example.org"
-# uri = "https://example.org/"
 
-# [calendar]
-# all_day = false       # true: timed releases become all-day events
-# reminder = 0          # minutes before each release for an alarm; 0 = none
+def scaffold_words(language: str, project_locale: Path | None = None) -> Localiser:
+    """The messages a new project's titles, texts and comments are written in: the
+    catalogue of ``language``, the project's own ``locale/`` first (as for a build).
 
-# Remove the # signs below to make a newsletter issue for every release day
-# (`famfeeds send` mails them). Every message carries a one-click unsubscribe link.
-# [newsletter]
-# sender_name = "{title_text} weekly"
-# sender_address = "news@{domain}"
-# unsubscribe_url = "{base_url_text}unsubscribe?token={{token}}"   # {{token}}: per subscriber
-# signup_url = "{base_url_text}subscribe"
-# smtp_url = "smtp://mail.{domain}:587"
-"""
+    Raises ContentError for a language famfeeds has no messages in.
+    """
+    from famfeeds.build.translations import load_messages
+    from famfeeds.render.i18n import Localiser
 
-SEASON_TEMPLATE = """\
-# Season {number}. `famfeeds schedule --season {number}` shows the date these settings give
-# every episode: the premiere, then one {step_word} later, and so on.
-number = {number}                   # must match the folder name {folder}
-title = {title}
-# The first release day, in the show's time zone.
-premiere = {premiere}
-# weekly, daily, biweekly or all-at-once: the step between release days.
-cadence = {cadence}
-{time_line}
-description = \"\"\"
-\"\"\"
-"""
+    return Localiser(load_messages(language, project_locale))
 
-EPISODE_TEMPLATE = """\
-+++
-number = {number}
-title = {title}
-{release_line}
-# Optional (remove the # to use one):
-# status = "cancelled"        # scheduled (the default) or cancelled
-# runtime = 60                # minutes
-# image = "https://example.org/stills/{code}.jpg"
-# image_alt = "What the image shows"
-# updated = 2026-01-01        # when you last changed this record
-+++
 
-The synopsis, in Markdown: what the episode is about, without spoilers.
-"""
+def project_words(content: Path) -> Localiser:
+    """The scaffolding messages of the project whose content folder is ``content``: in the
+    language show.toml sets (English when show.toml cannot be read, the way the loader
+    defaults it); ``famfeeds check`` reports an unreadable show.toml afterwards."""
+    import tomllib
 
-RELEASE_COMMENT = (
-    "# release = {example}   # a day, or a day and time ({example}T21:00:00); "
-    "without it, the next slot"
-)
+    from famfeeds.build.project import Project
 
-PROJECT_README = """\
-# {title}
+    language = "en"
+    with contextlib.suppress(OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        data = tomllib.loads((content / "show.toml").read_text(encoding="utf-8"))
+        if isinstance(data.get("language"), str):
+            language = data["language"]
+    return scaffold_words(language, Project.of(content).locale)
 
-The release schedule of *{title}* ({service}), kept as plain text for famfeeds: it
-builds an Atom/RSS/JSON feed, an iCalendar subscription, a page and a newsletter from the
-files in `content/`.
 
-    famfeeds schedule     # every episode's date, as a table
-    famfeeds check        # validate the content
-    famfeeds build        # write everything into output/
-    famfeeds serve        # preview it at http://127.0.0.1:8000/
+def comment(text: str) -> str:
+    """``text`` as comment lines (``# ...``), wrapped at COMMENT_WIDTH."""
+    lines = textwrap.wrap(text, COMMENT_WIDTH - 2, break_long_words=False, break_on_hyphens=False)
+    return "\n".join("# " + line for line in lines)
 
-- `content/show.toml`: the show; `content/season-NN/`: a season and its episodes.
-- `famfeeds new season 2 --premiere YYYY-MM-DD` and `famfeeds new episode --title "..."`
-  add files with the next free numbers.
-- Publish `output/` at the base_url of `content/show.toml`. Commit `{lock}` with the
-  content: it keeps calendar updates in order.
-"""
+
+def with_note(line: str, note: str, column: int = NOTE_COLUMN) -> str:
+    """``line`` with the comment ``note`` after it, from ``column`` on; a note that would
+    pass COMMENT_WIDTH goes on comment lines of its own above ``line`` instead."""
+    beside = f"{line.ljust(column - 2)} # {note}"
+    if len(beside) <= COMMENT_WIDTH:
+        return beside
+    return comment(note) + "\n" + line
+
+
+def paragraph(text: str, first: str = "", rest: str = "") -> str:
+    """A Markdown paragraph (or list item, with its ``first`` and ``rest`` indents), wrapped
+    at COMMENT_WIDTH."""
+    return "\n".join(
+        textwrap.wrap(
+            text,
+            COMMENT_WIDTH,
+            initial_indent=first,
+            subsequent_indent=rest,
+            break_long_words=False,
+            break_on_hyphens=False,
+        )
+    )
+
+
+def show_toml(answers: ShowAnswers, id_date: date, words: Localiser | None = None) -> str:
+    """content/show.toml for a new project, its comments in the show's language.
+
+    The description does not say where the show streams: the page says it right below.
+    """
+    from urllib.parse import urlsplit
+
+    l10n = words or scaffold_words(answers.language)
+    _ = l10n.gettext
+    domain = urlsplit(answers.base_url).hostname or "example.org"
+    description = _("Every episode of %(show)s and the day it comes out.", show=answers.title)
+    lines = [
+        comment(
+            _(
+                "The show: one file for the whole project. `famfeeds check` explains any "
+                "mistake, with its line; `famfeeds schedule` shows the release dates all "
+                "this gives."
+            )
+        ),
+        f"title = {toml_string(answers.title)}",
+        comment(
+            _(
+                "Lower-case letters, digits and hyphens. It goes into feed ids and calendar "
+                "UIDs: do not change it once people subscribe."
+            )
+        ),
+        f"slug = {toml_string(answers.slug)}",
+        comment(
+            _(
+                "Where the output/ folder will be published (every link points there). Feed "
+                "ids and calendar UIDs are made from its domain."
+            )
+        ),
+        f"base_url = {toml_string(answers.base_url)}",
+        comment(
+            _(
+                "A day on which you held base_url's domain; `famfeeds init` wrote the day it "
+                "ran. It is part of every feed entry's permanent id: never change it after "
+                "publishing."
+            )
+        ),
+        f"id_date = {toml_date(id_date)}",
+        comment(
+            _(
+                'The show\'s language: an ISO 639 code such as "en", "en-GB" or "de". The '
+                "pages, feeds, calendar and newsletter use it for every word famfeeds writes."
+            )
+        ),
+        f"language = {toml_string(answers.language)}",
+        comment(_("Where the show streams or airs; the page names it below the description.")),
+        f"service = {toml_string(answers.service)}",
+        comment(
+            _(
+                "Release dates and times are read in this IANA time zone: the city whose "
+                "clock the releases follow (daylight-saving changes included), e.g. "
+                '"America/New_York".'
+            )
+        ),
+        f"timezone = {toml_string(answers.timezone)}",
+        comment(
+            _(
+                "A few sentences about the show, in Markdown, shown below its title. There "
+                "is no need to say where it streams: the page does."
+            )
+        ),
+        'description = """',
+        _multiline_safe(description),
+        '"""',
+        comment(_("Optional (remove the # to use one):")),
+        with_note('# homepage = "https://..."', _("the show's official page")),
+        with_note('# artwork = "https://.../logo.png"', _("an image for the feeds")),
+        with_note("# feed_entries = 50", _("how many entries each feed keeps")),
+        "",
+        "[author]",
+        comment(_("Who publishes the feeds.")),
+        f"name = {toml_string(answers.title)}",
+        '# email = "you@example.org"',
+        '# uri = "https://example.org/"',
+        "",
+        "# [calendar]",
+        with_note("# all_day = false", _("true: timed releases become all-day events"), 20),
+        with_note("# reminder = 0", _("minutes before each release for an alarm; 0 = none"), 20),
+        "",
+        *newsletter_lines(answers, domain, l10n),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def newsletter_lines(answers: ShowAnswers, domain: str, l10n: Localiser) -> list[str]:
+    """show.toml's [newsletter] table: each key with a comment saying what it turns on.
+
+    With the subscriptions service's public URL the table is on (the page gets the sign-up
+    form); without it, every line is commented out, ready to be switched on.
+    """
+    _ = l10n.gettext
+    on = answers.service_url is not None
+    off = "" if on else "# "
+    base = answers.base_url
+    if on:
+        intro = _(
+            "The newsletter: an issue for every release day, which `famfeeds send` mails, "
+            "each with a one-click unsubscribe link. A key with a # in front is off: remove "
+            "the # to use it."
+        )
+    else:
+        intro = _(
+            "The newsletter is off. For an issue every release day (`famfeeds send` mails "
+            "them, each with a one-click unsubscribe link), remove the # in front of "
+            "[newsletter], of the two sender keys and of service_url or unsubscribe_url."
+        )
+    service_url = answers.service_url or f"{base}subscriptions/"
+    sender = _("%(show)s newsletter", show=answers.title)
+    return [
+        comment(intro),
+        off + "[newsletter]",
+        comment(_("Who the issues come from: the name and the address readers see.")),
+        off + f"sender_name = {toml_string(sender)}",
+        off + f"sender_address = {toml_string('news@' + domain)}",
+        comment(
+            _(
+                "Where people reach the subscriptions service (`famfeeds subscriptions`): "
+                "the page gets a sign-up form that posts to it, and every issue an "
+                "unsubscribe link to it."
+            )
+        ),
+        off + f"service_url = {toml_string(service_url)}",
+        comment(
+            _(
+                "Instead of service_url: an unsubscribe page of your own; {token} stands "
+                "for each subscriber's own key."
+            )
+        ),
+        f"# unsubscribe_url = {toml_string(base + 'unsubscribe?token={token}')}",
+        comment(_("A sign-up page of your own: the page links to it.")),
+        f"# signup_url = {toml_string(base + 'subscribe')}",
+        comment(
+            _(
+                "The mail server that `famfeeds send` and the service's confirmation mails "
+                "go through; its password comes from FAMFEEDS_SMTP_PASSWORD."
+            )
+        ),
+        f"# smtp_url = {toml_string('smtp://mail.' + domain + ':587')}",
+    ]
+
+
+def _multiline_safe(text: str) -> str:
+    """Text for the inside of a TOML multi-line basic string (a one-line value)."""
+    return text.replace("\\", "\\\\").replace('"""', '\\"\\"\\"')
+
+
+def _season_heading(l10n: Localiser, number: int, cadence: str) -> str:
+    """The first comment of a season.toml: what ``famfeeds schedule`` shows for it."""
+    _ = l10n.gettext
+    if cadence == "daily":
+        return _(
+            "Season %(number)d. `famfeeds schedule --season %(number)d` shows the day these "
+            "settings give every episode: the premiere, then one day later, and so on.",
+            number=number,
+        )
+    if cadence == "biweekly":
+        return _(
+            "Season %(number)d. `famfeeds schedule --season %(number)d` shows the day these "
+            "settings give every episode: the premiere, then two weeks later, and so on.",
+            number=number,
+        )
+    if cadence == "all-at-once":
+        return _(
+            "Season %(number)d. `famfeeds schedule --season %(number)d` shows the day these "
+            "settings give every episode: all of them on the premiere.",
+            number=number,
+        )
+    return _(
+        "Season %(number)d. `famfeeds schedule --season %(number)d` shows the day these "
+        "settings give every episode: the premiere, then one week later, and so on.",
+        number=number,
+    )
+
+
+def season_title(l10n: Localiser, number: int) -> str:
+    """A new season's title in the show's language: ``Season 2``, ``Staffel 2``."""
+    return l10n.gettext("Season %(number)d", number=number)
+
+
+def season_toml(
+    number: int,
+    premiere: date,
+    cadence: str = "weekly",
+    release_time: time | None = None,
+    title: str | None = None,
+    words: Localiser | None = None,
+) -> str:
+    """content/season-NN/season.toml, its title and comments in the show's language."""
+    l10n = words or scaffold_words("en")
+    _ = l10n.gettext
+    if release_time is None:
+        time_lines = [
+            comment(
+                _(
+                    "Time of day of every release, in the show's time zone (without it, "
+                    "releases are all-day):"
+                )
+            ),
+            "# release_time = 21:00:00",
+        ]
+    else:
+        time_lines = [
+            comment(
+                _(
+                    "Time of day of every release, in the show's time zone (remove it for "
+                    "all-day releases)."
+                )
+            ),
+            f"release_time = {release_time.isoformat()}",
+        ]
+    lines = [
+        comment(_season_heading(l10n, number, cadence)),
+        with_note(
+            f"number = {number}",
+            _("must match the folder name %(folder)s", folder=season_folder_name(number)),
+        ),
+        f"title = {toml_string(title or season_title(l10n, number))}",
+        comment(_("The first release day, in the show's time zone.")),
+        f"premiere = {toml_date(premiere)}",
+        comment(
+            _('"weekly", "daily", "biweekly" or "all-at-once": the step between release days.')
+        ),
+        f"cadence = {toml_string(cadence)}",
+        *time_lines,
+        comment(_("A few sentences about the season, in Markdown (optional).")),
+        'description = """',
+        '"""',
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def episode_md(
+    season: int,
+    number: int,
+    title: str,
+    release: date | datetime | None,
+    example: date,
+    words: Localiser | None = None,
+) -> str:
+    """content/season-NN/EE-slug.md: front matter with comments in the show's language,
+    and a synopsis to replace."""
+    l10n = words or scaffold_words("en")
+    _ = l10n.gettext
+    if release is None:
+        day = toml_date(example)
+        release_line = with_note(
+            f"# release = {day}",
+            _(
+                "a day, or a day and a time (%(example)s); without it, the season's next "
+                "release slot",
+                example=day + EXAMPLE_TIME,
+            ),
+        )
+    else:
+        release_line = f"release = {toml_date(release)}"
+    code = f"s{season:02d}e{number:02d}"
+    image_alt = _("What the image shows")
+    lines = [
+        "+++",
+        f"number = {number}",
+        f"title = {toml_string(title)}",
+        release_line,
+        comment(_("Optional (remove the # to use one):")),
+        with_note('# status = "cancelled"', _('"scheduled" (the default) or "cancelled"'), 25),
+        with_note("# runtime = 60", _("minutes"), 25),
+        f'# image = "https://example.org/stills/{code}.jpg"',
+        f"# image_alt = {toml_string(image_alt)}",
+        with_note("# updated = 2026-01-01", _("when you last changed this record"), 25),
+        "+++",
+        "",
+        _("The synopsis, in Markdown: what the episode is about, without spoilers."),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def project_readme(answers: ShowAnswers, words: Localiser) -> str:
+    """The new project's README.md, in the show's language."""
+    _ = words.gettext
+    commands = [
+        ("famfeeds schedule", _("every episode's date, as a table")),
+        ("famfeeds check", _("validate the content")),
+        ("famfeeds build", _("write everything into output/")),
+        ("famfeeds serve", _("preview it at %(url)s", url="http://127.0.0.1:8000/")),
+    ]
+    bullets = [
+        _("`content/show.toml`: the show; `content/season-NN/`: a season and its episodes."),
+        _(
+            "`famfeeds new season 2 --premiere YYYY-MM-DD` and "
+            '`famfeeds new episode --title "..."` add files with the next free numbers.'
+        ),
+        _(
+            "Publish `output/` at the base_url of `content/show.toml`. Commit `%(lock)s` with "
+            "the content: it keeps calendar updates in order.",
+            lock=LOCK_NAME,
+        ),
+    ]
+    intro = _(
+        "The release schedule of *%(show)s* (%(service)s), kept as plain text for famfeeds: "
+        "it builds Atom, RSS and JSON feeds, an iCalendar subscription, a page and a "
+        "newsletter from the files in `content/`.",
+        show=answers.title,
+        service=answers.service,
+    )
+    parts = [
+        f"# {answers.title}",
+        "",
+        paragraph(intro),
+        "",
+        *(f"    {command.ljust(21)} # {note}" for command, note in commands),
+        "",
+        *(paragraph(text, "- ", "  ") for text in bullets),
+    ]
+    return "\n".join(parts) + "\n"
+
 
 GITIGNORE_LINES = (
     "# famfeeds: built files, caches and private delivery state",
@@ -261,83 +555,6 @@ GITIGNORE_LINES = (
     f"/{STATE_DIR}/",
     f"/.{LOCK_NAME}.*.tmp",
 )
-
-
-def show_toml(answers: ShowAnswers, id_date: date) -> str:
-    """content/show.toml for a new project."""
-    from urllib.parse import urlsplit
-
-    domain = urlsplit(answers.base_url).hostname or "example.org"
-    return SHOW_TEMPLATE.format(
-        title=toml_string(answers.title),
-        title_text=_multiline_safe(answers.title),
-        slug=toml_string(answers.slug),
-        base_url=toml_string(answers.base_url),
-        base_url_text=answers.base_url,
-        id_date=toml_date(id_date),
-        language=toml_string(answers.language),
-        service=toml_string(answers.service),
-        service_text=_multiline_safe(answers.service),
-        timezone=toml_string(answers.timezone),
-        author=toml_string(answers.title),
-        domain=domain,
-    )
-
-
-def _multiline_safe(text: str) -> str:
-    """Text for the inside of a TOML multi-line basic string (a one-line value)."""
-    return text.replace("\\", "\\\\").replace('"""', '\\"\\"\\"')
-
-
-def season_toml(
-    number: int,
-    premiere: date,
-    cadence: str = "weekly",
-    release_time: time | None = None,
-    title: str | None = None,
-) -> str:
-    """content/season-NN/season.toml."""
-    step_word = {"weekly": "week", "daily": "day", "biweekly": "two weeks"}.get(cadence)
-    if release_time is None:
-        time_line = (
-            "# Time of day of every release, in the show's time zone (without it, all-day):\n"
-            "# release_time = 21:00:00"
-        )
-    else:
-        time_line = (
-            "# Time of day of every release, in the show's time zone (remove for all-day).\n"
-            f"release_time = {release_time.isoformat()}"
-        )
-    text = SEASON_TEMPLATE.format(
-        number=number,
-        folder=season_folder_name(number),
-        title=toml_string(title or f"Season {number}"),
-        premiere=toml_date(premiere),
-        cadence=toml_string(cadence),
-        step_word=step_word or "step",
-        time_line=time_line,
-    )
-    if step_word is None:  # all at once: there is no "later"
-        text = text.replace(
-            "the premiere, then one step later, and so on.", "every episode on the premiere."
-        )
-    return text
-
-
-def episode_md(
-    season: int, number: int, title: str, release: date | datetime | None, example: date
-) -> str:
-    """content/season-NN/EE-slug.md."""
-    if release is None:
-        release_line = RELEASE_COMMENT.format(example=toml_date(example))
-    else:
-        release_line = f"release = {toml_date(release)}"
-    return EPISODE_TEMPLATE.format(
-        number=number,
-        title=toml_string(title),
-        release_line=release_line,
-        code=f"s{season:02d}e{number:02d}",
-    )
 
 
 def season_folder_name(number: int) -> str:
@@ -359,23 +576,31 @@ def episode_slug(title: str, number: int, taken: set[str]) -> str:
     return slug
 
 
-def episode_titles(count: int) -> list[str]:
-    """Placeholder titles for ``count`` new episodes."""
-    return [f"Episode {n}" for n in range(1, count + 1)]
+def episode_title(l10n: Localiser, number: int) -> str:
+    """A new episode's placeholder title in the show's language: ``Episode 3``, ``Folge 3``."""
+    return l10n.gettext("Episode %(number)d", number=number)
 
 
-def init_files(root: Path, answers: ShowAnswers, id_date: date) -> dict[Path, str]:
-    """Every file ``famfeeds init`` writes under ``root`` (not the .gitignore)."""
+def init_files(
+    root: Path, answers: ShowAnswers, id_date: date, words: Localiser | None = None
+) -> dict[Path, str]:
+    """Every file ``famfeeds init`` writes under ``root`` (not the .gitignore), in the
+    show's language (``words``: its messages, by default the shipped catalogue's)."""
+    l10n = words or scaffold_words(answers.language)
     content = root / "content"
-    files = {content / "show.toml": show_toml(answers, id_date)}
+    files = {content / "show.toml": show_toml(answers, id_date, l10n)}
     files.update(
         season_files(
-            content, 1, answers.premiere, answers.episodes, answers.cadence, answers.release_time
+            content,
+            1,
+            answers.premiere,
+            answers.episodes,
+            answers.cadence,
+            answers.release_time,
+            words=l10n,
         )
     )
-    files[root / "README.md"] = PROJECT_README.format(
-        title=answers.title, service=answers.service, lock=LOCK_NAME
-    )
+    files[root / "README.md"] = project_readme(answers, l10n)
     return files
 
 
@@ -387,15 +612,22 @@ def season_files(
     cadence: str,
     release_time: time | None,
     title: str | None = None,
+    words: Localiser | None = None,
 ) -> dict[Path, str]:
-    """A season folder: season.toml and ``episodes`` numbered episode files."""
+    """A season folder: season.toml and ``episodes`` numbered episode files, titled and
+    commented in the show's language (``words``; default: that of ``content``'s show)."""
+    l10n = words or project_words(content)
     folder = content / season_folder_name(number)
-    files = {folder / "season.toml": season_toml(number, premiere, cadence, release_time, title)}
+    files = {
+        folder / "season.toml": season_toml(number, premiere, cadence, release_time, title, l10n)
+    }
     taken: set[str] = set()
-    for n, name in enumerate(episode_titles(episodes), start=1):
+    for n in range(1, episodes + 1):
+        name = episode_title(l10n, n)
         slug = episode_slug(name, n, taken)
         taken.add(slug)
-        files[folder / episode_file_name(n, slug)] = episode_md(number, n, name, None, premiere)
+        text = episode_md(number, n, name, None, premiere, l10n)
+        files[folder / episode_file_name(n, slug)] = text
     return files
 
 
@@ -493,7 +725,8 @@ def episodes_in(folder: Path) -> dict[int, str]:
 def new_episode_file(
     content: Path, season: int, title: str | None, release: date | datetime | None
 ) -> tuple[Path, str, int]:
-    """The path, text and number of the next episode of ``season``."""
+    """The path, text and number of the next episode of ``season``, titled (unless
+    ``title`` is given) and commented in the show's language."""
     folder = season_folder(content, season)
     if folder is None:
         known = ", ".join(str(n) for n in season_numbers(content)) or "none yet"
@@ -503,10 +736,11 @@ def new_episode_file(
         )
     existing = episodes_in(folder)
     number = max(existing, default=0) + 1
-    name = title if title is not None else f"Episode {number}"
+    l10n = project_words(content)
+    name = title if title is not None else episode_title(l10n, number)
     slug = episode_slug(name, number, set(existing.values()))
     premiere = _season_premiere(folder) or date(2000, 1, 1)
-    text = episode_md(season, number, name, release, premiere)
+    text = episode_md(season, number, name, release, premiere, l10n)
     return folder / episode_file_name(number, slug), text, number
 
 

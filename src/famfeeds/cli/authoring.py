@@ -75,6 +75,21 @@ def _base_url(value: str) -> str:
     return normalise_base_url(value.strip())
 
 
+def _service_url(value: str) -> str | None:
+    """The subscriptions service's public URL, or None for an empty answer (no newsletter)."""
+    from urllib.parse import urlsplit
+
+    from famfeeds.records.models import ascii_url
+
+    value = value.strip()
+    if not value:
+        return None
+    url = ascii_url(value)
+    if urlsplit(url).query or urlsplit(url).fragment:
+        raise ValueError("the service URL must not have a ?query or #fragment")
+    return url
+
+
 def _language(value: str) -> str:
     from pydantic import TypeAdapter, ValidationError
 
@@ -173,11 +188,19 @@ def _answer(
     "[default: https://example.org/SLUG/, a placeholder to change before publishing].",
 )
 @click.option(
+    "--service-url",
+    metavar="URL",
+    help="Public URL of the subscriptions service (famfeeds subscriptions): the newsletter "
+    "is switched on and the page gets its sign-up form [default: none: the [newsletter] "
+    "table is written commented out].",
+)
+@click.option(
     "--language",
     metavar="CODE",
     default="en",
     show_default=True,
-    help="The show's language, an ISO 639 code such as en, en-GB or de (not asked).",
+    help="The show's language, an ISO 639 code such as en, en-GB or de (not asked): the "
+    "new files' titles, texts and comments are written in it too.",
 )
 @click.option(
     "--no-input",
@@ -195,6 +218,7 @@ def init(
     episodes: str | None,
     cadence: str,
     base_url: str | None,
+    service_url: str | None,
     language: str,
     no_input: bool,
 ) -> None:
@@ -202,7 +226,9 @@ def init(
 
     Asks for the few things a show needs (each question has an option, for scripts) and
     writes content/show.toml, content/season-01/ with its episode files, a .gitignore for
-    output/ and famfeeds' cache, preview and private state folders, and a short README.md.
+    output/ and famfeeds' cache, preview and private state folders, and a short README.md,
+    all in the show's language. Given the subscriptions service's public URL, the newsletter
+    is on and the page has a sign-up form from the first build.
     It never overwrites a file: it refuses if content/ files exist, keeps an existing
     README.md and adds its lines to an existing .gitignore. The result passes
     `famfeeds check --strict` and builds at once.
@@ -212,19 +238,22 @@ def init(
         famfeeds init my-show
         famfeeds init my-show --no-input --title "My Show" --service "Apple TV+" \\
             --timezone America/New_York --premiere 2026-11-04 --time 21:00 --episodes 8
+        famfeeds init serie --language de --service-url https://lists.example.org/serie/
     """
     from famfeeds.build.pipeline import reference_date
+    from famfeeds.build.project import Project
     from famfeeds.build.scaffold import (
         ShowAnswers,
         append_gitignore,
         gitignore_addition,
         init_files,
         local_zone,
+        scaffold_words,
         slugify,
         title_from_folder,
         write_new,
     )
-    from famfeeds.errors import display_path
+    from famfeeds.errors import ContentError, display_path
 
     def ask(
         given: str | None,
@@ -236,6 +265,13 @@ def init(
         return _answer(given, question, convert, default, no_input=no_input, option=option)
 
     language = _answer(language, "", _language, None, no_input=True, option="--language")
+    try:
+        words = scaffold_words(language, Project.of(folder / "content").locale)
+    except ContentError as exc:
+        message = "; ".join(
+            f"{p.message} ({p.hint})" if p.hint else p.message for p in exc.problems
+        )
+        raise click.BadParameter(message, param_hint="'--language'") from None
     show_title = ask(title, "Show title", _one_line("title"), title_from_folder(folder), "--title")
     show_service = ask(
         service,
@@ -271,6 +307,14 @@ def init(
         f"https://example.org/{slug}/",
         "--base-url",
     )
+    signup = ask(
+        service_url,
+        "Public URL of the subscriptions service, for the page's sign-up form "
+        "(empty: no newsletter yet)",
+        _service_url,
+        "",
+        "--service-url",
+    )
     answers = ShowAnswers(
         show_title,
         show_service,
@@ -281,9 +325,10 @@ def init(
         release_time,
         cadence,
         count,
+        signup,
     )
     root = folder
-    files = init_files(root, answers, today)
+    files = init_files(root, answers, today, words)
     readme = root / "README.md"
     kept_readme = readme.exists()
     if kept_readme:
@@ -312,6 +357,13 @@ def init(
         click.echo(
             f"base_url is a placeholder: set it in {display_path(content / 'show.toml')} "
             "before you publish."
+        )
+    if signup is not None:
+        click.echo(
+            f"The newsletter is on: the page's sign-up form posts to {signup.rstrip('/')}"
+            "/subscribe. Set smtp_url in "
+            f"{display_path(content / 'show.toml')} for the confirmation mails, and run "
+            "famfeeds subscriptions behind that URL."
         )
     inside = "" if root.absolute() == Path.cwd() else f"cd {_shell_word(str(folder))}\n  "
     click.echo(
@@ -416,7 +468,8 @@ def new() -> None:
     type=click.IntRange(1, 999),
     default=1,
     show_default=True,
-    help="How many episode files to write (titled Episode 1, 2, ...; rename them later).",
+    help="How many episode files to write (titled Episode 1, 2, ... in the show's language; "
+    "rename them later).",
 )
 @click.option(
     "--cadence",
@@ -432,7 +485,7 @@ def new() -> None:
     help="Time of day of every release in the show's zone [default: the previous "
     "season's; none means all-day].",
 )
-@click.option("--title", help='The season\'s title [default: "Season N"].')
+@click.option("--title", help="The season's title [default: \"Season N\" in the show's language].")
 def new_season(
     number: int | None,
     content: Path,
@@ -520,7 +573,9 @@ def _require_project(content: Path) -> None:
 @click.argument("season", type=click.IntRange(0, 9999), required=False)
 @content_option
 @click.option(
-    "--title", help='The episode\'s title [default: "Episode N"]; its slug comes from it.'
+    "--title",
+    help="The episode's title [default: \"Episode N\" in the show's language]; its slug "
+    "comes from it.",
 )
 @click.option(
     "--release",

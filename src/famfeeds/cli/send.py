@@ -11,6 +11,7 @@ import json
 import math
 import re
 import sys
+from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -390,10 +391,18 @@ def _print_report(report: Report) -> None:
         click.echo(f"Nothing to send: {report.nothing_due}.")
         return
     planned, outcome = report.plan, report.outcome
+    # Who the store kept out, by reason: a CSV's suppressed rows, or the store's addresses
+    # that are not confirmed subscribers (pending ones said apart); then the run's skips.
+    kept_out = {reason: len(found) for reason, found in planned.suppressed.items()}
+    for reason, count in planned.unlisted.items():
+        if reason != "pending":
+            kept_out[reason] = kept_out.get(reason, 0) + count
     suppressed = ""
-    if planned.suppressed:
-        kinds = ", ".join(f"{len(v)} {k}" for k, v in sorted(planned.suppressed.items()))
-        suppressed = f", {planned.suppressed_count} suppressed ({kinds})"
+    if kept_out:
+        kinds = ", ".join(f"{n} {k}" for k, n in sorted(kept_out.items()))
+        suppressed = f", {sum(kept_out.values())} suppressed ({kinds})"
+    if planned.unlisted.get("pending"):
+        suppressed += f", {planned.unlisted['pending']} not confirmed"
     skips = (
         f"skipping {planned.already_sent} already sent, {len(planned.uncertain)} "
         f"uncertain, {len(planned.failed_before)} failed before{suppressed}"
@@ -411,6 +420,10 @@ def _print_report(report: Report) -> None:
         return
     extra = f", uncertain {len(outcome.uncertain)}" if outcome.uncertain else ""
     extra += f", refused but not counted {len(outcome.held)}" if outcome.held else ""
+    if outcome.skipped:
+        reasons = Counter(reason for _, reason in outcome.skipped)
+        kinds = ", ".join(f"{n} {shown(k)}" for k, n in sorted(reasons.items()))
+        extra += f", skipped {len(outcome.skipped)} ({kinds})"
     click.echo(
         f"{report.label}: sent {len(outcome.sent)}, deferred {len(outcome.deferred)}, "
         f"failed {len(outcome.failed)}{extra}; {skips}."

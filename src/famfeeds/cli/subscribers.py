@@ -20,6 +20,9 @@ if TYPE_CHECKING:
     from famfeeds.delivery.store import ImportReport, RowNote, SubscriberStore
 
 STATUS_CHOICES = ("pending", "confirmed", "unsubscribed", "bounced", "complained")
+SERVICE_PORT = 8478
+"""famfeeds.delivery.service.DEFAULT_PORT, written out so that --help does not import the
+service (a test keeps the two equal)."""
 LISTED = 50
 """Rows of each kind an import report lists before it only counts."""
 
@@ -444,9 +447,10 @@ def clear_bounce(address: str | None, run_id: str | None, since: str | None, con
 @click.option(
     "--port",
     type=click.IntRange(0, 65535),
-    default=8025,
+    default=SERVICE_PORT,
     show_default=True,
-    help="Port to listen on; 0 picks a free one.",
+    help="Port to listen on; 0 picks a free one. The default is taken by no common tool "
+    "(local SMTP sinks use 8025 and 1025, famfeeds serve 8000), so all can run at once.",
 )
 @click.option(
     "--public-url",

@@ -76,6 +76,13 @@ STORE_SOURCE = "the subscriber store"
 SIZE_SAMPLE = 1000
 """A dry run renders about this many messages, evenly spread over the list, and estimates
 the total size from them (every message, for a list of up to twice as many)."""
+JSON_REASONS = {
+    "pending": "not_confirmed",
+    "claimed by another famfeeds run": "claimed_by_another_run",
+}
+"""The keys of ``--json``'s ``left_out`` for reasons that are not one word."""
+TEXT_REASONS = {"pending": "not confirmed"}
+"""How the summary names a reason that is not said as it is stored."""
 SAFE_INPUT = 300
 """Octets of an address, or of an unsubscribe URL with its token, that keep every header
 line far within 998 octets; a dry run renders a message with longer ones in full, as the
@@ -107,6 +114,22 @@ class Report:
     """The command that undoes this run's suppressions ('' when it marked nobody)."""
 
     @property
+    def left_out(self) -> dict[str, int]:
+        """Every address this run did not mail because of the store, counted by reason:
+        a CSV's suppressed rows, the store's addresses that are not confirmed subscribers
+        (``pending``, a suppression, ``forgotten``), and those skipped during the run (an
+        unsubscribe or a bounce meanwhile, a claim by another run). The ledger's reasons
+        (already sent, uncertain, failed before) are counted apart."""
+        counts: dict[str, int] = {}
+        for reason, addresses in self.plan.suppressed.items():
+            counts[reason] = counts.get(reason, 0) + len(addresses)
+        for reason, count in self.plan.unlisted.items():
+            counts[reason] = counts.get(reason, 0) + count
+        for _, reason in self.outcome.skipped:
+            counts[reason] = counts.get(reason, 0) + 1
+        return dict(sorted(counts.items()))
+
+    @property
     def uncertain(self) -> list[str]:
         """Everyone left uncertain: by an earlier run, or by this one."""
         return self.plan.uncertain + [a for a, _ in self.outcome.uncertain]
@@ -130,6 +153,8 @@ class Report:
             return [{"address": a, "reason": r} for a, r in items]
 
         earlier = [(a, "cut off after hand-over in an earlier run") for a in plan.uncertain]
+        left_out = {JSON_REASONS.get(k, k): n for k, n in self.left_out.items()}
+        unlisted = sum(n for k, n in plan.unlisted.items() if k != "pending")
         return {
             "issue": self.issue or None,
             "subject": self.subject or None,
@@ -150,8 +175,11 @@ class Report:
                 "untried": len(out.untried),
                 "already_sent": plan.already_sent,
                 "failed_before": len(plan.failed_before),
-                "suppressed": plan.suppressed_count,
+                "suppressed": plan.suppressed_count + unlisted,
+                "not_confirmed": plan.unlisted.get("pending", 0),
+                "left_out": sum(left_out.values()),
             },
+            "left_out": left_out,
             "sent": list(out.sent),
             "deferred": pairs(out.deferred),
             "failed": pairs(out.failed),
@@ -427,6 +455,8 @@ class Campaign:
             # The store's own recipients are its confirmed rows, read just now: none is
             # suppressed. Every recipient is asked about again just before its message.
             planned = plan_sends(subscribers, states, options, lambda sub: reasons.get(sub.email))
+            if store is not None and self.subscribers_file is None:
+                planned.unlisted = store.not_mailed(show)
             if dry_run and self.subscribers_file is not None:
                 notes += self._token_notes(store, planned.todo)
         finally:

@@ -144,6 +144,9 @@ class SendPlan:
     """Addresses the store says not to mail, by reason (unsubscribed, bounced, ...)."""
     versions: dict[str, int] = field(default_factory=dict)
     """Each todo recipient's attempt count as planned (0: no row yet), for the claim."""
+    unlisted: dict[str, int] = field(default_factory=dict)
+    """A send to the store's subscribers: the store's other addresses, counted by why
+    they are not on the list (``pending``: not confirmed; a suppression; ``forgotten``)."""
 
     @property
     def suppressed_count(self) -> int:

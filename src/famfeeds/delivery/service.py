@@ -23,6 +23,12 @@ A Starlette application served by uvicorn, in front of the subscriber store. The
   log line.
 - ``GET`` never changes state (link scanners fetch every link in a message): the confirm
   and unsubscribe links show a page with one button, a form that POSTs.
+- A link that has done its work says so, and tells no more than its holder may know
+  (a stranger may hold an old link): a confirmation link no longer open says whether it
+  was used, its sign-up cancelled by an unsubscribe, or expired, and whether the address
+  gets issues now, without the address, the name or why it gets none; the unsubscribe
+  link of an address that gets no issues says it is already done, without the address
+  or the reason (unsubscribed, bounced, complained), and with no button.
 - ``POST /unsubscribe?token=...`` (RFC 8058 one-click, urlencoded or multipart, no cookies,
   or the page's button) unsubscribes at once and answers 200, never a redirect.
 - Limits: request bodies are capped while they are read (with or without Content-Length),
@@ -32,8 +38,9 @@ A Starlette application served by uvicorn, in front of the subscriber store. The
   Referrer-Policy: no-referrer (tokens are in URLs) and Cache-Control: no-store; pages are
   Jinja2 templates with autoescape, so no input is echoed unescaped.
 - Every page and the confirmation mail speak the show's language (show.toml ``language``),
-  from the same gettext catalogues and CLDR formats as the build; the mail leaves out the
-  name typed into the form (a stranger's words must not reach someone else's inbox).
+  from the same gettext catalogues and CLDR formats as the build. The mail greets by the
+  name typed into the form and puts it in To, unless it could carry a link, an address or
+  a phone number into someone else's inbox (see :func:`mail_name`).
 - The client address is the TCP peer; X-Forwarded-For counts only when the peer is one of
   the configured proxies (none by default).
 - The store is asked from the event loop itself, on a connection that never waits: no busy
@@ -51,6 +58,7 @@ from __future__ import annotations
 import email.policy
 import ipaddress
 import logging
+import re
 import threading
 import time
 from collections import deque
@@ -58,6 +66,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mutabl
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from email.header import Header
 from email.message import EmailMessage, Message
 from email.parser import BytesParser
 from email.utils import format_datetime, formataddr, make_msgid
@@ -66,6 +75,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, quote, urlsplit
 
 from famfeeds.delivery.store import (
+    SUPPRESSING,
     InvalidAddress,
     Signup,
     StoreBusy,
@@ -77,6 +87,7 @@ from famfeeds.delivery.store import (
 from famfeeds.errors import FamfeedsError
 from famfeeds.render.i18n import N_, localiser
 from famfeeds.render.message import header_address
+from famfeeds.render.personal import one_line
 
 if TYPE_CHECKING:
     from jinja2 import Environment
@@ -86,11 +97,15 @@ if TYPE_CHECKING:
 
     from famfeeds.records.models import Show
 
-Mailer = Callable[[str, str, str, str], None]
-"""Sends one message: (address, subject, text, html)."""
+Mailer = Callable[[str, str | None, str, str, str], None]
+"""Sends one message: (address, name for To or None, subject, text, html)."""
 Clock = Callable[[], datetime]
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
+DEFAULT_PORT = 8478
+"""Where the service listens unless told otherwise: a port no common tool takes by default
+(not 8025/1025, the usual local SMTP sinks aiosmtpd and Mailpit; not 8000, famfeeds serve
+and uvicorn; not 8080, 5000, 3000, 8888), so the README's steps can run side by side."""
 HONEYPOT = "website"
 """The form field that people never see and bots fill in."""
 CONTENT_SECURITY_POLICY = (
@@ -713,6 +728,7 @@ class Service:
             "show": self.show,
             "newsletter": self.show.newsletter,
             "email": signup.email,
+            "name": mail_name(signup.name),
             "confirm_url": url,
             "pending_days": self.limits.pending_days,
             "expires": self.l10n.full_date(last_day),
@@ -725,7 +741,7 @@ class Service:
     def send_confirmation(self, signup: Signup) -> None:
         """Mail one request's confirmation (from the outbox's threads); raises on failure."""
         subject, text, html = self.confirmation(signup)
-        self.mailer(signup.email, subject, text, html)
+        self.mailer(signup.email, mail_name(signup.name), subject, text, html)
 
     async def confirm_page(self, request: Request) -> Response:
         """GET /confirm?token=...: a page with one button; changes nothing."""
@@ -740,23 +756,24 @@ class Service:
             return self.unavailable(exc)
         if holder is None:
             return self._unknown()
+        if not holder.request_open:
+            return self._closed(holder)
         if holder.status == "confirmed":
             return self.page("confirmed", holder=holder)
-        if not holder.request_open:
-            return self._expired()
         return self.page("confirm", holder=holder, token=token)
 
-    def _expired(self) -> Response:
-        return self.error(
-            410,
-            self.gettext("This link has expired"),
-            self.ngettext(
-                "Confirmation links work for %(num)d day. Please sign up again and use the "
-                "new link.",
-                "Confirmation links work for %(num)d days. Please sign up again and use the "
-                "new link.",
-                self.limits.pending_days,
-            ),
+    def _closed(self, holder: TokenHolder) -> Response:
+        """The page of a confirmation link that no longer confirms: whether it was used,
+        cancelled or expired, and whether the address gets the newsletter now (200 when it
+        does, else 410). It never shows the address or the name (a stranger may hold an
+        old link), nor why an address gets nothing (unsubscribed, bounced, complained)."""
+        subscribed = holder.status == "confirmed"
+        return self.page(
+            "closed-link",
+            200 if subscribed else 410,
+            request=holder.request,
+            subscribed=subscribed,
+            pending_days=self.limits.pending_days,
         )
 
     async def confirm(self, request: Request) -> Response:
@@ -778,8 +795,8 @@ class Service:
             return self.unavailable(exc)
         if outcome is None or holder is None:
             return self._unknown()
-        if outcome == "expired":
-            return self._expired()
+        if outcome == "expired" or (outcome == "already" and not holder.request_open):
+            return self._closed(holder)
         return self.page("confirmed", holder=holder)
 
     async def unsubscribe_page(self, request: Request) -> Response:
@@ -793,6 +810,8 @@ class Service:
             return self.unavailable(exc)
         if holder is None:
             return self._unknown()
+        if holder.status in SUPPRESSING:  # already done: no button, no address, no reason
+            return self.page("already-unsubscribed")
         return self.page("unsubscribe", holder=holder, token=token)
 
     async def unsubscribe(self, request: Request) -> Response:
@@ -904,7 +923,7 @@ def run(
     mailer: Mailer,
     *,
     host: str = "127.0.0.1",
-    port: int = 8025,
+    port: int = DEFAULT_PORT,
     public_url: str | None = None,
     base_path: str = "/",
     trusted_proxies: tuple[Network, ...] = (),
@@ -961,19 +980,58 @@ def run(
 # -- mail ------------------------------------------------------------------------------
 
 
+_NOT_A_NAME = re.compile(r"[\d@/\\:]|\.\w")
+"""What a link, an address or a phone number is made of, and a name is not."""
+
+
+def mail_name(name: str | None) -> str | None:
+    """The sign-up's name as its confirmation mail may use it (the greeting, To's display
+    name): on one line; None when there is none, or when it holds a digit, ``@``, ``/``,
+    ``\\``, ``:`` or a dot straight before a letter or digit. Whoever fills in the form
+    chooses the name, and the mail goes to the address typed beside it: a name must not
+    be able to carry a link, an address or a phone number into a stranger's inbox."""
+    text = one_line(name or "")
+    if not text or _NOT_A_NAME.search(text):
+        return None
+    return text
+
+
+def to_line(address: str, name: str | None) -> bytes:
+    """The To header line: the address (domain in its ASCII (IDNA) form; a non-ASCII local
+    part stays UTF-8, for SMTPUTF8), after the display name when there is one. A name that
+    is not plain ASCII, or that holds ``=?`` (which a reader would decode as an encoded
+    word), is written as RFC 2047 UTF-8 encoded words, so it reads back exactly as typed;
+    a plain one is quoted where RFC 5322 needs it. Lines are folded before 78 characters
+    where the name allows."""
+    mailbox = f"<{header_address(address)}>"
+    if not name:
+        return f"To: {header_address(address)}\r\n".encode()
+    if name.isascii() and name.isprintable() and "=?" not in name:
+        display = formataddr((name, "x@x")).rpartition(" <")[0]  # quoted when needed
+    else:
+        display = Header(name, "utf-8", header_name="To").encode(linesep="\r\n")
+    last = display.rpartition("\r\n")[2]
+    fold = "\r\n " if len("To: ") + len(last) + 1 + len(mailbox) > 78 else " "
+    return f"To: {display}{fold}{mailbox}\r\n".encode()
+
+
 def confirmation_message(
-    show: Show, address: str, subject: str, text: str, html: str, now: datetime
+    show: Show,
+    address: str,
+    subject: str,
+    text: str,
+    html: str,
+    now: datetime,
+    name: str | None = None,
 ) -> bytes:
     """The confirmation as a message: plain text then HTML, from the newsletter's sender,
-    in the show's language (``Content-Language``), with CRLF line ends (ready for SMTP).
-    To has the domain in its ASCII (IDNA) form, as the newsletter's does (RFC 2047 allows
-    no encoded-word in an address); a non-ASCII local part goes in as UTF-8 (SMTPUTF8)."""
+    in the show's language (``Content-Language``), with CRLF line ends (ready for SMTP),
+    to the address with the sign-up's name (see :func:`mail_name` and :func:`to_line`)."""
     newsletter = show.newsletter
     assert newsletter is not None
     language = show.language
     message = EmailMessage()
     message["From"] = formataddr((newsletter.sender_name, newsletter.sender_address))
-    message["To"] = header_address(address)
     if newsletter.reply_to:
         message["Reply-To"] = newsletter.reply_to
     message["Subject"] = subject
@@ -984,7 +1042,13 @@ def confirmation_message(
     message.add_alternative(html, subtype="html", cte="quoted-printable")
     message["Content-Language"] = language  # after the parts: set_content clears Content-*
     utf8 = not address.rpartition("@")[0].isascii()  # such a local part needs SMTPUTF8
-    return message.as_bytes(policy=email.policy.SMTPUTF8 if utf8 else email.policy.SMTP)
+    raw = message.as_bytes(policy=email.policy.SMTPUTF8 if utf8 else email.policy.SMTP)
+    # To goes in as written here (the policy would parse the name again and decode any
+    # "=?...?=" in it), right after From and its folded lines.
+    at = raw.index(b"\r\n") + 2
+    while raw[at : at + 1] in (b" ", b"\t"):
+        at = raw.index(b"\r\n", at) + 2
+    return raw[:at] + to_line(address, mail_name(name)) + raw[at:]
 
 
 def smtp_mailer(
@@ -999,8 +1063,8 @@ def smtp_mailer(
     target = SmtpTarget.parse(smtp_url)
     now = clock or _utc_now
 
-    def send(address: str, subject: str, text: str, html: str) -> None:
-        message = confirmation_message(show, address, subject, text, html, now())
+    def send(address: str, name: str | None, subject: str, text: str, html: str) -> None:
+        message = confirmation_message(show, address, subject, text, html, now(), name)
         connection = Connection(target, password, MAIL_TIMEOUT, MAIL_TIMEOUT)
         try:
             connection.deliver(newsletter.sender_address, address, message, lambda: None)

@@ -286,6 +286,12 @@ class Suppression:
     reason: str = ""
 
 
+RequestState = Literal["open", "confirmed", "withdrawn", "expired", ""]
+"""Where a sign-up request stands: ``open`` (its link still confirms), ``confirmed`` (the
+address was confirmed when it closed: its link, or a sibling's, was used), ``withdrawn``
+(an unsubscribe closed it before it expired), ``expired``; '' for an unsubscribe token."""
+
+
 @dataclass(frozen=True)
 class TokenHolder:
     """What a token's pages may show: the subscriber's own address and state."""
@@ -293,8 +299,13 @@ class TokenHolder:
     email: str
     name: str | None
     status: str
-    request_open: bool
-    """A sign-up waits for confirmation and has not expired."""
+    request: RequestState = ""
+    """For a confirmation token, where its sign-up request stands."""
+
+    @property
+    def request_open(self) -> bool:
+        """A sign-up waits for confirmation and has not expired."""
+        return self.request == "open"
 
 
 @dataclass(frozen=True)
@@ -751,18 +762,41 @@ class SubscriberStore:
             row = self._by_token(show, token)
         if row is None:
             return None
-        return TokenHolder(row["email"], row["name"], row["status"], False)
+        return TokenHolder(row["email"], row["name"], row["status"])
 
     def find_request(self, show: str, token: str, max_age: timedelta) -> TokenHolder | None:
-        """What a confirmation token's page shows (the request's own name), or None for an
-        unknown token. Changes nothing."""
+        """What a confirmation token's page shows (the request's own name, the address's
+        status, where the request stands), or None for an unknown token. Changes nothing.
+
+        A closed request was used (``confirmed``) when its address's history records a
+        confirmation at the very moment it closed (confirming closes every open request of
+        the address in that transaction); else it was ``withdrawn`` when it closed before
+        its expiry, and ``expired`` otherwise."""
         with self._guard("read"):
             request = self._by_token(show, token, "requests")
             if request is None:
                 return None
             row = self._row(show, request["key"])
+            state: RequestState
+            closed = request["closed_at"]
+            if closed is None:
+                state = "open" if self._open(request, max_age) else "expired"
+            elif row is not None and self._confirmed_at(show, request["key"], closed):
+                state = "confirmed"
+            else:
+                made = datetime.strptime(request["at"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+                state = "withdrawn" if closed < stamp(made + max_age) else "expired"
         status = "pending" if row is None else str(row["status"])
-        return TokenHolder(request["email"], request["name"], status, self._open(request, max_age))
+        return TokenHolder(request["email"], request["name"], status, state)
+
+    def _confirmed_at(self, show: str, key: str, at: str) -> bool:
+        """Whether the address's history records a confirmation at ``at``."""
+        found = self.db.execute(
+            "SELECT 1 FROM events WHERE subscriber = (SELECT rowid FROM subscribers "
+            "WHERE show = ? AND key = ?) AND event = 'confirmed' AND at = ? LIMIT 1",
+            (show, key, at),
+        ).fetchone()
+        return found is not None
 
     def _open(self, request: sqlite3.Row, max_age: timedelta) -> bool:
         """Whether a request can still be confirmed: not used, withdrawn or expired."""
@@ -802,6 +836,25 @@ class SubscriberStore:
                 (show, key),
             ).fetchall()
         return [Event(*row) for row in rows]
+
+    def not_mailed(self, show: str) -> dict[str, int]:
+        """How many of the show's addresses a send to its subscribers leaves out, by why:
+        each status but ``confirmed`` (``pending`` included), and ``forgotten``; only
+        reasons with at least one address."""
+        with self._guard("read"):
+            counts = dict(
+                self.db.execute(
+                    "SELECT status, count(*) FROM subscribers "
+                    "WHERE show = ? AND status != 'confirmed' GROUP BY status",
+                    (show,),
+                ).fetchall()
+            )
+            forgotten = self.db.execute(
+                "SELECT count(*) FROM suppressions WHERE show = ?", (show,)
+            ).fetchone()[0]
+        if forgotten:
+            counts[FORGOTTEN] = forgotten
+        return {str(k): int(v) for k, v in sorted(counts.items())}
 
     def stats(self, show: str) -> Stats:
         """Counts per status, forgotten addresses, and per ISO week the sign-ups (form

@@ -4,15 +4,24 @@
 issues, once; ``build``, ``check``, ``newsletter`` and ``send`` all start from its result.
 
 Issues: one per release day (the episodes released that day, cancelled ones aside), plus a
-preview one week before each season's premiere. An issue is *published* (built into
-output/) once its day is on or before the build's reference date; :func:`find_issue` is the
-one rule for which issue a date or ``latest`` means at a given moment, for every command.
+preview one week before each season's premiere.
+
+Finale, season complete and what comes next follow the release order and the episode
+numbers together, so an issue never contradicts a later one when a season comes out of
+order, all at once or several episodes a day: a season is *complete* with the issue of its
+last release day (whatever the numbers); an issue is a *finale* when it completes a season
+and carries that season's last-numbered episode; *what comes next* is every episode of the
+next release day's season out that day (a triple premiere is three episodes).
+
+An issue is *published* (built into output/) once its day is on or before the build's
+reference date; :func:`find_issue` is the one rule for which issue a date or ``latest``
+means at a given moment, for every command.
 """
 
 from __future__ import annotations
 
 from bisect import bisect_right
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -38,6 +47,14 @@ class Issue:
     """The first episode released after ``day``, if any is scheduled."""
     note: str
     """The editor's note for this issue (Markdown), or ''."""
+    coming: tuple[Release, ...] = field(default=(), compare=False)
+    """What comes next: ``next_release`` and the other episodes of its season out on its
+    day, in release order (derived from the records, like the rest)."""
+    completes: tuple[int, ...] = field(default=(), compare=False)
+    """The numbers of the seasons in ``releases`` with no episode left to come after
+    ``day``: this issue completes them."""
+    coming_completes: bool = field(default=False, compare=False)
+    """True when ``coming`` holds the last release day of its season."""
 
     @property
     def slug(self) -> str:
@@ -46,16 +63,20 @@ class Issue:
 
     @property
     def finale(self) -> bool:
-        """True when this issue carries the last episode of a season."""
-        return any(r.is_finale for r in self.releases)
+        """True when this issue carries a season's last-numbered episode and completes
+        that season: a finale released before earlier episodes is not yet the end."""
+        return any(r.is_finale and r.season.number in self.completes for r in self.releases)
 
     @property
     def season_complete(self) -> bool:
-        """True when no episode of the latest season in this issue is still to come."""
-        if not self.releases:
-            return False
-        season = self.releases[-1].season
-        return self.next_release is None or self.next_release.season.number != season.number
+        """True when no episode of the latest season in this issue is still to come, by
+        release date (not by number)."""
+        return bool(self.releases) and self.releases[-1].season.number in self.completes
+
+    @property
+    def coming_finale(self) -> bool:
+        """True when what comes next includes the season finale and ends the season."""
+        return self.coming_completes and any(r.is_finale for r in self.coming)
 
     @property
     def released_at(self) -> datetime:
@@ -116,6 +137,11 @@ def plan_issues(catalogue: Catalogue, schedule: Schedule) -> tuple[list[Issue], 
     notes = {day: text for season in catalogue.seasons for day, text in season.notes.items()}
     ordered = sorted(live, key=_release_order)
     days = [r.day for r in ordered]
+    last_day: dict[int, date] = {}
+    for release in live:
+        number = release.season.number
+        if number not in last_day or last_day[number] < release.day:
+            last_day[number] = release.day
     # Release days come in schedule order, nearly sorted already: sorting them is linear.
     issue_days = sorted([*by_day, *(day for day in previews if day not in by_day)])
     issues = []
@@ -125,6 +151,15 @@ def plan_issues(catalogue: Catalogue, schedule: Schedule) -> tuple[list[Issue], 
         releases = tuple(same_day) if len(same_day) < 2 else tuple(sorted(same_day, key=_instant))
         after = bisect_right(days, day)
         following = ordered[after] if after < len(ordered) else None
+        coming: tuple[Release, ...] = ()
+        if following is not None:
+            number = following.season.number
+            coming = tuple(
+                sorted(
+                    (r for r in by_day[following.day] if r.season.number == number),
+                    key=_instant,
+                )
+            )
         previewed = previews.get(day)
         issues.append(
             _issue(
@@ -134,6 +169,11 @@ def plan_issues(catalogue: Catalogue, schedule: Schedule) -> tuple[list[Issue], 
                 () if previewed is None else tuple(previewed),
                 following,
                 notes.get(day, ""),
+                coming,
+                tuple(
+                    sorted({r.season.number for r in releases if last_day[r.season.number] == day})
+                ),
+                following is not None and last_day[following.season.number] == following.day,
             )
         )
     dates = {i.day for i in issues}
@@ -160,9 +200,12 @@ def _issue(
     previews: tuple[Season, ...],
     next_release: Release | None,
     note: str,
+    coming: tuple[Release, ...],
+    completes: tuple[int, ...],
+    coming_completes: bool,
 ) -> Issue:
-    """``Issue(show, day, releases, previews, next_release, note)`` at half the cost of the
-    frozen dataclass's ``__init__`` (a daily catalogue has an issue a day)."""
+    """``Issue(show, day, releases, ...)`` at half the cost of the frozen dataclass's
+    ``__init__`` (a daily catalogue has an issue a day)."""
     return fast_new(
         Issue,
         show=show,
@@ -171,6 +214,9 @@ def _issue(
         previews=previews,
         next_release=next_release,
         note=note,
+        coming=coming,
+        completes=completes,
+        coming_completes=coming_completes,
     )
 
 

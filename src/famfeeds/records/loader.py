@@ -44,6 +44,8 @@ from famfeeds.records.models import (
     season_digest,
 )
 from famfeeds.records.richtext import NOT_CHARACTERS, bad_references
+from famfeeds.records.tomlerrors import VALUE_MESSAGES, Explained, table_at
+from famfeeds.records.tomlerrors import explain as explain_toml
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -267,10 +269,18 @@ class Loader:
         )
 
     def parse_toml(
-        self, path: Path, text: str, record: str, first_line: int = 1
+        self,
+        path: Path,
+        text: str,
+        record: str,
+        first_line: int = 1,
+        model: type[BaseModel] | None = None,
     ) -> dict[str, Any] | None:
-        """Parse TOML, reporting a syntax error with its line in the file, and for a value
-        TOML cannot read (an impossible date, a time without seconds) its field and why."""
+        """Parse TOML, reporting a syntax error with its line in the file, and in words
+        (see famfeeds.records.tomlerrors) the key and the mistake: a string, array or table
+        left open, a bare word or nothing where ``model`` wants a value, a key or table set
+        twice; for a value TOML cannot read (an impossible date, a time without seconds)
+        its field and why."""
         try:
             return tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
@@ -285,10 +295,17 @@ class Loader:
                 row = int(match.group(2))
                 message, line = match.group(1), row + first_line - 1
                 rows = text.split("\n")
+                known = explain_toml(text, message, row, model, first_line)
+                if known is not None and message not in VALUE_MESSAGES:
+                    self.problem_at(path, record, known, first_line)
+                    return None
                 explained = _explain_value(rows[row - 1]) if row <= len(rows) else None
+                if explained is None and known is not None:
+                    self.problem_at(path, record, known, first_line)
+                    return None
                 if explained is not None:
                     key, why, hint = explained
-                    table = _table_at(rows, row)
+                    table = table_at(rows, row)
                     self.problem(
                         path,
                         record,
@@ -306,6 +323,17 @@ class Loader:
                 hint="see https://toml.io for the syntax",
             )
             return None
+
+    def problem_at(self, path: Path, record: str, known: Explained, first_line: int) -> None:
+        """Record a TOML mistake explained in words, on its line of the file."""
+        self.problem(
+            path,
+            record,
+            known.why,
+            line=known.row + first_line - 1,
+            field=known.key,
+            hint=known.hint,
+        )
 
     def validate(
         self,
@@ -421,7 +449,7 @@ class Loader:
             self.problem(path, "show", "missing file", hint="every project needs content/show.toml")
             return None
         text = self.read_text(path, "show", limit=SHOW_FILE_BYTES)
-        data = None if text is None else self.parse_toml(path, text, "show")
+        data = None if text is None else self.parse_toml(path, text, "show", model=Show)
         if data is None or text is None:
             return None
         show = self.validate(Show, data, path, text, "show")
@@ -450,7 +478,7 @@ class Loader:
             )
         else:
             text = self.read_text(path, record)
-            data = None if text is None else self.parse_toml(path, text, record)
+            data = None if text is None else self.parse_toml(path, text, record, model=SeasonMeta)
             if data is not None and text is not None:
                 meta = self.validate(SeasonMeta, data, path, text, record)
                 lines = _key_lines(text, data)
@@ -599,7 +627,7 @@ class Loader:
             self.problem(path, record, "the front matter has no closing +++ line", line=1)
             return None
         front = "\n".join(lines[1:end])
-        data = self.parse_toml(path, front, record, first_line=2)
+        data = self.parse_toml(path, front, record, first_line=2, model=EpisodeMeta)
         if data is None:
             return None
         meta = self.validate(EpisodeMeta, data, path, front, record, first_line=2)
@@ -706,15 +734,6 @@ def _key_offset(text: str, key: str) -> int:
     if line is None:
         return 0
     return sum(len(row) + 1 for row in text.split("\n")[: line - 1])
-
-
-def _table_at(rows: list[str], row: int) -> str:
-    """The TOML table (``[name]``) in force at 1-based ``row``."""
-    for raw in reversed(rows[: row - 1]):
-        header = re.match(r"^\s*\[\s*([^\]]+?)\s*\]", raw)
-        if header:
-            return header.group(1)
-    return ""
 
 
 VALUE_LINE = re.compile(r"""^\s*("?)([A-Za-z0-9_-]+)\1\s*=\s*([^"'\[{#][^#]*?)\s*(?:#.*)?$""")

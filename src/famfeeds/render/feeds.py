@@ -52,6 +52,8 @@ def feed_entries(show: Show, schedule: Schedule, as_of: date, l10n: Localiser) -
     entries = []
     for release in shown:
         html = markdown_to_html(release.episode.synopsis, show.base_url)
+        if not html_to_text(html, links=False).strip():
+            html = no_synopsis_html(release, l10n)
         image = release.episode.image
         if image:
             alt = escape(release.episode.alt_text)
@@ -70,6 +72,17 @@ def feed_entries(show: Show, schedule: Schedule, as_of: date, l10n: Localiser) -
             )
         )
     return entries
+
+
+def no_synopsis_html(release: Release, l10n: Localiser) -> str:
+    """The text of an entry whose synopsis holds no text once sanitised (empty, or only an
+    ``<iframe>``): one sentence in the show's language, so that no entry is without text
+    (Atom readers and the W3C validator want one; RSS and JSON Feed get the same)."""
+    text = l10n.gettext(
+        "There is no synopsis of this episode yet; its page is %(url)s",
+        url=episode_url(release),
+    )
+    return f"<p>{escape(text)}</p>"
 
 
 def _updated(release: Release, as_of: date) -> datetime:

@@ -15,9 +15,11 @@ that could grow past it (To, Message-ID, List-Unsubscribe with a long token) rai
 :class:`HeaderTooLong` instead of going out. Text that looks like an RFC 2047 encoded
 word (``=?utf-8?q?...?=``) is itself encoded, so the Subject a reader sees is the title
 as written. A built .eml is dated at the issue's day; a sent copy is dated when it is
-sent (``render(..., date=...)``). An address whose domain is internationalised goes into
-To in its ASCII (IDNA) form; one whose local part is not ASCII goes in as UTF-8, which
-only a server offering SMTPUTF8 may receive (the sender checks).
+sent (``render(..., date=...)``). Every message, the built .eml included, says the show's
+language in ``Content-Language`` (RFC 3282), as the confirmation mail does. An address
+whose domain is internationalised goes into To in its ASCII (IDNA) form; one whose local
+part is not ASCII goes in as UTF-8, which only a server offering SMTPUTF8 may receive (the
+sender checks).
 
 A recipient's copy carries a digest of the address in its Message-ID (and the sender puts the
 same digest in the VERP envelope sender): an HMAC keyed with the project's secret, which the
@@ -254,6 +256,7 @@ class MessageTemplate:
             _mailbox("List-Id", one_line(newsletter.sender_name), f"{show.slug}.{show.domain}")
             + b"List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"
             + b"MIME-Version: 1.0\r\n"
+            + _header("Content-Language", show.language)
             + b'Content-Type: multipart/alternative;\r\n boundary="'
             + boundary
             + b'"\r\n'

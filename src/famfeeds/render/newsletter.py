@@ -76,28 +76,58 @@ def subject(issue: Issue, l10n: Localiser) -> str:
 
 
 def next_text(issue: Issue, l10n: Localiser) -> str:
-    """What comes after this issue, in one or two sentences."""
+    """What comes after this issue, in one or two sentences.
+
+    Every episode of the next release day is named (a triple premiere is three). "The
+    season finale" and "the season is complete" follow the release order: a season is
+    complete with the issue of its last release day, and that issue is called the finale
+    only if it carries the season's last-numbered episode (see famfeeds.plan.issues).
+    """
     nxt = issue.next_release
-    upcoming = ""
-    if nxt is not None:
-        values = {"code": l10n.code(nxt), "title": nxt.episode.title, "date": l10n.when(nxt)}
-        if nxt.is_finale:
-            upcoming = l10n.gettext(
-                "%(code)s \u201c%(title)s\u201d (the season finale) on %(date)s.", **values
+    upcoming = "" if nxt is None else _upcoming(issue, nxt, l10n)
+    if issue.releases and issue.season_complete:
+        season = issue.releases[-1].season.title
+        if issue.finale:
+            done = l10n.gettext(
+                "That was the %(season)s finale: the season is complete.", season=season
             )
         else:
-            upcoming = l10n.gettext("%(code)s \u201c%(title)s\u201d on %(date)s.", **values)
-    if issue.releases and issue.season_complete:
-        done = l10n.gettext(
-            "That was the %(season)s finale: the season is complete.",
-            season=issue.releases[-1].season.title,
-        )
+            done = l10n.gettext(
+                "With this, every episode of %(season)s is out: the season is complete.",
+                season=season,
+            )
         if nxt is None:
             return done
         return done + " " + l10n.gettext("Next: %(next)s", next=upcoming)
     if nxt is None:
         return l10n.gettext("No further episodes are scheduled yet.")
     return upcoming
+
+
+def _upcoming(issue: Issue, nxt: Release, l10n: Localiser) -> str:
+    """The next release day's episodes of ``nxt``'s season: one sentence."""
+    coming = issue.coming or (nxt,)
+    finale = issue.coming_finale if issue.coming else nxt.is_finale
+    if len(coming) == 1:
+        values = {"code": l10n.code(nxt), "title": nxt.episode.title, "date": l10n.when(nxt)}
+        if finale:
+            return l10n.gettext(
+                "%(code)s \u201c%(title)s\u201d (the season finale) on %(date)s.", **values
+            )
+        return l10n.gettext("%(code)s \u201c%(title)s\u201d on %(date)s.", **values)
+    numbers = [r.episode.number for r in coming]
+    if numbers == list(range(numbers[0], numbers[0] + len(numbers))):
+        codes = l10n.code_range(coming[0], coming[-1])
+    else:
+        codes = ", ".join(l10n.code(r) for r in coming)
+    values = {
+        "codes": codes,
+        "titles": ", ".join(f"\u201c{r.episode.title}\u201d" for r in coming),
+        "date": l10n.when(coming[0]),
+    }
+    if finale:
+        return l10n.gettext("%(codes)s on %(date)s, up to the season finale: %(titles)s.", **values)
+    return l10n.gettext("%(codes)s on %(date)s: %(titles)s.", **values)
 
 
 def headline(issue: Issue, l10n: Localiser) -> str:
@@ -116,7 +146,8 @@ def record_texts(issue: Issue) -> list[str]:
     """Every record text an issue can show: the markers must occur in none of them."""
     show = issue.show
     texts = [show.model_dump_json(), issue.note]
-    for r in (*issue.releases, *([issue.next_release] if issue.next_release else [])):
+    nexts = issue.coming or ((issue.next_release,) if issue.next_release else ())
+    for r in (*issue.releases, *nexts):
         texts += [r.episode.model_dump_json(), r.season.title, r.season.description]
     texts += [s.model_dump_json() for s in issue.previews]
     return texts

@@ -28,24 +28,36 @@ from famfeeds.render.pages import (
 )
 from famfeeds.render.urls import SITE_FILE, season_url, webcal
 
+QR_MODULE_PX = 5
+"""CSS pixels per module at the code's natural size (it shrinks to fit narrower boxes)."""
+QR_QUIET_ZONE = 4
+"""Light modules around the code: the quiet zone ISO/IEC 18004 asks for."""
+
 
 def qr_svg(text: str, title: str) -> str:
-    """An inline SVG QR code of ``text``: dark on white with a quiet zone, so a phone
-    reads it in dark mode too; ``title`` is its text alternative."""
+    """An inline SVG QR code of ``text``: dark on white with its quiet zone, so a phone
+    reads it in dark mode too; ``title`` is its text alternative.
+
+    The drawing is one unit per module in a ``viewBox`` that includes the quiet zone, so
+    CSS can scale it to any width without cutting an edge; ``width``/``height`` give its
+    natural size, a whole number of pixels per module."""
     import segno
 
     code = segno.make(text, error="m")
-    return str(
+    size = code.symbol_size(scale=1, border=QR_QUIET_ZONE)[0] * QR_MODULE_PX
+    svg = str(
         code.svg_inline(
-            scale=5,
-            border=4,
+            scale=1,
+            border=QR_QUIET_ZONE,
             dark="#000",
             light="#fff",
             title=title,
             svgclass="qr",
             lineclass=None,
+            omitsize=True,
         )
     )
+    return svg.replace("<svg ", f'<svg role="img" width="{size}" height="{size}" ', 1)
 
 
 def series_json_ld(site: Site) -> dict[str, Any]:
