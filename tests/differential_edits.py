@@ -795,7 +795,12 @@ def edit_links(state: State) -> str:
             shutil.copy(target, link)
         return f"{rel(state, link)}: link replaced by a copy of its target"
     if what == "season":
-        plain = [f for f in folders if not f.is_symlink()]
+        # a folder holding relative links would leave them dangling once moved
+        plain = [
+            f
+            for f in folders
+            if not f.is_symlink() and not any(e.is_symlink() for e in episodes(f))
+        ]
         if plain:
             folder = rng.choice(plain)
             target = shared / f"{folder.name}-{mark}"
