@@ -81,8 +81,6 @@ JSON_REASONS = {
     "claimed by another famfeeds run": "claimed_by_another_run",
 }
 """The keys of ``--json``'s ``left_out`` for reasons that are not one word."""
-TEXT_REASONS = {"pending": "not confirmed"}
-"""How the summary names a reason that is not said as it is stored."""
 SAFE_INPUT = 300
 """Octets of an address, or of an unsubscribe URL with its token, that keep every header
 line far within 998 octets; a dry run renders a message with longer ones in full, as the

@@ -842,33 +842,30 @@ class SubscriberStore:
         each status but ``confirmed`` (``pending`` included), and ``forgotten``; only
         reasons with at least one address."""
         with self._guard("read"):
-            counts = dict(
-                self.db.execute(
-                    "SELECT status, count(*) FROM subscribers "
-                    "WHERE show = ? AND status != 'confirmed' GROUP BY status",
-                    (show,),
-                ).fetchall()
-            )
-            forgotten = self.db.execute(
-                "SELECT count(*) FROM suppressions WHERE show = ?", (show,)
-            ).fetchone()[0]
+            counts, forgotten = self._counts(show)
+        left = {k: v for k, v in counts.items() if k != "confirmed" and v}
         if forgotten:
-            counts[FORGOTTEN] = forgotten
-        return {str(k): int(v) for k, v in sorted(counts.items())}
+            left[FORGOTTEN] = forgotten
+        return dict(sorted(left.items()))
+
+    def _counts(self, show: str) -> tuple[dict[str, int], int]:
+        """The show's addresses per status (every status, 0 where none), and how many
+        were forgotten."""
+        counts = dict.fromkeys(STATUSES, 0)
+        for status, count in self.db.execute(
+            "SELECT status, count(*) FROM subscribers WHERE show = ? GROUP BY status", (show,)
+        ):
+            counts[str(status)] = int(count)
+        forgotten = self.db.execute(
+            "SELECT count(*) FROM suppressions WHERE show = ?", (show,)
+        ).fetchone()[0]
+        return counts, int(forgotten)
 
     def stats(self, show: str) -> Stats:
         """Counts per status, forgotten addresses, and per ISO week the sign-ups (form
         requests), confirmations and unsubscribes."""
         with self._guard("read"):
-            counts = dict.fromkeys(STATUSES, 0)
-            for status, count in self.db.execute(
-                "SELECT status, count(*) FROM subscribers WHERE show = ? GROUP BY status",
-                (show,),
-            ):
-                counts[status] = count
-            forgotten = self.db.execute(
-                "SELECT count(*) FROM suppressions WHERE show = ?", (show,)
-            ).fetchone()[0]
+            counts, forgotten = self._counts(show)
             days = self.db.execute(
                 "SELECT substr(at, 1, 10), event, count(*) FROM events "
                 "WHERE show = ? AND (event IN ('confirmed', 'unsubscribed') "
