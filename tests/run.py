@@ -8,10 +8,15 @@ On a Debian or Ubuntu machine with only python3, as root or as a user who may us
 2. the npm packages of tests/package-lock.json into tests/node_modules, with ``npm ci``;
 3. .venv, made by this python3, with ``pip install -e '.[test]'``;
 4. pytest over both cores (pytest-xdist); the arguments given to this script go to pytest.
+   The tests' tmp_path folders go to /dev/shm when it is a writable folder with 2 GiB free
+   (a tmpfs on Linux: the builds' fsync and syncfs cost nothing there, where on a disk
+   they wait for every other test's writes); PYTEST_DEBUG_TEMPROOT, when set, chooses
+   instead.
 
 Each step is skipped when its result is already there (the packages' checks pass, a stamp
-records the digest of the lock file and of pyproject.toml), so a second run starts pytest at
-once. ``--dry-run`` prints what would be installed and run, and changes nothing.
+records the digest of the lock file and of what pip reads from pyproject.toml), so a second
+run starts pytest at once. ``--dry-run`` prints what would be installed and run, and changes
+nothing.
 
 Written in Python, not shell, so that it runs wherever python3 does, reads its package list
 with errors that name the line, and its decisions are tested (tests/test_run_script.py).
@@ -22,11 +27,12 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import importlib.util
+import json
 import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,6 +43,12 @@ VENV = REPO / ".venv"
 WORKERS = "4"
 """pytest-xdist workers: the suite spends much of its time waiting on the processes it
 starts (builds it kills, servers, Chromium), so four workers keep two cores busier than two."""
+MEMORY = Path("/dev/shm")
+MEMORY_FREE = 2 * 1024**3
+"""The tests' folders go to MEMORY when it has this many bytes free (a container's default
+/dev/shm of 64 MB does not)."""
+TEMP_ROOT = "PYTEST_DEBUG_TEMPROOT"
+"""pytest's variable for the folder under which tmp_path folders are made."""
 NPM_STAMP = ".famfeeds-lock-digest"
 PIP_STAMP = ".famfeeds-test-install"
 CHECK_KINDS = ("command", "file", "library", "module")
@@ -149,6 +161,27 @@ def digest(*paths: Path) -> str:
     return hashed.hexdigest()
 
 
+def install_digest(pyproject: Path) -> str:
+    """The digest of what ``pip install -e`` reads from ``pyproject`` (the build system, the
+    project's metadata and dependencies, hatch's build settings) and of where this checkout
+    is: a change to the tools' settings (pytest, ruff, mypy) installs nothing again. A file
+    that does not parse: the digest of its bytes (pip will say what is wrong)."""
+    import tomllib
+
+    try:
+        data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError):
+        return digest(pyproject)
+    read = {
+        "build-system": data.get("build-system"),
+        "project": data.get("project"),
+        "hatch": data.get("tool", {}).get("hatch"),
+    }
+    hashed = hashlib.sha256(str(REPO).encode())
+    hashed.update(json.dumps(read, sort_keys=True, default=str).encode())
+    return hashed.hexdigest()
+
+
 def stamped(stamp: Path, value: str) -> bool:
     """Whether ``stamp`` holds ``value``: the step that wrote it has nothing left to do."""
     return stamp.is_file() and stamp.read_text(encoding="utf-8") == value
@@ -167,7 +200,7 @@ def venv_commands(venv: Path = VENV, repo: Path = REPO) -> list[list[str]]:
     commands = []
     if not (venv / "bin" / "python").exists():
         commands.append([sys.executable, "-m", "venv", str(venv)])
-    if not stamped(venv / PIP_STAMP, digest(repo / "pyproject.toml")):
+    if not stamped(venv / PIP_STAMP, install_digest(repo / "pyproject.toml")):
         pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q"]
         commands.append([*pip, "--disable-pip-version-check", "-e", f"{repo}[test]"])
     return commands
@@ -178,6 +211,23 @@ def pytest_command(args: Sequence[str], venv: Path = VENV) -> list[str]:
     chosen = any(a == "no:xdist" or a.startswith(("-n", "--numprocesses")) for a in args)
     workers = [] if chosen else ["-n", WORKERS, "--dist", "worksteal"]
     return [str(venv / "bin" / "python"), "-m", "pytest", *workers, *args]
+
+
+def temp_variables(
+    environ: Mapping[str, str] = os.environ, memory: Path = MEMORY
+) -> dict[str, str]:
+    """The variables pytest gets besides the caller's: the tests' temporary folders in
+    ``memory`` when it is a writable folder with MEMORY_FREE bytes free, unless the caller
+    chose a folder (TEMP_ROOT set)."""
+    if TEMP_ROOT in environ or not memory.is_dir() or not os.access(memory, os.W_OK | os.X_OK):
+        return {}
+    try:
+        found = os.statvfs(memory)
+    except OSError:
+        return {}
+    if found.f_bavail * found.f_frsize < MEMORY_FREE:
+        return {}
+    return {TEMP_ROOT: str(memory)}
 
 
 def run(command: Sequence[str], cwd: Path = REPO) -> None:
@@ -208,7 +258,8 @@ def main(argv: Sequence[str], machine: Machine | None = None) -> int:
         return 2
     if dry:
         # The later steps' stamps depend on the earlier steps, so they are shown as they stand.
-        steps += npm_commands() + venv_commands() + [pytest_command(args)]
+        shown = [f"{k}={v}" for k, v in temp_variables().items()]
+        steps += npm_commands() + venv_commands() + [[*shown, *pytest_command(args)]]
         for command in steps:
             print(" ".join(command))
         if not packages:
@@ -222,9 +273,11 @@ def main(argv: Sequence[str], machine: Machine | None = None) -> int:
         stamp.write_text(digest(TESTS / "package-lock.json"), encoding="utf-8")
     for command in venv_commands():
         run(command)
-    (VENV / PIP_STAMP).write_text(digest(REPO / "pyproject.toml"), encoding="utf-8")
+    (VENV / PIP_STAMP).write_text(install_digest(REPO / "pyproject.toml"), encoding="utf-8")
     command = pytest_command(args)
-    print("+ " + " ".join(command), flush=True)
+    variables = temp_variables()
+    print("+ " + " ".join([*(f"{k}={v}" for k, v in variables.items()), *command]), flush=True)
+    os.environ.update(variables)
     os.chdir(REPO)
     os.execv(command[0], command)
 

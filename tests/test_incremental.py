@@ -23,12 +23,15 @@ unsubscribe_url = "https://example.net/unsubscribe?token={token}"
 AS_OF = "2024-03-03"
 
 
-@pytest.fixture(params=["swap", "in place"])
+@pytest.fixture(params=[pytest.param("swap", marks=pytest.mark.slow), "in place"])
 def catalogue(
     request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Project:
     """Three seasons (weekly, daily, weekly) with a newsletter, some out and some to come
-    on AS_OF; written either way (a whole-tree swap, or file by file in place)."""
+    on AS_OF; written either way (a whole-tree swap, or file by file in place). The swap
+    runs these sequences under ``-m slow``: the default suite meets it in the tests with the
+    ``writer`` fixture below and in the differential test's odd seed, after every kind of
+    edit."""
     if request.param == "in place":
         monkeypatch.setattr(famfeeds.build.inplace, "PER_FILE_FROM", 1)
     return three_seasons(tmp_path / "project")

@@ -93,19 +93,39 @@ def element(draw: Callable[..., Any], depth: int = 0) -> str:
     return f"<{tag}{attrs}>{inner}</{tag}>"
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(
-    sheets=st.lists(sheet, min_size=1, max_size=2),
-    bodies=st.lists(st.lists(element(), min_size=1, max_size=4), min_size=2, max_size=4),
-)
-def test_reusing_inliner_matches_premailer_byte_for_byte(
-    sheets: list[str], bodies: list[list[str]]
-) -> None:
+DOCUMENTS = {
+    "sheets": st.lists(sheet, min_size=1, max_size=2),
+    "bodies": st.lists(st.lists(element(), min_size=1, max_size=4), min_size=2, max_size=4),
+}
+"""Stylesheets, and the documents one inliner handles in turn."""
+QUICK = 20
+"""Examples in the default suite; ``-m slow`` runs FULL."""
+FULL = 200
+
+
+def reusing_matches_plain(sheets: list[str], bodies: list[list[str]]) -> None:
     reusing = premailer(BASE)  # one inliner for every document, as in a build
     for body in bodies:
         html = document("".join(body), sheets)
         expected = plain_premailer(BASE).transform(html=html, pretty_print=False)
         assert reusing.transform(html=html, pretty_print=False) == expected
+
+
+@settings(max_examples=QUICK, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(**DOCUMENTS)
+def test_reusing_inliner_matches_premailer_byte_for_byte(
+    sheets: list[str], bodies: list[list[str]]
+) -> None:
+    reusing_matches_plain(sheets, bodies)
+
+
+@pytest.mark.slow
+@settings(max_examples=FULL, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(**DOCUMENTS)
+def test_reusing_inliner_matches_premailer_byte_for_byte_at_length(
+    sheets: list[str], bodies: list[list[str]]
+) -> None:
+    reusing_matches_plain(sheets, bodies)
 
 
 def test_the_newsletter_stylesheet_matches_too() -> None:

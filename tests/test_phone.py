@@ -226,19 +226,22 @@ def test_nothing_is_cut_off_or_scrolls_sideways(
     browser: Browser, built: tuple[str, dict[str, dict[str, Path]]], width: int
 ) -> None:
     language, sites = built
+    page = browser.new_page(viewport={"width": width, "height": 900})
+    offline(page, {STILL: ("image/png", still_png())})
     for site, pages in sites.items():
         for name, path in pages.items():
-            page = open_page(browser, path, width)
+            page.goto(file_url(path))  # one page (one browser context) for them all
+            page.wait_for_load_state("load")
             screenshot(page, f"{site}-{name}-{language}-{width}.png")
             found: dict[str, Any] = page.evaluate(MEASURE)
             rows: list[dict[str, Any]] = page.evaluate(ROWS)
-            page.close()
             where = (site, name, language, width)
             assert found["scrollWidth"] <= found["innerWidth"] == width, where
             assert found["cut"] == [], where
             assert found["wraps"] == [], where
             if width <= 400:
                 assert_stacked(rows, where)
+    page.close()
 
 
 def assert_stacked(rows: list[dict[str, Any]], where: object) -> None:

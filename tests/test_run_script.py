@@ -140,9 +140,14 @@ def test_the_venv_is_made_once_and_pip_runs_again_only_for_a_new_pyproject(
     (venv / "bin").mkdir(parents=True)
     (venv / "bin" / "python").touch()
     assert runner.venv_commands(venv, repo) == [install]
-    (venv / runner.PIP_STAMP).write_text(runner.digest(repo / "pyproject.toml"))
+    (venv / runner.PIP_STAMP).write_text(runner.install_digest(repo / "pyproject.toml"))
     assert runner.venv_commands(venv, repo) == []
+    (repo / "pyproject.toml").write_text("[project]\n\n[tool.pytest.ini_options]\naddopts = []\n")
+    assert runner.venv_commands(venv, repo) == []  # a tool's settings: nothing to install
     (repo / "pyproject.toml").write_text("[project]\nname = 'x'\n")
+    assert runner.venv_commands(venv, repo) == [install]
+    (venv / runner.PIP_STAMP).write_text(runner.install_digest(repo / "pyproject.toml"))
+    (repo / "pyproject.toml").write_text("[project]\nname = 'x'\n[tool.hatch.build]\nx = 1\n")
     assert runner.venv_commands(venv, repo) == [install]
 
 
@@ -197,3 +202,24 @@ def test_the_dry_run_without_apt_get_fails_with_the_list(tmp_path: Path) -> None
     assert done.returncode == 2
     assert "this machine has no apt-get" in done.stderr
     assert "chromium" in done.stderr and "tmux" in done.stderr
+
+
+def test_the_tests_folders_go_to_memory_only_when_it_has_room(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """tmp_path folders under a writable /dev/shm with 2 GiB free; not under a 64 MB one
+    (a container's default), a missing one, or when the caller chose a folder."""
+    assert runner.temp_variables({}, tmp_path) == {"PYTEST_DEBUG_TEMPROOT": str(tmp_path)}
+    assert runner.temp_variables({"PYTEST_DEBUG_TEMPROOT": "/srv/t"}, tmp_path) == {}
+    assert runner.temp_variables({}, tmp_path / "missing") == {}
+    real = os.statvfs
+
+    def small(path: object) -> os.statvfs_result:
+        found = real(path)  # type: ignore[arg-type]
+        fields = list(found)
+        fields[0] = fields[1] = 4096  # f_bsize, f_frsize
+        fields[4] = 64 * 1024**2 // 4096  # f_bavail: 64 MB
+        return os.statvfs_result(fields)
+
+    monkeypatch.setattr(runner.os, "statvfs", small)
+    assert runner.temp_variables({}, tmp_path) == {}

@@ -425,7 +425,9 @@ def test_verp_envelope_and_bounces_read_back_by_mail(
 ) -> None:
     show_toml = shipped.content / "show.toml"
     show_toml.write_text(show_toml.read_text() + 'bounce_address = "bounces@famfeeds.example.org"\n'
-                         "verp = true\nsoft_bounce_limit = 2\n")  # fmt: skip
+                         "verp = true\nsoft_bounce_limit = 2\n"
+                         # one complaint in five would stop the next send (test_guards.py)
+                         "complaint_rate_stop = 1\n")  # fmt: skip
     write_csv(shipped.root, [*people(4), "gone@example.com,Gone,tg"])
     faults = Faults()
     with serve(faults) as url:

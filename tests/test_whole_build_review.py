@@ -38,7 +38,11 @@ def catalogue(
     return three_seasons(tmp_path / "project")
 
 
-BOTH = pytest.mark.parametrize("catalogue", ["swap", "in place"], indirect=True)
+BOTH = pytest.mark.parametrize(
+    "catalogue", [pytest.param("swap", marks=pytest.mark.slow), "in place"], indirect=True
+)
+"""Both writers; the swap under ``-m slow`` (the default suite meets it in
+test_incremental and in the differential test's odd seed, after every kind of edit)."""
 
 
 @pytest.fixture

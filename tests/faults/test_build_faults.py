@@ -330,6 +330,6 @@ def test_random_kills_leave_old_or_new_and_sequences_rising(
     project: Project, tmp_path: Path, seed: int
 ) -> None:
     make_project(project.root, seasons=5, per_season=10)
-    tally = kill_trials(project, tmp_path / "ref", trials=5, seed=seed)
+    tally = kill_trials(project, tmp_path / "ref", trials=3, seed=seed)
     assert tally.violations == []
-    assert tally.output_old + tally.output_new == tally.trials == 5
+    assert tally.output_old + tally.output_new == tally.trials == 3  # more: bench/faults_build.py

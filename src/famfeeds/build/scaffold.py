@@ -513,6 +513,7 @@ def project_readme(answers: ShowAnswers, words: Localiser) -> str:
         ("famfeeds check", _("validate the content")),
         ("famfeeds build", _("write everything into output/")),
         ("famfeeds serve", _("preview it at %(url)s", url="http://127.0.0.1:8000/")),
+        ("famfeeds run", _("on a server: all of it, at each release moment")),
     ]
     bullets = [
         _("`content/show.toml`: the show; `content/season-NN/`: a season and its episodes."),
@@ -524,6 +525,11 @@ def project_readme(answers: ShowAnswers, words: Localiser) -> str:
             "Publish `output/` at the base_url of `content/show.toml`. Commit `%(lock)s` with "
             "the content: it keeps calendar updates in order.",
             lock=LOCK_NAME,
+        ),
+        _(
+            "On a server, leave `famfeeds run` running (or run `famfeeds run --once` from "
+            "cron every few minutes): it builds, publishes and sends each issue at the moment "
+            "each episode comes out."
         ),
     ]
     intro = _(

@@ -34,6 +34,14 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
         "famfeeds.cli.send",
         "Read the bounce mailbox and stop mailing addresses that bounce or complain.",
     ),
+    "dkim": (
+        "famfeeds.cli.deliverability",
+        "Make the DKIM key that signs every message famfeeds sends.",
+    ),
+    "doctor": (
+        "famfeeds.cli.doctor",
+        "Check the sending domain before the first send: SPF, DKIM, DMARC, MX, unsubscribe, TLS.",
+    ),
     "init": (
         "famfeeds.cli.authoring",
         "Start a project in FOLDER: a commented content/ folder, a .gitignore and a README.",
@@ -42,6 +50,14 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
         "famfeeds.cli.authoring",
         "Add a season or an episode: new files with the next free numbers, never overwriting.",
     ),
+    "report": (
+        "famfeeds.cli.report",
+        "Report what each issue did, from the ledger and the subscriber store (no tracking).",
+    ),
+    "run": (
+        "famfeeds.cli.run",
+        "Act at each release moment: build, publish, tell the WebSub hubs, send the issue.",
+    ),
     "schedule": (
         "famfeeds.cli.authoring",
         "Show when every episode comes out, and why: a table of the computed schedule.",
@@ -49,6 +65,10 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
     "send": (
         "famfeeds.cli.send",
         "Email a newsletter issue to every subscriber, exactly once each.",
+    ),
+    "status": (
+        "famfeeds.cli.run",
+        "Show the next moments famfeeds run acts at, and what it did at the last ones.",
     ),
     "subscribers": (
         "famfeeds.cli.subscribers",

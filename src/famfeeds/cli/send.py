@@ -160,7 +160,15 @@ class Duration(DurationType):
 @click.option(
     "--force",
     is_flag=True,
-    help="Send an issue before its episode is out, or older than --max-age (said out loud).",
+    help="Send an issue before its episode is out, or older than --max-age, or to more than "
+    "doctor_threshold recipients although the domain check (famfeeds doctor) failed (said "
+    "out loud).",
+)
+@click.option(
+    "--ignore-delivery-time",
+    is_flag=True,
+    help="Send to every subscriber now, even those whose local delivery time (show.toml's "
+    "deliver and quiet_hours) has not come yet.",
 )
 @click.option(
     "--now",
@@ -236,6 +244,7 @@ def send(
     data_timeout: float,
     max_age: timedelta,
     force: bool,
+    ignore_delivery_time: bool,
     now: str | None,
     dry_run: bool,
     test_to: str | None,
@@ -293,6 +302,7 @@ def send(
         now=parse_moment(now) if now else None,
         max_age=max_age,
         force=force,
+        ignore_delivery_time=ignore_delivery_time,
     )
     try:
         if test_to:
@@ -387,6 +397,8 @@ def _print_report(report: Report) -> None:
 
     for note in report.notes:
         click.echo(note, err=True)
+    if report.waiting:
+        click.echo(report.waiting)
     if report.nothing_due:
         click.echo(f"Nothing to send: {report.nothing_due}.")
         return

@@ -179,7 +179,8 @@ def export(status: str | None, output: Path | None, content: Path) -> None:
 @status_option
 @content_option
 def list_(status: str | None, content: Path) -> None:
-    """List the subscribers: address, status, since when, how, and name.
+    """List the subscribers: address, status, since when, how, name, and time zone (empty
+    for the show's).
 
     \b
     Example:
@@ -189,7 +190,7 @@ def list_(status: str | None, content: Path) -> None:
         for sub in store.subscribers(slug, status):
             click.echo(
                 f"{sub.email}\t{sub.status}\t{sub.status_changed_at}\t{sub.status_source}"
-                f"\t{sub.name or ''}"
+                f"\t{sub.name or ''}\t{sub.timezone or ''}"
             )
 
 
@@ -345,12 +346,53 @@ def history(address: str, content: Path) -> None:
         ("created", sub.created_at),
         ("signed up", _at(sub.signup_at, sub.signup_ip)),
         ("consent", _at(sub.consent_at, sub.consent_ip)),
+        ("time zone", sub.timezone or f"the show's ({_show_zone(content)})"),
     ):
         click.echo(f"{label:<10} {value or '-'}")
     for event in events:
         where = f" from {event.ip}" if event.ip else ""
         detail = f": {event.detail}" if event.detail else ""
         click.echo(f"  {event.at}  {event.event} ({event.source}){where}{detail}")
+
+
+def _show_zone(content: Path) -> str:
+    """The show's time zone from show.toml, or '?' when it cannot be read."""
+    import tomllib
+
+    try:
+        zone = tomllib.loads((content / "show.toml").read_text(encoding="utf-8")).get("timezone")
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return "?"
+    return zone if isinstance(zone, str) else "?"
+
+
+@subscribers.command("set-zone")
+@click.argument("address")
+@click.argument("zone")
+@content_option
+def set_zone(address: str, zone: str, content: Path) -> None:
+    """Set the time zone an address's issues follow (an IANA name such as Europe/Berlin),
+    or "show" for the show's own zone. show.toml's deliver and quiet_hours are read on
+    the subscriber's clock.
+
+    \b
+    Example:
+        famfeeds subscribers set-zone ann@example.org America/Sao_Paulo
+        famfeeds subscribers set-zone ann@example.org show
+    """
+    from famfeeds.errors import FamfeedsError
+    from famfeeds.plan.sendtime import InvalidZone
+
+    wanted = None if zone.strip().lower() == "show" else zone
+    with _store(content) as (slug, store):
+        try:
+            found = store.set_zone(slug, address, wanted)
+        except InvalidZone as exc:
+            raise FamfeedsError(f"ZONE: {exc.message} (or 'show' for the show's zone)") from None
+    if not found:
+        raise FamfeedsError(f"{address} is not in the store")
+    shown = wanted.strip() if wanted else f"the show's ({_show_zone(content)})"
+    click.echo(f"{address}: time zone {shown}.")
 
 
 def _at(moment: str | None, ip: str | None) -> str | None:
@@ -550,7 +592,10 @@ def subscriptions(
             raise click.BadParameter(str(exc), param_hint="--public-url") from None
     project = Project.of(content)
     project.private_state()
-    mailer = smtp_mailer(show, url, os.environ.get(PASSWORD_ENV))
+    from famfeeds.delivery.dkim import project_signer  # a bad DKIM key stops it here
+
+    signer = project_signer(show.newsletter, project.root)
+    mailer = smtp_mailer(show, url, os.environ.get(PASSWORD_ENV), signer=signer)
 
     def announce(listening: str, public: str) -> None:
         where = " (all interfaces)" if wildcard(host) else ""

@@ -25,6 +25,15 @@ Rules:
   Each real send has a run id (:func:`new_run_id`), recorded with every bounce it marks,
   so ``famfeeds subscribers clear-bounce --run RUN_ID`` undoes one run's suppressions in
   one command; the report says so whenever the run marked anyone.
+- **When:** each recipient is due at the moment :mod:`famfeeds.plan.sendtime` gives for the
+  issue's release moment, the subscriber's zone (the show's when none) and show.toml's
+  ``deliver`` and ``quiet_hours``. A run sends only to those due at its clock; the others
+  are counted as not yet due (with the earliest next moment) and stay out of the ledger,
+  for a later run. ``ignore_delivery_time`` sends to everyone at once.
+- **Reputation:** before a real send asks or connects, complaints about the issue that went
+  out last over ``complaint_rate_stop`` of its deliveries stop it unless ``force`` (which is
+  then reported); over ``complaint_rate_warn`` it warns. During the run, hard bounces over
+  ``bounce_rate_stop`` of the addresses answered stop it (see :mod:`famfeeds.delivery.guards`).
 - **One run per issue:** a real send holds :func:`famfeeds.delivery.ledger.send_lock` from
   planning to the last message.
 """
@@ -59,8 +68,11 @@ from famfeeds.delivery.smtp import PASSWORD_ENV, DeliveryError, SmtpTarget
 from famfeeds.errors import FamfeedsError, display_path
 
 if TYPE_CHECKING:
+    from famfeeds.delivery.dkim import Signer
     from famfeeds.delivery.store import SubscriberStore
     from famfeeds.plan.issues import Issue, Plan
+    from famfeeds.plan.sendtime import DeliveryRule
+    from famfeeds.records.models import Newsletter
     from famfeeds.render.message import MessageTemplate
 
 EXIT_OK = 0
@@ -110,6 +122,16 @@ class Report:
     """The real send's run id ('' for a dry run or nothing sent)."""
     undo: str = ""
     """The command that undoes this run's suppressions ('' when it marked nobody)."""
+    not_yet_due: int = 0
+    """Recipients whose local delivery moment is after this run's clock (left for later)."""
+    audience: int = 0
+    """The issue's whole audience: due now, not yet due, and already in its ledger (the
+    pre-send domain check compares this, not one group, with doctor_threshold)."""
+    next_due: datetime | None = None
+    """The earliest of those moments (UTC), or None."""
+    waiting: str = ""
+    """What the command says of them ('' when nobody waits); not a note, so a ``--quiet``
+    run that only waits stays silent."""
 
     @property
     def left_out(self) -> dict[str, int]:
@@ -176,7 +198,9 @@ class Report:
                 "suppressed": plan.suppressed_count + unlisted,
                 "not_confirmed": plan.unlisted.get("pending", 0),
                 "left_out": sum(left_out.values()),
+                "not_yet_due": self.not_yet_due,
             },
+            "next_due": None if self.next_due is None else f"{self.next_due:%Y-%m-%dT%H:%M:%SZ}",
             "left_out": left_out,
             "sent": list(out.sent),
             "deferred": pairs(out.deferred),
@@ -192,6 +216,7 @@ class Report:
             "run_id": self.run_id or None,
             "undo": self.undo or None,
             "notes": list(self.notes),
+            "waiting": self.waiting or None,
         }
 
 
@@ -269,6 +294,8 @@ class Campaign:
     """A fixed moment of sending (a rehearsal or a test); None for the clock."""
     max_age: timedelta = DEFAULT_MAX_AGE
     force: bool = False
+    ignore_delivery_time: bool = False
+    """Send to every recipient now, whatever ``deliver`` and ``quiet_hours`` say."""
 
     def clock(self) -> datetime:
         """The moment of sending: ``now`` if given (without an offset: in the show's zone),
@@ -402,7 +429,8 @@ class Campaign:
                     "or pass --subscribers FILE.csv for a one-off list"
                 )
             confirmed = [
-                Subscriber(r.email, r.name, r.token) for r in store.recipients(self.show_slug)
+                Subscriber(r.email, r.name, r.token, timezone=r.timezone)
+                for r in store.recipients(self.show_slug)
             ]
             if not confirmed:
                 notes.append(
@@ -453,6 +481,11 @@ class Campaign:
             # The store's own recipients are its confirmed rows, read just now: none is
             # suppressed. Every recipient is asked about again just before its message.
             planned = plan_sends(subscribers, states, options, lambda sub: reasons.get(sub.email))
+            audience = len(set(states) | {sub.key for sub in planned.todo})
+            later = [] if self.ignore_delivery_time else self._not_yet_due(planned.todo)
+            if later:
+                not_yet = {sub.key for sub, _ in later}
+                planned.todo = [sub for sub in planned.todo if sub.key not in not_yet]
             if store is not None and self.subscribers_file is None:
                 planned.unlisted = store.not_mailed(show)
             if dry_run and self.subscribers_file is not None:
@@ -461,6 +494,13 @@ class Campaign:
             if store is not None:
                 store.close()
         item = self.template.item
+        soonest = min((moment for _, moment in later), default=None)
+        waiting = ""
+        if soonest is not None:
+            waiting = (
+                f"Not yet due: {len(later)} (next at {self.describe(soonest)}); a later run "
+                "sends to them (--ignore-delivery-time sends to everyone now)."
+            )
         return Report(
             self.label,
             planned,
@@ -469,7 +509,88 @@ class Campaign:
             subject=item.subject,
             source=display_path(self.subscribers_file) if self.subscribers_file else STORE_SOURCE,
             dry_run=dry_run,
+            not_yet_due=len(later),
+            audience=audience,
+            next_due=soonest,
+            waiting=waiting,
         )
+
+    # -- delivery times ----------------------------------------------------------------------
+
+    @cached_property
+    def rule(self) -> DeliveryRule:
+        """show.toml's ``deliver`` and ``quiet_hours``."""
+        from famfeeds.plan.sendtime import DeliveryRule
+
+        newsletter = self.planned.show.newsletter
+        assert newsletter is not None
+        return DeliveryRule.of_newsletter(newsletter)
+
+    def due_at(self, sub: Subscriber) -> datetime:
+        """When ``sub`` is due this issue (UTC): see :mod:`famfeeds.plan.sendtime`."""
+        from zoneinfo import ZoneInfo
+
+        release = self.issue.released_at
+        if self.rule.immediate:
+            return release.astimezone(UTC)
+        zone = ZoneInfo(sub.timezone) if sub.timezone else self.planned.show.zone
+        return self.rule.due(release, zone)
+
+    def _not_yet_due(self, subscribers: list[Subscriber]) -> list[tuple[Subscriber, datetime]]:
+        """Those of ``subscribers`` due after this run's clock, with their moments."""
+        if self.rule.immediate:
+            return []
+        from zoneinfo import ZoneInfo
+
+        from famfeeds.plan.sendtime import due_moment
+
+        now = self.clock()
+        quiet = self.rule.quiet
+        waiting = []
+        for sub in subscribers:
+            moment = self.due_at(sub)
+            if moment <= now and quiet is not None:
+                # Due already, but a late run (a catch-up, a retry, cron) must not mail
+                # inside the quiet hours either: then it waits for their end.
+                zone = ZoneInfo(sub.timezone) if sub.timezone else self.planned.show.zone
+                moment = due_moment(now, zone, None, quiet)
+            if moment > now:
+                waiting.append((sub, moment))
+        return waiting
+
+    def describe(self, moment: datetime) -> str:
+        """A moment in UTC and in the show's zone, e.g. 2026-03-29 06:00 UTC (08:00 CEST)."""
+        local = moment.astimezone(self.planned.show.zone)
+        day = "" if local.date() == moment.astimezone(UTC).date() else f"{local:%Y-%m-%d} "
+        return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M} UTC ({day}{local:%H:%M %Z})"
+
+    def next_due(self) -> datetime | None:
+        """The earliest due moment after the clock among this issue's recipients who have
+        no row in the ledger yet (UTC), or None: no issue is due, or nobody is waiting.
+        The ledger stays the one record of who was sent what."""
+        from famfeeds.plan.issues import IssueNotDue
+
+        if self.ignore_delivery_time:
+            return None
+        try:
+            issue = self.issue
+        except IssueNotDue:
+            return None
+        store = self.open_store(create=False)
+        try:
+            if self.subscribers_file is None and store is None:
+                return None
+            subscribers = self.recipients(store, True, [])
+        finally:
+            if store is not None:
+                store.close()
+        ledger = Ledger(self.project.ledger, legacy_show=self.show_slug)
+        try:
+            states = ledger.records(self.show_slug, issue.slug)
+        finally:
+            ledger.close()
+        waiting = [sub for sub in subscribers if sub.key not in states]
+        return min((moment for _, moment in self._not_yet_due(waiting)), default=None)
 
     def _token_notes(self, store: SubscriberStore | None, todo: list[Subscriber]) -> list[str]:
         """A dry run's warnings about CSV rows that have no token yet."""
@@ -493,6 +614,94 @@ class Campaign:
             "unsubscribe link works; they do not become confirmed subscribers."
         ]
 
+    @property
+    def newsletter(self) -> Newsletter:
+        newsletter = self.planned.show.newsletter
+        assert newsletter is not None
+        return newsletter
+
+    @cached_property
+    def signer(self) -> Signer | None:
+        """The DKIM signer of show.toml's dkim setting, its key loaded and probed (DkimError
+        before anything is sent); None without the setting."""
+        from famfeeds.delivery.dkim import project_signer
+
+        return project_signer(self.newsletter, self.project.root)
+
+    def complaint_guard(self, *, dry_run: bool) -> list[str]:
+        """The complaint guard's notes (see :mod:`famfeeds.delivery.guards`): a warning, or
+        the override ``force`` made; raises FamfeedsError to stop a real send. Nothing is
+        connected to before this."""
+        from famfeeds.delivery.guards import complaint_check
+
+        verdict = complaint_check(
+            self.project.ledger,
+            self.project.store,
+            self.show_slug,
+            self.issue.slug,
+            stop_rate=self.newsletter.complaint_rate_stop,
+            warn_rate=self.newsletter.complaint_rate_warn,
+            now=utc_now(),
+        )
+        if verdict.level != "stop":
+            return [verdict.message] if verdict.message else []
+        if self.force:
+            return [f"--force: sending although {verdict.message.partition('. Nothing')[0]}."]
+        if dry_run:
+            return [f"A real send would stop here: {verdict.message}."]
+        raise FamfeedsError(verdict.message)
+
+    def domain_check(self, audience: int, *, dry_run: bool = False) -> list[str]:
+        """When the issue's whole audience (``audience``: due now, not yet due and already
+        in its ledger, so a send in groups is checked as one) is more than
+        ``doctor_threshold``, the checks of :mod:`famfeeds.delivery.doctor` (DNS from
+        FAMFEEDS_NAMESERVER, else the system's), once per issue: a pass is recorded in the
+        state folder, so a resumed send does not check again. A failed line stops the send
+        (FamfeedsError) unless ``force``, which is then reported; warnings become notes. A
+        dry run checks too but records nothing, and says what a real send would do."""
+        from famfeeds.delivery import doctor
+
+        newsletter, show, issue = self.newsletter, self.show_slug, self.issue.slug
+        if audience <= newsletter.doctor_threshold:
+            return []
+        if doctor.passed_before(self.project.state, show, issue):
+            return ["Domain check: already passed for this issue."] if dry_run else []
+        checkup = doctor.examine(
+            newsletter,
+            nameserver=os.environ.get(doctor.NAMESERVER_ENV) or None,
+            nameserver_source=doctor.NAMESERVER_ENV,
+            smtp_url=self.smtp_url,
+            base=self.project.root,
+        )
+        failed = "; ".join(f"{x.check} ({x.subject}): {x.found}" for x in checkup.failed)
+        warnings = [
+            f"Domain check warns: {x.check} ({x.subject}): {x.found}" for x in checkup.warnings
+        ]
+        above = (
+            f"this issue goes to {audience} recipients, more than doctor_threshold "
+            f"({newsletter.doctor_threshold})"
+        )
+        if dry_run:
+            if not failed:
+                return [f"Domain check passed ({above}).", *warnings]
+            if self.force:
+                forced = "--force: a real send would go on although the domain check failed: "
+                return [f"{forced}{failed}.", *warnings]
+            return [
+                f"A real send would stop here: {above}, and the domain check failed: {failed}. "
+                "Run famfeeds doctor for the fixes.",
+                *warnings,
+            ]
+        if failed and not self.force:
+            raise FamfeedsError(
+                f"nothing was sent: {above}, and the domain check failed: {failed}. "
+                "Run famfeeds doctor for the fixes, or pass --force to send anyway"
+            )
+        if failed:
+            return [f"--force: sending although the domain check failed: {failed}."]
+        doctor.remember(self.project.state, show, issue)
+        return warnings
+
     # -- the three ways to run ---------------------------------------------------------------
 
     def test(self, address: str, options: SendOptions) -> str:
@@ -512,6 +721,7 @@ class Campaign:
             self.password,
             clock=self.clock,
             data_timeout=options.data_timeout,
+            signer=self.signer,
         )
         return address
 
@@ -527,14 +737,20 @@ class Campaign:
         from famfeeds.render.message import HeaderTooLong
         from famfeeds.render.urls import unsubscribe_url
 
+        signer = self.signer  # the DKIM key loads and signs, or the dry run says why not
         due = self.nothing_due()
         if due is not None:
             due.dry_run = True
             return due
         report = self.plan(options, skip_invalid, dry_run=True)
+        report.notes += self.complaint_guard(dry_run=True)
+        report.notes += self.domain_check(report.audience, dry_run=True)
         newsletter = self.planned.show.newsletter
         assert newsletter is not None
         moment = self.clock()
+        if signer is not None:
+            report.notes.append(f"Each message is DKIM-signed for {signer.describe()}.")
+        signature = 0
         todo = report.plan.todo
         every = max(1, len(todo) // SIZE_SAMPLE)
         kept: list[Subscriber] = []
@@ -547,10 +763,13 @@ class Campaign:
             )
             if risky or number % every == 0:
                 try:
-                    size = len(self.template.render(sub.email, sub.name, token, date=moment))
+                    message = self.template.render(sub.email, sub.name, token, date=moment)
                 except HeaderTooLong as exc:
                     report.outcome.failed.append((sub.email, f"not sent: {exc}"))
                     continue
+                if signer is not None and not signature:  # one signature's size stands for all
+                    signature = len(signer.signature(message))
+                size = len(message) + signature
                 if number % every == 0:
                     measured += size
                     sampled += 1
@@ -575,7 +794,7 @@ class Campaign:
         due = self.nothing_due()
         if due is not None:
             return due
-        target, password = self.target, self.password
+        target, password, signer = self.target, self.password, self.signer
         self.project.private_state()
         with send_lock(
             self.project.state, self.show_slug, self.issue.slug, wait=wait, waiting=waiting
@@ -584,6 +803,9 @@ class Campaign:
             todo = report.plan.todo
             if not todo:
                 return report
+            report.notes += self.complaint_guard(dry_run=False)
+            report.notes += self.domain_check(report.audience)
+            options = replace(options, bounce_rate_stop=self.newsletter.bounce_rate_stop)
             question = f"Send {self.label} to {len(todo)} subscriber(s) via {target}?"
             if not confirm(question):
                 raise FamfeedsError("nothing was sent")
@@ -606,6 +828,7 @@ class Campaign:
                 gate=lambda: _StoreGate(self, run_id),
                 clock=self.clock,
                 progress=step,
+                signer=signer,
             )
         if report.outcome.bounced:
             content = shlex.quote(display_path(self.content))

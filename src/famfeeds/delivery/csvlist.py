@@ -1,4 +1,5 @@
-"""A one-off subscriber list: a CSV file with a header row (email; optionally name and token).
+"""A one-off subscriber list: a CSV file with a header row (email; optionally name, token and
+timezone).
 
 Rules:
 
@@ -11,6 +12,8 @@ Rules:
   List-Unsubscribe header, whose line must stay within 998 octets.
 - A row that is not valid CSV (a cell over the csv module's 131,072-character limit, a NUL
   byte) or not UTF-8 stops the whole list with the line number.
+- A ``timezone`` cell is an IANA zone name the tz database knows (checked with
+  :func:`famfeeds.plan.sendtime.subscriber_zone`); empty means the show's zone.
 - Every value echoed back (in notes and errors) goes through :func:`shown`, so a cell cannot
   send escape sequences to the terminal.
 """
@@ -24,6 +27,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from famfeeds.errors import FamfeedsError, display_path
+from famfeeds.plan.sendtime import InvalidZone, subscriber_zone
 
 MAX_TOKEN = 256
 """The longest token, in characters after URL encoding."""
@@ -58,6 +62,8 @@ class Subscriber:
     token: str | None = None
     line: int = 0
     """The CSV line, or 0 for a recipient from the subscriber store."""
+    timezone: str | None = None
+    """The subscriber's IANA time zone; None for the show's."""
 
     @property
     def key(self) -> str:
@@ -110,7 +116,9 @@ def load_subscribers(path: Path) -> SubscriberList:
             "(expected a CSV like: email,name,token)"
         )
     col: dict[str, int] = {
-        name: header.index(name) for name in ("email", "name", "token") if name in header
+        name: header.index(name)
+        for name in ("email", "name", "token", "timezone")
+        if name in header
     }
     out = SubscriberList(columns=tuple(col))
     seen: dict[str, int] = {}
@@ -148,6 +156,13 @@ def load_subscribers(path: Path) -> SubscriberList:
                 "into the List-Unsubscribe header, whose line must stay within 998 octets)"
             )
             continue
+        zone = cell("timezone")
+        if zone is not None:
+            try:
+                zone = subscriber_zone(zone)
+            except InvalidZone as exc:
+                out.invalid.append(f"line {line}: {shown(address)}: {shown(exc.message, 300)}")
+                continue
         normalised = info.normalized
         key = normalised.lower()
         if key in seen:
@@ -156,5 +171,5 @@ def load_subscribers(path: Path) -> SubscriberList:
             )
             continue
         seen[key] = line
-        out.subscribers.append(Subscriber(normalised, cell("name"), token, line))
+        out.subscribers.append(Subscriber(normalised, cell("name"), token, line, zone))
     return out

@@ -35,6 +35,10 @@ Two breakers stop a run whose relay, not its list, is at fault:
   row (a success on any connection resets the count) cut off or answered oddly after the
   final "." stop it: each may be a duplicate or a miss and may cost the whole data timeout.
   They stay uncertain; whoever was not tried is untouched in the ledger.
+
+A third stops a run whose list is at fault: hard bounces over ``bounce_rate_stop`` of the
+addresses answered (see :class:`famfeeds.delivery.guards.BounceGuard`); each hard bounce is
+also noted against the issue in the ledger (``famfeeds report`` counts them).
 """
 
 from __future__ import annotations
@@ -50,6 +54,8 @@ from pathlib import Path
 from typing import Protocol
 
 from famfeeds.delivery.csvlist import Subscriber, shown
+from famfeeds.delivery.dkim import Signer
+from famfeeds.delivery.guards import BounceGuard
 from famfeeds.delivery.ledger import Ledger
 from famfeeds.delivery.smtp import (
     COMMAND_TIMEOUT,
@@ -120,6 +126,9 @@ class SendOptions:
     """Seconds to wait for the greeting and each command's reply."""
     data_timeout: float = DATA_TIMEOUT
     """Seconds to wait for the reply to the final "." of a message."""
+    bounce_rate_stop: float = 0.05
+    """Hard bounces over this share of the addresses answered stop the run (see
+    :class:`famfeeds.delivery.guards.BounceGuard`)."""
 
     @property
     def claimable(self) -> frozenset[str]:
@@ -348,8 +357,10 @@ def send_issue(
     gate: Callable[[], Gate] | None = None,
     clock: Clock = utc_now,
     progress: Callable[[int], None] = lambda n: None,
+    signer: Signer | None = None,
 ) -> Outcome:
-    """Deliver ``template`` to ``plan.todo``, recording every step in the ledger.
+    """Deliver ``template`` to ``plan.todo``, recording every step in the ledger; with a
+    ``signer``, each personalised message is DKIM-signed just before it is handed over.
 
     Raises FamfeedsError when the run cannot go on (a ledger or store error, a TLS or login
     problem); the ledger is accurate up to that point, and the message says how many were
@@ -368,6 +379,12 @@ def send_issue(
     claimable = options.claimable
     held: list[tuple[Subscriber, DeliveryError]] = []
     """Refusals while the server has accepted nobody in this run (see the module rules)."""
+    bounces = BounceGuard(options.bounce_rate_stop)
+
+    def answered(verdict: str | None) -> None:
+        """The hard-bounce guard's say after an address was answered or bounced."""
+        if verdict is not None:
+            stop(verdict)
 
     def record(kind: list[tuple[str, str]], sub: Subscriber, why: str) -> None:
         with lock:
@@ -388,6 +405,9 @@ def send_issue(
             checks.bounced(sub, exc)
             with lock:
                 outcome.bounced.append((sub.email, shown(str(exc), 300)))
+        if blames_address(exc):
+            ledger.note_reports(show, [(sub.key, issue, "hard")])
+            answered(bounces.hard())
 
     def work() -> None:
         connection = Connection(target, password, options.timeout, options.data_timeout)
@@ -451,6 +471,8 @@ def send_issue(
                         else:
                             record(outcome.skipped, sub, "claimed by another famfeeds run")
                         continue
+                    if signer is not None:  # last: nothing may change a signed byte
+                        message = signer.sign(message)
                     if not ledger.claim(show, issue, sub.key, version, claimable):
                         record(outcome.skipped, sub, "claimed by another famfeeds run")
                         continue
@@ -480,10 +502,12 @@ def send_issue(
                         pool.uncertain = 0
                         now_real, held[:] = list(held), []
                     progress(1)
+                    answered(bounces.answered())
                     for earlier, error in now_real:  # the server accepts others: they count
                         refused(earlier, error, ledger, checks)
                 except Uncertain as exc:
                     record(outcome.uncertain, sub, str(exc))
+                    answered(bounces.answered())
                     with lock:
                         pool.uncertain += 1
                         streak = pool.uncertain
@@ -503,6 +527,7 @@ def send_issue(
                         # Held until the server accepts someone in this run (then it counts):
                         # a server that refuses everyone must not suppress the whole list.
                         ledger.mark(show, issue, sub.key, "deferred", str(exc))
+                        answered(bounces.answered())
                         with lock:
                             counts = bool(pool.successes)
                             if not counts:
@@ -527,6 +552,7 @@ def send_issue(
                             delay = options.retry_wait * 2 ** (attempt - 1)
                         else:
                             record(outcome.deferred, sub, str(exc))
+                            answered(bounces.answered())
                 finally:
                     queue.done(again, delay)
         except BaseException as exc:  # the run cannot go on: stop every worker, report once
@@ -570,14 +596,18 @@ def send_one(
     *,
     clock: Clock = utc_now,
     data_timeout: float = DATA_TIMEOUT,
+    signer: Signer | None = None,
 ) -> str:
-    """Send a single test copy, outside the ledger; FamfeedsError says why it failed."""
+    """Send a single test copy (DKIM-signed with ``signer``), outside the ledger;
+    FamfeedsError says why it failed."""
     newsletter = template.item.issue.show.newsletter
     assert newsletter is not None
     connection = Connection(target, password, data_timeout=data_timeout)
     sub = Subscriber(address, None, "test")
     try:
         message = template.render(address, None, "test", date=clock())
+        if signer is not None:
+            message = signer.sign(message)
         return connection.deliver(envelope_sender(template, sub), address, message, lambda: None)
     except (DeliveryError, ConnectTrouble, HeaderTooLong) as exc:
         raise FamfeedsError(f"the test copy to {shown(address)} was not sent: {exc}") from None

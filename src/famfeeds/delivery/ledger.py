@@ -29,7 +29,9 @@ truncated, locked or read-only file, a full disk) becomes a :class:`LedgerError`
 what to do.
 
 The ledger also keeps what ``famfeeds bounces`` needs: which bounce messages were already
-read (so a mailbox read twice counts nothing twice) and which issues soft-bounced for whom.
+read (so a mailbox read twice counts nothing twice) and which issues soft-bounced for whom;
+and, for ``famfeeds report`` and the send guards, each issue's hard bounces and complaints,
+kept under the recipients' keyed hashes, so forgetting an address leaves nothing to rewrite.
 
 Forgetting an address (:meth:`Ledger.forget`, called by ``famfeeds subscribers forget``)
 rewrites its rows to ``forgotten:HASH`` (the keyed hash the subscriber store keeps, see
@@ -57,7 +59,7 @@ from famfeeds.delivery.secret import keyed_hash, project_secret
 from famfeeds.delivery.sqlite import immediate
 from famfeeds.errors import FamfeedsError, display_path
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 WAL_PAGES = 128
 """Commits between checkpoints (SQLite's default, 1000, lets the log reach 4 MB)."""
 BUSY_TIMEOUT = 10.0
@@ -98,6 +100,20 @@ CREATE TABLE IF NOT EXISTS soft_bounces (
     PRIMARY KEY (show, recipient, issue)
 ) WITHOUT ROWID;
 """
+MIGRATE_3_TO_4 = """
+CREATE TABLE IF NOT EXISTS issue_reports (
+    show TEXT NOT NULL,
+    issue TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    who TEXT NOT NULL,
+    at REAL NOT NULL,
+    PRIMARY KEY (show, issue, kind, who)
+) WITHOUT ROWID;
+"""
+REPORT_KINDS = frozenset({"hard", "complaint"})
+"""What :meth:`Ledger.note_reports` records against an issue: a hard bounce (a refusal at
+send time, or a returned DSN, that blames the address) or a complaint (an ARF report).
+Each is kept once per issue and recipient, under the recipient's keyed hash (no address)."""
 
 
 FORGOTTEN = "forgotten:"
@@ -253,6 +269,8 @@ class Ledger:
             if version < 3:
                 for statement in filter(str.strip, MIGRATE_2_TO_3.split(";")):
                     self.db.execute(statement)
+            if version < 4:
+                self.db.execute(MIGRATE_3_TO_4)
             self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     # -- deliveries ------------------------------------------------------------------------
@@ -385,6 +403,32 @@ class Ledger:
                 [(show, r, i, now, reason[:500]) for r, i, reason in soft],
             )
 
+    def note_reports(self, show: str, reports: Iterable[tuple[str, str, str]]) -> None:
+        """Record (recipient, issue, kind) for hard bounces and complaints (see
+        :data:`REPORT_KINDS`), under the recipient's keyed hash; the same one again changes
+        nothing. Creates the project's secret if there is none."""
+        wanted = list(reports)
+        if not wanted:
+            return
+        secret = project_secret(self.path.parent / SECRET_NAME, create=True)
+        assert secret is not None
+        now = time.time()
+        rows = []
+        for recipient, issue, kind in wanted:
+            if kind not in REPORT_KINDS:
+                raise ValueError(f"not a report kind: {kind!r}")
+            if recipient.startswith(FORGOTTEN):  # already the keyed hash
+                who = recipient.removeprefix(FORGOTTEN)
+            else:
+                who = keyed_hash(secret, show, _store_key(recipient))
+            rows.append((show, issue, kind, who, now))
+        with self._transaction("write to"):
+            self.db.executemany(
+                "INSERT OR IGNORE INTO issue_reports (show, issue, kind, who, at) "
+                "VALUES (?, ?, ?, ?, ?)",
+                rows,
+            )
+
     # -- forgetting ----------------------------------------------------------------------
 
     def forget(self, show: str, address: str) -> int:
@@ -448,18 +492,40 @@ def send_lock(
     wait: bool = False,
     waiting: Callable[[str], None] = lambda note: None,
 ) -> Iterator[Path]:
-    """Hold the OS lock for sending one issue of one show (``send-SHOW-ISSUE.lock``).
+    """Hold the OS lock for sending one issue of one show (``send-SHOW-ISSUE.lock``): see
+    :func:`process_lock`."""
+    with process_lock(
+        folder / f"send-{show}-{issue}.lock",
+        f"another famfeeds is sending the issue {issue} of {show}",
+        "Nothing was sent by this run: wait for that one to finish, or pass --wait to wait for it",
+        wait=wait,
+        waiting=waiting,
+    ) as path:
+        yield path
 
-    Another process holding it makes this raise FamfeedsError naming that process, or, with
-    ``wait``, call ``waiting`` once and block until it is free. The kernel releases the lock
-    when the holder ends, however it ends; the file stays (removing it would race).
+
+@contextmanager
+def process_lock(
+    path: Path,
+    busy: str,
+    advice: str,
+    *,
+    wait: bool = False,
+    waiting: Callable[[str], None] = lambda note: None,
+) -> Iterator[Path]:
+    """Hold an OS lock (``flock``) on ``path`` for as long as the block runs.
+
+    Another process holding it makes this raise FamfeedsError (``busy``, the holder's
+    process id and start, then ``advice``), or, with ``wait``, call ``waiting`` once and
+    block until it is free. The kernel releases the lock when the holder ends, however it
+    ends; the file stays (removing it would race).
     """
-    path = folder / f"send-{show}-{issue}.lock"
+    folder = path.parent
     try:
         private_folder(folder)
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     except OSError as exc:
-        raise ledger_error(path, exc, "create the send lock for") from None
+        raise ledger_error(path, exc, "create a lock file beside") from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -470,15 +536,9 @@ def send_lock(
                 if len(holder) >= 2
                 else "another process"
             )
-            message = (
-                f"another famfeeds is sending the issue {issue} of {show} ({who}; it holds "
-                f"{display_path(path)})"
-            )
+            message = f"{busy} ({who}; it holds {display_path(path)})"
             if not wait:
-                raise FamfeedsError(
-                    f"{message}. Nothing was sent by this run: wait for that one to finish, "
-                    "or pass --wait to wait for it"
-                ) from None
+                raise FamfeedsError(f"{message}. {advice}") from None
             waiting(f"{message}; waiting for it to finish ...")
             fcntl.flock(fd, fcntl.LOCK_EX)
         started = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -48,6 +48,9 @@ Rules the code keeps:
   to 100 ms at a time, which under a burst of concurrent writers (the service's threads)
   turned milliseconds into hundreds. Other processes are still waited for by SQLite.
 - Times are UTC, stored as text ``YYYY-MM-DDTHH:MM:SSZ``.
+- Each row may have an IANA time zone (``timezone``; NULL means the show's): a sign-up's
+  (the browser's) stays with its request until confirmed; imports and the CLI set it. Every
+  zone is checked against the tz database before it is stored (InvalidZone).
 """
 
 from __future__ import annotations
@@ -73,6 +76,7 @@ from email_validator import EmailNotValidError, validate_email
 from famfeeds.build.project import SECRET_NAME, private_file, private_folder
 from famfeeds.delivery.sqlite import immediate
 from famfeeds.errors import FamfeedsError, display_path
+from famfeeds.plan.sendtime import InvalidZone, subscriber_zone
 
 STATUSES = ("pending", "confirmed", "unsubscribed", "bounced", "complained")
 SUPPRESSING = frozenset({"unsubscribed", "bounced", "complained"})
@@ -107,15 +111,16 @@ EXPORT_COLUMNS = (
     "consent_ip",
     "signup_at",
     "signup_ip",
+    "timezone",
 )
-IMPORT_COLUMNS = frozenset({"email", "name", "status"})
+IMPORT_COLUMNS = frozenset({"email", "name", "status", "timezone"})
 """The columns an import reads; the other export columns are accepted and ignored."""
 
 _ROW = (
     "email, key, name, status, status_changed_at, status_source, created_at, consent_at, "
-    "consent_ip, signup_at, signup_ip, token"
+    "consent_ip, signup_at, signup_ip, token, timezone"
 )
-_REQUEST = "id, show, key, email, name, ip, at, token, closed_at"
+_REQUEST = "id, show, key, email, name, ip, at, token, closed_at, timezone"
 
 MIGRATIONS: tuple[str | Callable[[sqlite3.Connection], None], ...] = (
     # 1: the subscribers.
@@ -195,6 +200,11 @@ MIGRATIONS: tuple[str | Callable[[sqlite3.Connection], None], ...] = (
     """,
     # 4: keys that keep the local part as written, and open sign-ups moved into requests.
     lambda db: _migrate_keys_and_requests(db),
+    # 5: each subscriber's IANA time zone (NULL: the show's), and the one a sign-up sent.
+    """
+    ALTER TABLE subscribers ADD COLUMN timezone TEXT;
+    ALTER TABLE requests ADD COLUMN timezone TEXT;
+    """,
 )
 VERSION = len(MIGRATIONS)
 _WRITERS: dict[str, threading.Lock] = {}
@@ -223,12 +233,14 @@ class InvalidAddress(FamfeedsError):
 
 @dataclass(frozen=True, slots=True)
 class Recipient:
-    """Who a message goes to: the normalised address, the store's key, name and token."""
+    """Who a message goes to: the normalised address, the store's key, name and token, and
+    the subscriber's time zone (None: the show's)."""
 
     email: str
     key: str
     name: str | None
     token: str
+    timezone: str | None = None
 
 
 @dataclass(frozen=True)
@@ -246,6 +258,8 @@ class Subscriber:
     consent_ip: str | None
     signup_at: str | None
     signup_ip: str | None
+    timezone: str | None = None
+    """The subscriber's IANA time zone; None for the show's."""
 
 
 @dataclass(frozen=True)
@@ -301,6 +315,9 @@ class TokenHolder:
     status: str
     request: RequestState = ""
     """For a confirmation token, where its sign-up request stands."""
+    timezone: str | None = None
+    """The time zone issues follow: an open request's own (the browser's), else the
+    subscriber's; None for the show's."""
 
     @property
     def request_open(self) -> bool:
@@ -318,6 +335,10 @@ class RowNote:
 
     def __str__(self) -> str:
         return f"line {self.line}: {self.address or '(empty)'}: {self.why}"
+
+
+ImportRow = tuple[int, str, str, str | None, str | None, str | None]
+"""One CSV row to import: line, address, key, name, status, time zone (None: not given)."""
 
 
 @dataclass
@@ -697,7 +718,7 @@ class SubscriberStore:
         """The confirmed subscribers, in key order."""
         with self._guard("read"):
             rows = self.db.execute(
-                "SELECT email, key, name, token FROM subscribers "
+                "SELECT email, key, name, token, timezone FROM subscribers "
                 "WHERE show = ? AND status = 'confirmed' ORDER BY key",
                 (show,),
             ).fetchall()
@@ -762,7 +783,7 @@ class SubscriberStore:
             row = self._by_token(show, token)
         if row is None:
             return None
-        return TokenHolder(row["email"], row["name"], row["status"])
+        return TokenHolder(row["email"], row["name"], row["status"], timezone=row["timezone"])
 
     def find_request(self, show: str, token: str, max_age: timedelta) -> TokenHolder | None:
         """What a confirmation token's page shows (the request's own name, the address's
@@ -787,7 +808,10 @@ class SubscriberStore:
                 made = datetime.strptime(request["at"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
                 state = "withdrawn" if closed < stamp(made + max_age) else "expired"
         status = "pending" if row is None else str(row["status"])
-        return TokenHolder(request["email"], request["name"], status, state)
+        zone = row["timezone"] if row is not None else None
+        if state == "open" and request["timezone"] is not None:
+            zone = request["timezone"]
+        return TokenHolder(request["email"], request["name"], status, state, zone)
 
     def _confirmed_at(self, show: str, key: str, at: str) -> bool:
         """Whether the address's history records a confirmation at ``at``."""
@@ -1174,7 +1198,13 @@ class SubscriberStore:
     # -- the sign-up flow ----------------------------------------------------------------
 
     def signup(
-        self, show: str, address: str, name: str | None, ip: str | None, interval: timedelta
+        self,
+        show: str,
+        address: str,
+        name: str | None,
+        ip: str | None,
+        interval: timedelta,
+        zone: str | None = None,
     ) -> Signup | None:
         """Record a sign-up from the form; return the request whose confirmation was queued
         in the outbox, or None when no mail is due.
@@ -1183,10 +1213,13 @@ class SubscriberStore:
         its row as it is (its history notes the request): the name and IP address stay
         with the request until its link is pressed. A confirmed address gets nothing. At
         most one confirmation per address per ``interval``: a request whose mail is queued,
-        in flight, or went out within it holds a new one back. Raises InvalidAddress.
+        in flight, or went out within it holds a new one back. ``zone`` (the browser's, or
+        None) stays with the request until it is confirmed, like the name. Raises
+        InvalidAddress, or InvalidZone for a zone the tz database does not know.
         """
         email, key = normalise(address)
         name = clean_name(name)
+        zone = None if zone is None else subscriber_zone(zone)
         with self._write():
             now = self._now()
             row = self._row(show, key)
@@ -1208,9 +1241,13 @@ class SubscriberStore:
                 try:
                     cursor = self.db.execute(
                         "INSERT INTO requests (show, key, email, name, ip, at, token, selector, "
-                        "mail, mail_after) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?)",
-                        (show, key, email, name, ip, now, token, token[:SELECTOR_CHARS], now),
-                    )
+                        "mail, mail_after, timezone) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?)",
+                        (
+                            show, key, email, name, ip, now, token, token[:SELECTOR_CHARS],
+                            now, zone,
+                        ),
+                    )  # fmt: skip
                 except sqlite3.IntegrityError:
                     continue  # a selector collision (2**-96): draw again
                 break
@@ -1280,16 +1317,27 @@ class SubscriberStore:
                 ).rowcount
             )
 
-    def confirm(self, show: str, token: str, ip: str | None, max_age: timedelta) -> str | None:
+    def confirm(
+        self,
+        show: str,
+        token: str,
+        ip: str | None,
+        max_age: timedelta,
+        zone: str | None = None,
+    ) -> str | None:
         """Confirm the sign-up request of a confirmation token: its address becomes
         ``confirmed`` (lifting any suppression, a forgotten one included) with the request's
         name, time and IP address, and the consent's time and IP address; every open
-        request of the address is closed.
+        request of the address is closed. The time zone is ``zone`` (chosen on the confirm
+        page; ``""`` for the show's own) or, with None, the request's, or else stays as it
+        was (InvalidZone for a bad one).
 
         Returns ``confirmed``, ``already`` (the address is confirmed), ``expired`` (the
         request is used, withdrawn or too old) or None for an unknown token. An unsubscribe
         token is unknown here.
         """
+        follow_show = zone == ""
+        zone = subscriber_zone(zone) if zone else None
         with self._write():
             request = self._by_token(show, token, "requests")
             if request is None:
@@ -1306,9 +1354,14 @@ class SubscriberStore:
             self.db.execute(
                 "UPDATE subscribers SET status = 'confirmed', status_changed_at = ?, "
                 "status_source = 'signup', consent_at = ?, consent_ip = ?, signup_at = ?, "
-                "signup_ip = ?, name = coalesce(?, name) WHERE show = ? AND key = ?",
-                (now, now, ip, request["at"], request["ip"], request["name"], show, key),
-            )
+                "signup_ip = ?, name = coalesce(?, name), "
+                "timezone = CASE WHEN ? THEN NULL ELSE coalesce(?, ?, timezone) END "
+                "WHERE show = ? AND key = ?",
+                (
+                    now, now, ip, request["at"], request["ip"], request["name"], follow_show,
+                    zone, request["timezone"], show, key,
+                ),
+            )  # fmt: skip
             self._event(show, key, now, "confirmed", "signup", ip)
             self.db.execute(
                 "UPDATE requests SET closed_at = ? "
@@ -1322,6 +1375,20 @@ class SubscriberStore:
                     [(show, h) for h in hashes],
                 )
             return "confirmed"
+
+    def set_zone(self, show: str, address: str, zone: str | None) -> bool:
+        """Set the address's time zone (None: follow the show's); False when the store does
+        not know the address. Raises InvalidAddress, or InvalidZone for a bad zone."""
+        _, key = normalise(address)
+        zone = None if zone is None else subscriber_zone(zone)
+        with self._write():
+            changed = self.db.execute(
+                "UPDATE subscribers SET timezone = ? WHERE show = ? AND key = ?",
+                (zone, show, key),
+            ).rowcount
+            if changed:
+                self._event(show, key, self._now(), "timezone", "cli", None, zone or "")
+        return bool(changed)
 
     def rotate_token(self, show: str, address: str | None = None) -> int:
         """Give the address (or, with None, every row of the show) a new unsubscribe token:
@@ -1384,7 +1451,8 @@ class SubscriberStore:
     def import_csv(
         self, show: str, path: Path, *, confirmed: bool = False, batch: int = BATCH
     ) -> ImportReport:
-        """Import a CSV with a header row: ``email`` (required), ``name``, ``status``.
+        """Import a CSV with a header row: ``email`` (required), ``name``, ``status``,
+        ``timezone`` (an IANA name; empty or missing keeps the row's, or the show's zone).
 
         New addresses are added as ``pending``, or ``confirmed`` with ``confirmed`` (the
         operator asserts their consent). A ``status`` of unsubscribed, bounced or
@@ -1404,7 +1472,7 @@ class SubscriberStore:
         with handle, self._bulk():
             rows = csv.reader(handle)
             columns = self._header(where, next(rows, None), report)
-            pending: list[tuple[int, str, str, str | None, str | None]] = []
+            pending: list[ImportRow] = []
             seen: set[str] = set()
             try:
                 for row in rows:
@@ -1462,8 +1530,8 @@ class SubscriberStore:
         columns: dict[str, int],
         seen: set[str],
         report: ImportReport,
-    ) -> tuple[int, str, str, str | None, str | None] | None:
-        """(line, email, key, name, status) of a row, or None (noted in the report)."""
+    ) -> ImportRow | None:
+        """(line, email, key, name, status, zone) of a row, or None (noted in the report)."""
         if not any(cell.strip() for cell in row):
             return None
 
@@ -1486,16 +1554,23 @@ class SubscriberStore:
         except InvalidAddress as exc:
             report.invalid.append(RowNote(line, address, exc.message))
             return None
+        zone = cell("timezone") or None
+        if zone is not None:
+            try:
+                zone = subscriber_zone(zone)
+            except InvalidZone as exc:
+                report.invalid.append(RowNote(line, email, exc.message))
+                return None
         if key in seen:
             report.duplicates.append(RowNote(line, email, "already in an earlier row"))
             return None
         seen.add(key)
-        return line, email, key, clean_name(cell("name")), status
+        return line, email, key, clean_name(cell("name")), status, zone
 
     def _import_batch(
         self,
         show: str,
-        items: list[tuple[int, str, str, str | None, str | None]],
+        items: list[ImportRow],
         confirmed: bool,
         report: ImportReport,
     ) -> None:
@@ -1504,24 +1579,25 @@ class SubscriberStore:
             return
         with self._write():
             now = self._now()
-            existing: dict[str, tuple[str, str | None]] = {}
+            existing: dict[str, tuple[str, str | None, str | None]] = {}
             keys = [item[2] for item in items]
             for i in range(0, len(keys), SQL_VARIABLES):
                 chunk = keys[i : i + SQL_VARIABLES]
                 marks = ",".join("?" * len(chunk))
-                for key, status, name in self.db.execute(
-                    f"SELECT key, status, name FROM subscribers "
+                for key, status, name, zone in self.db.execute(
+                    f"SELECT key, status, name, timezone FROM subscribers "
                     f"WHERE show = ? AND key IN ({marks})",
                     (show, *chunk),
                 ):
-                    existing[key] = (status, name)
+                    existing[key] = (status, name, zone)
             askable = [key for key in keys if key not in existing or existing[key][0] == "pending"]
             forgotten = self._forgotten(show, askable)
             inserts: list[tuple[object, ...]] = []
             status_changes: list[tuple[str, str, str]] = []
             renames: list[tuple[str | None, str, str]] = []
+            rezones: list[tuple[str | None, str, str]] = []
             events: list[tuple[str, str, str, str]] = []
-            for line, email, key, name, wanted in items:
+            for line, email, key, name, wanted, zone in items:
                 old = existing.get(key)
                 if wanted in SUPPRESSING:
                     if old is None and key in forgotten:
@@ -1530,7 +1606,7 @@ class SubscriberStore:
                         token = _new_token()
                         inserts.append(
                             (show, key, email, name, wanted, now, "import", now, None, token,
-                             token[:SELECTOR_CHARS])
+                             token[:SELECTOR_CHARS], zone)
                         )  # fmt: skip
                         report.added += 1
                     elif old[0] in SUPPRESSING:
@@ -1549,13 +1625,16 @@ class SubscriberStore:
                     token = _new_token()
                     inserts.append(
                         (show, key, email, name, status, now, "import", now,
-                         now if confirmed else None, token, token[:SELECTOR_CHARS])
+                         now if confirmed else None, token, token[:SELECTOR_CHARS], zone)
                     )  # fmt: skip
                     report.added += 1
                 else:
                     changed = False
                     if name is not None and name != old[1]:
                         renames.append((name, show, key))
+                        changed = True
+                    if zone is not None and zone != old[2]:
+                        rezones.append((zone, show, key))
                         changed = True
                     if confirmed and old[0] == "pending":
                         status_changes.append(("confirmed", show, key))
@@ -1568,12 +1647,15 @@ class SubscriberStore:
             (last,) = self.db.execute("SELECT coalesce(max(rowid), 0) FROM subscribers").fetchone()
             self.db.executemany(
                 "INSERT INTO subscribers (show, key, email, name, status, status_changed_at, "
-                "status_source, created_at, consent_at, token, selector) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "status_source, created_at, consent_at, token, selector, timezone) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 inserts,
             )
             self.db.executemany(
                 "UPDATE subscribers SET name = ? WHERE show = ? AND key = ?", renames
+            )
+            self.db.executemany(
+                "UPDATE subscribers SET timezone = ? WHERE show = ? AND key = ?", rezones
             )
             self.db.executemany(
                 "UPDATE subscribers SET status = ?1, status_changed_at = ?4, "

@@ -6,6 +6,8 @@
 - A **complaint** (an ARF feedback report) marks the address ``complained``; a **hard
   bounce** (a permanent failure that blames the address) marks it ``bounced``. Either stops
   every later issue to it, for CSV lists too (the store keeps rows for any address).
+  Either is also noted against the issue it is about (as for a soft bounce, below), which
+  ``famfeeds report`` counts and the next send's complaint guard reads.
 - A **soft bounce** (mailbox full, a delay, a temporary refusal) is recorded against the
   issue it is about (the returned message's Message-ID names it; else the newest issue
   handed over to that address). When the newest ``soft_limit`` issues handed over to the
@@ -301,11 +303,18 @@ def process_bounces(
             )
         soft_rows: list[tuple[str, str, str]] = []
         changes: list[Suppression] = []
+        reports: list[tuple[str, str, str]] = []
+        """(address, issue, kind) of hard bounces and complaints, for famfeeds report."""
         for address, event in sorted(strongest.items()):
             reason = shown(f"{event.reason} ({event.source})", 300)
             if address not in known and store.status(show, address) is None:
                 report.unknown.append((shown(address), "never mailed for this show; ignored"))
                 continue
+            if event.kind in ("complaint", "hard"):
+                sent = ledger.sent_issues(show, address)
+                about = issue_of.get(address) or (sent[0] if sent else "")
+                if about:
+                    reports.append((address, about, event.kind))
             if event.kind == "complaint":
                 report.complained.append((shown(address), reason))
                 changes.append(Suppression(address, "complained", "complaint", reason))
@@ -337,6 +346,7 @@ def process_bounces(
             # transaction marking the messages read. Killed between the two, the next run
             # reads the messages again and finds the same suppressions already there.
             store.suppress_many(show, changes)
+            ledger.note_reports(show, reports)
             ledger.record_bounces(show, [r.key for r in fresh if r.key not in held], soft_rows)
     finally:
         ledger.close()

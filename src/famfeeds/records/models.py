@@ -164,6 +164,32 @@ def _time_zone(value: str) -> str:
     return value
 
 
+def _deliver(value: str) -> str:
+    """``release`` or a 24-hour ``HH:MM`` (see famfeeds.plan.sendtime)."""
+    text = value.strip()
+    if text != "release" and not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", text):
+        raise ValueError(
+            f"{value!r} is neither 'release' nor a time of day: use 'release' (send as soon "
+            "as the episode is out) or a 24-hour HH:MM such as '08:00' (each subscriber's "
+            "local time)"
+        )
+    return text
+
+
+def _quiet_hours(value: str) -> str:
+    """``HH:MM-HH:MM`` with a different start and end (see famfeeds.plan.sendtime)."""
+    clock = r"([01]\d|2[0-3]):[0-5]\d"
+    match = re.fullmatch(rf"\s*({clock})\s*-\s*({clock})\s*", value)
+    if match is None:
+        raise ValueError(
+            f"{value!r} is not a range of local times: use HH:MM-HH:MM such as '22:00-07:00' "
+            "(a range may cross midnight)"
+        )
+    if match.group(1) == match.group(3):
+        raise ValueError(f"{value!r} starts and ends at the same time: give two different times")
+    return f"{match.group(1)}-{match.group(3)}"
+
+
 def _language(value: str) -> str:
     if not re.fullmatch(r"[a-zA-Z]{2,3}(-[a-zA-Z0-9]{2,8})*", value):
         raise ValueError(
@@ -301,6 +327,94 @@ class Person(Record):
     uri: AbsoluteUrl | None = None
 
 
+_DNS_LABEL = r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9])?"
+_DNS_NAME = rf"^{_DNS_LABEL}(?:\.{_DNS_LABEL})*$"
+"""A DNS name of letters, digits, hyphens and underscores (no trailing dot)."""
+
+
+def _spf_source(value: str) -> str:
+    """``include:DOMAIN``, ``ip4:ADDRESS[/BITS]`` or ``ip6:ADDRESS[/BITS]`` (see
+    famfeeds.delivery.doctor), written as the SPF record writes it."""
+    import ipaddress
+
+    kind, _, rest = value.strip().partition(":")
+    kind = kind.lower()
+    try:
+        if kind == "include" and len(rest) < 254 and re.match(_DNS_NAME, rest.rstrip(".")):
+            return f"include:{rest.rstrip('.').lower()}"
+        if kind in ("ip4", "ip6"):
+            network = ipaddress.ip_network(rest, strict=False)
+            if network.version == int(kind[2]):
+                return f"{kind}:{rest}"
+    except ValueError:
+        pass
+    raise ValueError(
+        f"{value!r} is not an SPF source famfeeds can check: write include:DOMAIN (what your "
+        "relay tells you to include), ip4:ADDRESS[/BITS] or ip6:ADDRESS[/BITS]"
+    )
+
+
+def _one_or_many(value: object) -> object:
+    """A single string stands for a list of one."""
+    return [value] if isinstance(value, str) else value
+
+
+class RelayDkim(Record):
+    """A DKIM key a relay signs with, as ``famfeeds doctor`` looks it up."""
+
+    selector: Annotated[str, Field(pattern=_DNS_NAME, max_length=253)]
+    domain: Annotated[str, Field(pattern=_DNS_NAME, max_length=253)] | None = None
+    """The signature's d= domain [default: the sender_address's domain]."""
+
+
+def _dns_name(what: str, labels: str) -> AfterValidator:
+    """A DNS name of ``labels`` (``one or more``) labels of letters, digits, hyphens and
+    underscores between dots, at most 253 characters and 63 per label, kept in lower case
+    (an internationalised name in its IDNA form)."""
+
+    def check(value: str) -> str:
+        try:
+            name = ascii_host(value.rstrip("."))
+        except ValueError:
+            name = ""
+        if not (len(name) <= 253 and re.match(_DNS_NAME, name)) or (
+            labels == "two or more" and "." not in name
+        ):
+            raise ValueError(
+                f"{value!r} is not a {what}: write {labels} labels of letters, digits and "
+                "hyphens separated by dots, each at most 63 characters"
+            )
+        return name
+
+    return AfterValidator(check)
+
+
+def _key_path(value: str) -> str:
+    """A file name, relative to the project folder (the one holding content/) or absolute."""
+    if not value or "\0" in value or value.endswith(("/", "\\")):
+        raise ValueError(
+            "expected the path of the private key file, relative to the project folder "
+            "(the one holding content/), e.g. 'private/dkim/ff2026.pem'"
+        )
+    return value
+
+
+class Dkim(Record):
+    """famfeeds' own DKIM key: every message famfeeds sends is signed with it (famfeeds dkim
+    new makes one and prints the DNS record to publish)."""
+
+    selector: Annotated[str, _dns_name("DKIM selector such as 'ff2026'", "one or more")]
+    domain: Annotated[str, _dns_name("domain such as 'example.org'", "two or more")]
+    """The signature's d= domain: the sender_address's domain or a parent of it."""
+    key: Annotated[str, AfterValidator(_key_path)]
+    """The private key file (PEM, RSA of at least 2048 bits or Ed25519, mode 0600)."""
+
+
+def _one_table_or_many(value: object) -> object:
+    """One ``dkim`` table stands for a list of one (RSA plus Ed25519 is a list of two)."""
+    return [value] if isinstance(value, (dict, Dkim)) else value
+
+
 class Newsletter(Record):
     """Sender settings for the newsletter and the send command."""
 
@@ -324,6 +438,37 @@ class Newsletter(Record):
     so famfeeds bounces knows whom a bounce is about even when the report garbles it."""
     soft_bounce_limit: Annotated[int, Field(ge=1, le=100)] = 3
     """Soft bounces for this many issues in a row suppress an address (famfeeds bounces)."""
+    relay_spf: Annotated[
+        tuple[Annotated[str, AfterValidator(_spf_source)], ...], BeforeValidator(_one_or_many)
+    ] = ()
+    """What in SPF authorises the relay that sends the mail: ``include:DOMAIN``,
+    ``ip4:ADDRESS[/BITS]`` or ``ip6:ADDRESS[/BITS]``, one or a list (famfeeds doctor)
+    [default: the addresses of smtp_url's host]."""
+    relay_dkim: tuple[RelayDkim, ...] = ()
+    """DKIM keys the relay signs with, ``{ selector = "s1", domain = "example.org" }`` each;
+    famfeeds doctor checks that their records are published."""
+    dkim: Annotated[tuple[Dkim, ...], BeforeValidator(_one_table_or_many)] = ()
+    """``{ selector = "ff2026", domain = "example.org", key = "private/dkim/ff2026.pem" }``,
+    or a list of such tables (an RSA key and an Ed25519 one, RFC 8463): famfeeds signs
+    every message with each key (DKIM, relaxed/relaxed) [default: no signing]."""
+    doctor_threshold: Annotated[int, Field(ge=0, le=100_000_000)] = 5000
+    """``famfeeds send`` runs the doctor's checks once per issue before mailing more than this
+    many recipients, and stops on a failed line (unless --force); the providers' bulk mark."""
+    deliver: Annotated[str, AfterValidator(_deliver)] = "release"
+    """When each subscriber gets an issue: ``release`` (as soon as it is out) or ``HH:MM``,
+    the first such time on the subscriber's own clock on or after the release moment."""
+    quiet_hours: Annotated[str, AfterValidator(_quiet_hours)] | None = None
+    """``HH:MM-HH:MM``: local hours in which nobody is mailed (a due moment inside moves to
+    the end); the range may cross midnight, e.g. ``22:00-07:00``."""
+    complaint_rate_stop: Annotated[float, Field(ge=0.0, le=1.0)] = 0.003
+    """Complaints about the last issue over this share of its deliveries stop the next send
+    (unless --force); Gmail and Yahoo require under 0.3%."""
+    complaint_rate_warn: Annotated[float, Field(ge=0.0, le=1.0)] = 0.001
+    """Complaints about the last issue over this share of its deliveries warn at the next
+    send."""
+    bounce_rate_stop: Annotated[float, Field(ge=0.0, le=1.0)] = 0.05
+    """Hard bounces over this share of the addresses a send has tried stop it; the rest are
+    kept for a later run."""
 
     @model_validator(mode="after")
     def _unsubscribe_target(self) -> Newsletter:
@@ -336,6 +481,28 @@ class Newsletter(Record):
             object.__setattr__(
                 self, "unsubscribe_url", self.service_endpoint("unsubscribe") + "?token={token}"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _dkim_alignment(self) -> Newsletter:
+        """DMARC counts a DKIM signature only when the From domain is its d= domain or a
+        subdomain of it (relaxed alignment)."""
+        domain = self.sender_address.rpartition("@")[2].lower()
+        seen: set[tuple[str, str]] = set()
+        for key in self.dkim:
+            if domain != key.domain and not domain.endswith("." + key.domain):
+                raise ValueError(
+                    f"dkim.domain {key.domain!r} does not match sender_address's domain "
+                    f"{domain!r}: receivers (DMARC) only trust a signature whose domain is the "
+                    f"From domain or a parent of it. Set dkim.domain = {domain!r} (and publish "
+                    "its key there), or send from an address at the DKIM domain"
+                )
+            if (key.selector, key.domain) in seen:
+                raise ValueError(
+                    f"two dkim keys use selector {key.selector!r} of {key.domain!r}: one DNS "
+                    "record holds one key, so give each key its own selector"
+                )
+            seen.add((key.selector, key.domain))
         return self
 
     def service_endpoint(self, name: str) -> str:
@@ -357,6 +524,88 @@ class CalendarSettings(Record):
     """Show timed releases as all-day events."""
     reminder: Annotated[int, Field(ge=0, le=40320, description="minutes before")] = 0
     """A reminder (VALARM) this many minutes before each release; 0 for none."""
+
+
+class PublishSettings(Record):
+    """The [publish] table of show.toml: how ``famfeeds run`` publishes a finished build."""
+
+    command: Line
+    """A shell command run in the current folder after each build that changed output/
+    (e.g. ``rsync -a --delete output/ web:/srv/show/``); FAMFEEDS_OUTPUT holds the output
+    folder's absolute path. Its exit status is checked; hubs are told and mail is sent only
+    after it succeeded."""
+    timeout: Annotated[int, Field(ge=1, le=86_400, description="seconds")] = 600
+    """Seconds the command may take before it is stopped (and counted as failed)."""
+
+
+MAX_HUBS = 10
+"""The most WebSub hubs a show may name: each is pinged for every changed feed."""
+
+
+def _is_loopback(host: str) -> bool:
+    """True for ``localhost`` and the loopback addresses (127.0.0.0/8, ::1)."""
+    import ipaddress
+
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _hub_url(value: str) -> str:
+    """A WebSub hub's URL: absolute, https (plain http only on this machine's loopback, for
+    tests), without a #fragment."""
+    value = ascii_url(value)
+    parts = urlsplit(value)
+    if parts.scheme != "https" and not _is_loopback(parts.hostname or ""):
+        raise ValueError(
+            f"{value!r} is not an https URL: a hub must be reached over https, such as "
+            "https://pubsubhubbub.appspot.com/ (http works only for localhost, for tests)"
+        )
+    if parts.fragment:
+        raise ValueError(f"{value!r} has a #fragment; a hub URL has none")
+    if parts.username is not None or parts.password is not None:
+        raise ValueError(
+            "a hub URL holding a user name or password would be published in every feed "
+            '(rel="hub"); name the hub\'s public URL, as its documentation gives it'
+        )
+    return value
+
+
+def _distinct_hubs(values: tuple[str, ...]) -> tuple[str, ...]:
+    if len(values) > MAX_HUBS:
+        raise ValueError(f"names {len(values)} hubs; at most {MAX_HUBS} are pinged")
+    seen: set[str] = set()
+    for value in values:
+        if value in seen:
+            raise ValueError(f"{value!r} is named twice; name each hub once")
+        seen.add(value)
+    return values
+
+
+def _hub_list(value: object) -> object:
+    if isinstance(value, str) or not isinstance(value, list | tuple):
+        raise ValueError(
+            'must be a list of hub URLs, such as hubs = ["https://pubsubhubbub.appspot.com/"]'
+        )
+    return value
+
+
+HubUrl = Annotated[str, AfterValidator(_hub_url)]
+
+
+class FeedSettings(Record):
+    """The [feeds] table of show.toml."""
+
+    hubs: Annotated[
+        tuple[HubUrl, ...],
+        BeforeValidator(_hub_list),
+        AfterValidator(_distinct_hubs),
+    ] = ()
+    """WebSub hubs: every feed names each (``rel="hub"``) beside its own URL
+    (``rel="self"``), and ``famfeeds run`` tells each one when a feed changed."""
 
 
 class Limits(Record):
@@ -393,6 +642,8 @@ class Show(Record):
     newsletter: Newsletter | None = None
     calendar: CalendarSettings = CalendarSettings()
     limits: Limits = Limits()
+    feeds: FeedSettings = FeedSettings()
+    publish: PublishSettings | None = None
 
     @property
     def zone(self) -> ZoneInfo:

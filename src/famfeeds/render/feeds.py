@@ -184,6 +184,8 @@ def render_xml_feeds(show: Show, entries: list[Entry], as_of: date) -> tuple[byt
     # RSS takes its <link> from the last link added: self first, the site last.
     fg.link(href=show.url(ATOM_FILE), rel="self", type="application/atom+xml", replace=True)
     fg.link(href=show.base_url, rel="alternate", type="text/html")
+    for hub in show.feeds.hubs:  # WebSub: where a reader subscribes to this feed's self URL
+        fg.link(href=hub, rel="hub")
     atom = fg.atom_str(pretty=True, encoding="UTF-8", xml_declaration=True)
     # RSS readers parse <description> as HTML: give them the same text as HTML, so that text
     # showing markup (a code span with <img onerror>, "&lt;script&gt;") never becomes markup.
@@ -193,10 +195,28 @@ def render_xml_feeds(show: Show, entries: list[Entry], as_of: date) -> tuple[byt
             fe.description(as_html(entry.summary), isSummary=True)
     fg.link(href=show.url(RSS_FILE), rel="self", type="application/rss+xml", replace=True)
     fg.link(href=show.base_url, rel="alternate", type="text/html")
-    rss = hex_ampersands(fg.rss_str(pretty=True, encoding="UTF-8", xml_declaration=True))
+    rss = fg.rss_str(pretty=True, encoding="UTF-8", xml_declaration=True)
+    rss = hex_ampersands(with_rss_hubs(rss, show.feeds.hubs))
     if show.feed_stylesheet:
         atom, rss = with_stylesheet(atom), with_stylesheet(rss)
     return atom, rss
+
+
+RSS_SELF_LINK = re.compile(rb'\n( *)<atom:link href="[^"]*" rel="self"[^>]*/>\n')
+
+
+def with_rss_hubs(document: bytes, hubs: tuple[str, ...]) -> bytes:
+    """The RSS document with an ``<atom:link rel="hub">`` for each of ``hubs`` after its
+    ``rel="self"`` link (feedgen writes only the self link into RSS); unchanged without hubs.
+    """
+    if not hubs:
+        return document
+    match = RSS_SELF_LINK.search(document)
+    if match is None:
+        raise ValueError("the RSS document has no atom:link rel=self to put hub links beside")
+    indent = match[1].decode()
+    links = "".join(f'{indent}<atom:link href="{escape(hub)}" rel="hub"/>\n' for hub in hubs)
+    return document[: match.end()] + links.encode() + document[match.end() :]
 
 
 IMAGE_TYPES = {
@@ -241,6 +261,8 @@ def render_json_feed(show: Show, entries: list[Entry]) -> bytes:
     }
     if show.artwork:
         feed["icon"] = show.artwork
+    if show.feeds.hubs:  # WebSub (JSON Feed 1.1): a reader subscribes here to feed_url
+        feed["hubs"] = [{"type": "WebSub", "url": hub} for hub in show.feeds.hubs]
     items = []
     for entry in entries:
         item: dict[str, object] = {
