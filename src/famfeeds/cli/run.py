@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from famfeeds.cli.options import PathParam, checked_templates, content_option, output_option
-from famfeeds.cli.send import Duration, Rate
+from famfeeds.cli.send import Duration, connections_option, rate_option
 
 if TYPE_CHECKING:
     from famfeeds.delivery.release import Clock
@@ -66,20 +66,8 @@ clock_option = click.option(
     metavar="URL",
     help="The relay, as for famfeeds send [default: show.toml's smtp_url].",
 )
-@click.option(
-    "--rate",
-    type=Rate(0, 10_000),
-    default=0,
-    show_default=True,
-    help="Messages per second across all connections; 0 for no limit.",
-)
-@click.option(
-    "--connections",
-    type=click.IntRange(1, 32),
-    default=2,
-    show_default=True,
-    help="SMTP connections in parallel.",
-)
+@rate_option
+@connections_option
 @clock_option
 def run(
     content: Path,

@@ -68,6 +68,22 @@ class Rate(Seconds):
         return number
 
 
+rate_option = click.option(
+    "--rate",
+    type=Rate(0, 10_000),
+    default=0,
+    show_default=True,
+    help="Messages per second across all connections; 0 for no limit.",
+)
+connections_option = click.option(
+    "--connections",
+    type=click.IntRange(1, 32),
+    default=2,
+    show_default=True,
+    help="SMTP connections in parallel, each reused for many messages.",
+)
+
+
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([dhm]?)")
 _UNITS = {"d": 86400.0, "": 86400.0, "h": 3600.0, "m": 60.0}
 
@@ -113,20 +129,8 @@ class Duration(DurationType):
     "The password comes from FAMFEEDS_SMTP_PASSWORD and is only sent over TLS "
     "(?insecure-auth=true allows it for a relay on this machine).",
 )
-@click.option(
-    "--rate",
-    type=Rate(0, 10_000),
-    default=0,
-    show_default=True,
-    help="Messages per second across all connections; 0 for no limit.",
-)
-@click.option(
-    "--connections",
-    type=click.IntRange(1, 32),
-    default=2,
-    show_default=True,
-    help="SMTP connections in parallel, each reused for many messages.",
-)
+@rate_option
+@connections_option
 @click.option(
     "--attempts",
     type=click.IntRange(1, 20),
