@@ -62,10 +62,17 @@ def test_a_finale_released_first_is_not_the_end_of_the_season(
     assert run(*build_args(project, "--as-of", "2024-01-12")).exit_code == 0
     assert issue_days(project) == ["2023-12-29", "2023-12-30", "2024-01-05", "2024-01-12"]
 
+    subject, body = issue(project, "2023-12-29")  # the preview: E3 comes first
+    assert "finale" not in subject + body
     subject, body = issue(project, "2023-12-30")
     assert subject == "Test Show S1 E3: Episode 3"
     assert "What comes next: S1 E1 “Episode 1” on Friday, January 5, 2024." in body
     assert "complete" not in body
+    assert "Episode 3 of 3" in body
+    assert "finale" not in body  # not "Episode 3 of 3, the season finale" with E1 to come
+    page = (project.output / "s01/e03/index.html").read_text()
+    assert "Episode 3 of 3" in page
+    assert "finale" not in page
 
     subject, body = issue(project, "2024-01-05")
     assert "finale" not in subject

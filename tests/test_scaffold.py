@@ -413,3 +413,23 @@ def test_new_episode_warns_about_a_date_before_the_last_one(
     result = run("new", "episode", "--content", started / "content", "--release", "2026-11-01")
     assert result.exit_code == 0
     assert "warning: " in result.output and "S1 E9, field 'release'" in result.output
+
+
+def test_init_and_check_leave_no_folder_behind_and_write_no_cache(
+    tmp_path: Path, run: Callable[..., Result], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """init checks its answers in a scratch copy, and check reads the records: neither is a
+    build, so neither leaves a cache, and a later build in the same process (a test runner,
+    famfeeds run) does not bring the deleted scratch folder back to save one into it."""
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setenv("TMPDIR", str(scratch))
+    monkeypatch.setattr("tempfile.tempdir", None)  # read TMPDIR again
+    assert run("init", tmp_path / "lanterns", *INIT).exit_code == 0
+    content = tmp_path / "lanterns/content"
+    assert run("check", "--content", content).exit_code == 0
+    assert not (tmp_path / "lanterns/.famfeeds-cache").exists()
+    built = run("build", "--content", content, "--output", tmp_path / "lanterns/output")
+    assert built.exit_code == 0, built.output
+    assert list(scratch.iterdir()) == []
+    assert (tmp_path / "lanterns/.famfeeds-cache").is_dir()  # the build's own cache

@@ -555,9 +555,26 @@ def save_later(path: Path, save: Callable[[], object]) -> None:
 
 
 def save_deferred() -> None:
-    """Save the caches this thread's build used, now that its output is written."""
+    """Save the caches this thread's build used, now that its output is written; never
+    into a project folder that is gone meanwhile (a save does not create it again)."""
     pending: dict[str, Callable[[], object]] = _deferred.__dict__.setdefault("pending", {})
-    saves = list(pending.values())
+    saves = list(pending.items())
     pending.clear()
-    for save in saves:
-        save()
+    for path, save in saves:
+        if _project_exists(Path(path)):
+            save()
+
+
+def discard_deferred() -> None:
+    """Forget the saves :func:`save_later` was given: what read the records was no build
+    (``famfeeds check``, init's check of a scratch copy), so nothing is written."""
+    _deferred.__dict__.setdefault("pending", {}).clear()
+
+
+def _project_exists(path: Path) -> bool:
+    """Whether the folder holding ``path``'s cache folder (a folder named like
+    famfeeds.build.project's, else ``path``'s parent) still exists."""
+    for folder in path.parents:
+        if folder.name.startswith(".famfeeds-cache"):
+            return folder.parent.is_dir()
+    return path.parent.is_dir()

@@ -44,6 +44,9 @@ class Release:
     """The time of day in the show's time zone, or None for an all-day release."""
     rank: int
     """0 for the first episode released on ``day``, 1 for the second, ..."""
+    season_end: date | None = None
+    """The day of the season's last release that is not cancelled (set by
+    :func:`schedule_season` once the whole season is placed)."""
 
     @property
     def all_day(self) -> bool:
@@ -96,6 +99,13 @@ class Release:
     def is_finale(self) -> bool:
         """True for the season's last episode that is not cancelled."""
         return self.episode.number == self.season.finale_number
+
+    @property
+    def closes_season(self) -> bool:
+        """True for the finale when nothing of its season comes out after its day: a
+        finale released before earlier episodes is not called the finale (what a reader
+        is told comes next would contradict it)."""
+        return self.is_finale and (self.season_end is None or self.day >= self.season_end)
 
     def released_by(self, as_of: date) -> bool:
         """True when the episode is out on ``as_of`` (a day in the show's time zone)."""
@@ -221,6 +231,9 @@ def schedule_season(
         releases.append(_release(show, season, episode, day, clock, rank, instant))
     for index, reasons in surprises:
         warnings.append(_surprise(season, releases, index, reasons))
+    end = max((r.day for r in releases if not r.cancelled), default=None)
+    for release in releases:
+        object.__setattr__(release, "season_end", end)  # known once the season is placed
     return releases, warnings
 
 

@@ -214,9 +214,10 @@ class Localiser:
         )
 
     def position(self, release: Release) -> str:
-        """``Episode 3 of 10`` (``, the season finale`` for the last)."""
+        """``Episode 3 of 10`` (``, the season finale`` for the last, when nothing of the
+        season comes out after it: Release.closes_season)."""
         values = {"number": release.episode.number, "total": len(release.season.episodes)}
-        if release.is_finale:
+        if release.closes_season:
             return self.gettext("Episode %(number)d of %(total)d, the season finale", **values)
         return self.gettext("Episode %(number)d of %(total)d", **values)
 

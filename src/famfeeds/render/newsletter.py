@@ -107,7 +107,7 @@ def next_text(issue: Issue, l10n: Localiser) -> str:
 def _upcoming(issue: Issue, nxt: Release, l10n: Localiser) -> str:
     """The next release day's episodes of ``nxt``'s season: one sentence."""
     coming = issue.coming or (nxt,)
-    finale = issue.coming_finale if issue.coming else nxt.is_finale
+    finale = issue.coming_finale if issue.coming else nxt.closes_season
     if len(coming) == 1:
         values = {"code": l10n.code(nxt), "title": nxt.episode.title, "date": l10n.when(nxt)}
         if finale:
