@@ -332,3 +332,17 @@ def test_rebuilds_reuse_inlined_html(
     monkeypatch.setattr(premailer.Premailer, "transform", refuse)
     assert run(*build_args(shipped, "--as-of", "2024-01-31")).exit_code == 0
     assert shipped.snapshot() == first
+
+
+@pytest.mark.parametrize("width", range(30, 90))
+def test_a_folded_subject_never_holds_an_empty_encoded_word(width: int) -> None:
+    """Wherever the one non-ASCII character falls against the fold, the Subject has no
+    ``=?utf-8?q??=`` (RFC 2047 forbids it; strict readers show it as written) and reads
+    back as written."""
+    from famfeeds.render.message import _header
+
+    value = f"{'Season 0 starts Friday, November 10, 2023 '[:width].ljust(width, 'x')} \u00b7 Next"
+    raw = _header("Subject", value)
+    assert not re.search(rb"=\?[^?]*\?[qb]\?\?=", raw, re.IGNORECASE), raw
+    msg = email.message_from_bytes(raw + b"\r\n", policy=policy.default)
+    assert str(msg["Subject"]) == value

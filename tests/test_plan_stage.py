@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
-from datetime import date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
+
+from click.testing import Result
 
 from famfeeds.plan.issues import Issue, plan_issues
 from famfeeds.plan.schedule import Release, build_schedule
 from famfeeds.records.loader import load_catalogue
-from support import Project
+from support import Project, build_args
 
 
 def test_releases_know_their_instant_as_a_plain_release_would(project: Project) -> None:
@@ -78,3 +81,28 @@ def test_a_release_time_the_clocks_skip_is_a_warning(project: Project) -> None:
     assert release.local_time == time(2, 30)
     assert release.instant == replace(release).instant
     assert isinstance(release, Release)
+
+
+def test_a_skipped_time_is_shown_as_the_clocks_read_at_its_instant(
+    project: Project, run: Callable[..., Result]
+) -> None:
+    """02:30 on 2024-03-10 in New York names 07:30 UTC: the warning, the schedule, the page
+    and the calendar all give that instant as 03:30 EDT, never as "2:30 AM EST"."""
+    project.show()
+    project.season(
+        1, premiere="2024-03-09", cadence="daily", extra="release_time = 02:30:00", episodes=3
+    )
+    schedule = build_schedule(load_catalogue(project.content))
+    assert "read as 03:30 EDT" in (schedule.warnings[0].hint or "")
+    release = schedule.releases[1]
+    utc = datetime(2024, 3, 10, 7, 30, tzinfo=UTC)
+    assert (release.start, release.start.tzname()) == (utc, "EDT")
+    assert release.instant == utc + timedelta(seconds=release.rank)
+    table = run("schedule", "--content", project.content, "--as-of", "2024-03-01")
+    assert "Sun 2024-03-10 03:30 EDT    2024-03-10 07:30" in table.output, table.output
+    assert run(*build_args(project, "--as-of", "2024-03-01")).exit_code == 0
+    page = (project.output / "index.html").read_text()
+    assert "Mar 10, 2024, 3:30 AM EDT" in page.replace("\u202f", " ")
+    assert "Mar 10, 2024, 2:30" not in page.replace("\u202f", " ")
+    ics = (project.output / "episodes/s01e02.ics").read_text()
+    assert "DTSTART:20240310T073000Z" in ics

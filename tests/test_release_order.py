@@ -6,6 +6,8 @@ Each issue is read back as a subscriber gets it: the .eml parsed with the email 
 from __future__ import annotations
 
 import email
+import email.utils
+import re
 from collections.abc import Callable
 from email import policy
 from email.message import EmailMessage
@@ -164,3 +166,61 @@ def test_a_season_completed_out_of_order_says_so_in_the_shows_language(
     assert run(*build_args(project, "--as-of", "2024-01-05")).exit_code == 0
     _, body = issue(project, "2024-01-05")
     assert expected in body
+
+
+def test_a_subject_names_each_seasons_episodes_in_number_order(
+    project: Project, run: Callable[..., Result]
+) -> None:
+    """Two seasons out on one day: the subject gives each season's own range; on a day
+    whose E2 comes out an hour before E1 and E3, the range is still E1-E3."""
+    newsletter_project(project, number=0, premiere="2024-01-05", cadence="all-at-once")
+    project.season(number=99, premiere="2024-01-05", episodes=1)
+    project.season(
+        number=10,
+        premiere="2024-02-02",
+        extra="release_time = 21:00:00",
+        episodes={1: {}, 2: {"release": "2024-02-02T20:00:00"}, 3: {"release": "2024-02-02"}},
+    )
+    assert run(*build_args(project, "--as-of", "2024-02-02")).exit_code == 0
+    subject, _ = issue(project, "2024-01-05")
+    assert subject.startswith("Test Show S0 E1\u2013E3, S99 E1: Episode 1, Episode 2, Episode 3, ")
+    subject, _ = issue(project, "2024-02-02")
+    assert subject == "Test Show S10 E1\u2013E3: Episode 1, Episode 2, Episode 3 (season finale)"
+    subject, _ = issue(project, "2023-12-29")  # the preview of both seasons, folded
+    assert subject.count("starts Friday, January 5, 2024") == 2
+    for eml in (project.output / "newsletter").glob("*.eml"):  # RFC 2047: no empty word
+        head = eml.read_bytes().split(b"\r\n\r\n")[0]
+        assert not re.search(rb"=\?[^?]*\?[qb]\?\?=", head, re.IGNORECASE), head
+
+
+def test_a_subject_counts_the_titles_of_a_large_drop(
+    project: Project, run: Callable[..., Result]
+) -> None:
+    """A whole season of 12 at once: the subject counts them instead of listing 12 titles."""
+    newsletter_project(project, premiere="2024-01-05", cadence="all-at-once", episodes=12)
+    assert run(*build_args(project, "--as-of", "2024-01-05")).exit_code == 0
+    subject, body = issue(project, "2024-01-05")
+    assert subject == "Test Show S1 E1\u2013E12: 12 new episodes are out (season finale)"
+    assert all(f"Episode {n}" in body for n in range(1, 13))  # the body still has each
+
+
+@pytest.mark.parametrize(
+    "name", ["Smith, John (news) <x@y>", 'The "Weekly" \\ Digest', "Plain Weekly"]
+)
+def test_list_id_reads_back_as_the_name_and_the_id(
+    project: Project, run: Callable[..., Result], name: str
+) -> None:
+    """A sender name with commas, parentheses, angle brackets, quotes or a backslash goes
+    into List-Id as a quoted phrase (RFC 2919), so a parser finds the list id, not ``x@y``."""
+    quoted = name.replace("\\", "\\\\").replace('"', '\\"')
+    newsletter_project(project, premiere="2024-01-05", episodes=1)
+    show = project.content / "show.toml"
+    show.write_text(
+        show.read_text().replace('sender_name = "Test weekly"', f'sender_name = "{quoted}"')
+    )
+    assert run(*build_args(project, "--as-of", "2024-01-05")).exit_code == 0
+    msg = email.message_from_bytes(
+        (project.output / "newsletter/2024-01-05.eml").read_bytes(), policy=policy.default
+    )
+    assert email.utils.parseaddr(str(msg["List-Id"])) == (name, "test-show.shows.example.net")
+    assert email.utils.parseaddr(str(msg["From"])) == (name, "news@shows.example.net")

@@ -55,9 +55,14 @@ class Release:
 
     @property
     def start(self) -> datetime:
-        """The scheduled start in the show's time zone (midnight for an all-day release)."""
+        """The scheduled start in the show's time zone (midnight for an all-day release). A
+        time the clocks skip that day (02:30 when they jump from 02:00 to 03:00) is the
+        instant it names, shown as the clocks read then (03:30, summer time)."""
         clock = MIDNIGHT if self.local_time is None else self.local_time
-        return datetime.combine(self.day, clock, tzinfo=self.show.zone)
+        start = datetime.combine(self.day, clock, tzinfo=self.show.zone)
+        if self.local_time is not None and not _exists(start):
+            return _normal(start)
+        return start
 
     @cached_property
     def instant(self) -> datetime:
@@ -210,6 +215,7 @@ def schedule_season(
             clock = release_time
         start = datetime.combine(day, MIDNIGHT if clock is None else clock, tzinfo=zone)
         if clock is not None and not _exists(start):
+            start = _normal(start)
             own = isinstance(episode.release, datetime)
             warnings.append(
                 Problem(
@@ -218,7 +224,8 @@ def schedule_season(
                     f"S{season.number} E{episode.number}",
                     "release" if own else "release_time",
                     f"{day} {clock:%H:%M} does not exist in {show.timezone} (the clocks skip it)",
-                    "choose another time; it is read as the same wall time after the change",
+                    f"choose another time; it is read as {start:%H:%M} {start:%Z}, the time the "
+                    "clocks show then",
                 )
             )
         if episode.release is not None and not episode.date_checked:
@@ -323,6 +330,11 @@ def _years_later(day: date, years: int) -> date:
         return day.replace(year=year)
     except ValueError:
         return day.replace(year=year, day=28)
+
+
+def _normal(local: datetime) -> datetime:
+    """The instant an aware wall-clock time names, as the clocks of its zone read it."""
+    return local.astimezone(UTC).astimezone(local.tzinfo)
 
 
 def _exists(local: datetime) -> bool:

@@ -89,7 +89,7 @@ class Entry:
         r = self.release
         if r.local_time is None:
             return f"{short_day(r.day)} all day"
-        return f"{short_day(r.day)} {r.local_time:%H:%M} {self.zone_abbreviation}".rstrip()
+        return f"{short_day(r.day)} {r.start:%H:%M} {self.zone_abbreviation}".rstrip()
 
     @property
     def utc_text(self) -> str:
@@ -116,7 +116,7 @@ class Entry:
             "title": self.title,
             "date": r.day.isoformat(),
             "weekday": WEEKDAYS[r.day.weekday()],
-            "time": None if r.local_time is None else f"{r.local_time:%H:%M}",
+            "time": None if r.local_time is None else f"{r.start:%H:%M}",
             "zone": self.zone_abbreviation or None,
             "utc": None if self.utc is None else self.utc.strftime("%Y-%m-%dT%H:%M:%SZ"),
             "all_day": r.all_day,

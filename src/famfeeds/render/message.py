@@ -90,8 +90,16 @@ def _fold_ascii(name: str, value: str) -> bytes | None:
     return ("\r\n".join(lines) + "\r\n").encode("ascii")
 
 
+EMPTY_WORD = re.compile(rb"=\?[^?]*\?[qQbB]\?\?=")
+"""An encoded word with no text, which RFC 2047 forbids and strict readers show as it is
+(the email package's folding writes one in some cases: CPython issue 85725)."""
+
+
 def _reads_back(name: str, raw: bytes, value: str) -> bool:
-    """True when a reader's parser (the email package) gets exactly ``value`` back."""
+    """True when a reader's parser (the email package) gets exactly ``value`` back, and
+    the line holds no empty encoded word."""
+    if EMPTY_WORD.search(raw):
+        return False
     message = message_from_bytes(raw + b"\r\n", policy=default)
     return not message.defects and str(message[name]) == value
 
@@ -121,10 +129,24 @@ def _mailbox(name: str, display: str, address: str) -> bytes:
     when it holds ``=?`` (so it shows as written), else as the policy writes it."""
     if "=?" in display:
         return f"{name}: {_encoded_words(name, display)}\r\n <{address}>\r\n".encode("ascii")
-    formatted = formataddr((display, address)) if "@" in address else f"{display} <{address}>"
+    formatted = (
+        formataddr((display, address)) if "@" in address else f"{_phrase(display)} <{address}>"
+    )
     if formatted.isascii() and len(name) + 2 + len(formatted) <= 78:
         return f"{name}: {formatted}\r\n".encode("ascii")
     return bytes(SMTP.fold_binary(name, SMTP.header_store_parse(name, formatted)[1]))
+
+
+SPECIALS = frozenset('()<>[]:;@\\,."')
+"""RFC 5322's specials: a display name holding one is written as a quoted string."""
+
+
+def _phrase(display: str) -> str:
+    """A display name as RFC 5322 reads it (List-Id's, RFC 2919): as it is, else quoted,
+    so that ``Smith, John (news) <x@y>`` is not read as a comment and an address."""
+    if not SPECIALS.intersection(display):
+        return display
+    return '"' + display.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 @lru_cache(maxsize=4096)

@@ -8,7 +8,7 @@ and are filled afterwards, so sending never re-inlines. Rendering is pure: the b
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -40,12 +40,38 @@ if TYPE_CHECKING:
     from premailer import Premailer
 
 
+SUBJECT_TITLES = 4
+"""A subject names up to this many episodes' titles; more are counted instead."""
+
+
+def episode_codes(releases: Sequence[Release], l10n: Localiser) -> tuple[str, list[Release]]:
+    """The codes of ``releases`` a season at a time, each season's in episode order
+    (``S1 E1-E3``, with an en dash; ``S1 E1, E3``; ``S0 E1-E3, S99 E1``), and the releases
+    in that order."""
+    by_season: dict[int, list[Release]] = {}
+    for release in releases:
+        by_season.setdefault(release.season.number, []).append(release)
+    parts: list[str] = []
+    ordered: list[Release] = []
+    for group in by_season.values():
+        group.sort(key=lambda r: r.episode.number)
+        ordered += group
+        numbers = [r.episode.number for r in group]
+        if len(group) == 1:
+            parts.append(l10n.code(group[0]))
+        elif numbers == list(range(numbers[0], numbers[0] + len(numbers))):
+            parts.append(l10n.code_range(group[0], group[-1]))
+        else:
+            parts.append(", ".join(l10n.code(r) for r in group))
+    return ", ".join(parts), ordered
+
+
 def subject(issue: Issue, l10n: Localiser) -> str:
     """The email subject and the HTML <title>, on one line."""
     show = issue.show
     parts = []
     if issue.releases:
-        first, last = issue.releases[0], issue.releases[-1]
+        first = issue.releases[0]
         if len(issue.releases) == 1:
             values = {"show": show.title, "code": l10n.code(first), "title": first.episode.title}
             if issue.finale:
@@ -53,11 +79,13 @@ def subject(issue: Issue, l10n: Localiser) -> str:
             else:
                 parts.append(l10n.gettext("%(show)s %(code)s: %(title)s", **values))
         else:
-            values = {
-                "show": show.title,
-                "codes": l10n.code_range(first, last),
-                "titles": ", ".join(r.episode.title for r in issue.releases),
-            }
+            codes, ordered = episode_codes(issue.releases, l10n)
+            titles = ", ".join(r.episode.title for r in ordered)
+            if len(ordered) > SUBJECT_TITLES:  # "200 new episodes are out", not 200 titles
+                titles = l10n.ngettext(
+                    "%(num)d new episode is out", "%(num)d new episodes are out", len(ordered)
+                )
+            values = {"show": show.title, "codes": codes, "titles": titles}
             if issue.finale:
                 text = l10n.gettext("%(show)s %(codes)s: %(titles)s (season finale)", **values)
             else:
@@ -115,14 +143,10 @@ def _upcoming(issue: Issue, nxt: Release, l10n: Localiser) -> str:
                 "%(code)s \u201c%(title)s\u201d (the season finale) on %(date)s.", **values
             )
         return l10n.gettext("%(code)s \u201c%(title)s\u201d on %(date)s.", **values)
-    numbers = [r.episode.number for r in coming]
-    if numbers == list(range(numbers[0], numbers[0] + len(numbers))):
-        codes = l10n.code_range(coming[0], coming[-1])
-    else:
-        codes = ", ".join(l10n.code(r) for r in coming)
+    codes, ordered = episode_codes(coming, l10n)
     values = {
         "codes": codes,
-        "titles": ", ".join(f"\u201c{r.episode.title}\u201d" for r in coming),
+        "titles": ", ".join(f"\u201c{r.episode.title}\u201d" for r in ordered),
         "date": l10n.when(coming[0]),
     }
     if finale:
