@@ -224,3 +224,24 @@ def test_list_id_reads_back_as_the_name_and_the_id(
     )
     assert email.utils.parseaddr(str(msg["List-Id"])) == (name, "test-show.shows.example.net")
     assert email.utils.parseaddr(str(msg["From"])) == (name, "news@shows.example.net")
+
+
+def test_local_mean_time_offsets_are_written_in_utc(
+    project: Project, run: Callable[..., Result]
+) -> None:
+    """Kolkata in 1900 was +05:21:10 (local mean time): RFC 3339 and RFC 5322 cannot write
+    seconds in an offset, so the feeds, the JSON-LD and the mail's Date give UTC there."""
+    project.show(timezone="Asia/Kolkata", **{"[author]": NEWSLETTER + "\n[author]"})
+    project.season(premiere="1900-01-05", extra="release_time = 00:00:00", episodes=2)
+    assert run(*build_args(project, "--as-of", "1900-02-01")).exit_code == 0
+    atom = (project.output / "feed.xml").read_text()
+    stamps = re.findall(r"<(?:published|updated)>([^<]+)<", atom)
+    assert stamps and all(re.fullmatch(r"[\d-]+T[\d:]+(Z|[+-]\d\d:\d\d)", s) for s in stamps)
+    assert "+00:00" in stamps[0]
+    assert "+05:21" not in (project.output / "feed.json").read_text()
+    assert "+052110" not in (project.output / "rss.xml").read_text()
+    msg = email.message_from_bytes(
+        (project.output / "newsletter/1900-01-05.eml").read_bytes(), policy=policy.default
+    )
+    assert not msg["Date"].defects and msg["Date"].datetime.utcoffset() is not None
+    assert "+05:21:10" not in (project.output / "s01/e01/index.html").read_text()

@@ -16,6 +16,7 @@ from famfeeds.records.richtext import first_paragraph, html_to_text, markdown_to
 from famfeeds.render.context import RenderContext
 from famfeeds.render.i18n import Localiser, localiser
 from famfeeds.render.memo import memoized_files
+from famfeeds.render.outputs import machine_time
 from famfeeds.render.urls import (
     ATOM_FILE,
     FEED_STYLESHEET_FILE,
@@ -64,8 +65,8 @@ def feed_entries(show: Show, schedule: Schedule, as_of: date, l10n: Localiser) -
                 id=episode_id(release),
                 title=l10n.episode_title(release),
                 url=episode_url(release),
-                published=release.instant,
-                updated=updated[release.key, release.season.number],
+                published=machine_time(release.instant),
+                updated=machine_time(updated[release.key, release.season.number]),
                 summary=first_paragraph(html_to_text(html, links=False)),
                 content_html=html,
                 category=release.season.title,
@@ -138,7 +139,7 @@ def feed_updated(show: Show, entries: list[Entry], as_of: date) -> datetime:
     """The feed's updated stamp: its newest entry's, or the start of ``as_of`` when empty."""
     if entries:
         return max(e.updated for e in entries)
-    return show.midnight(as_of)
+    return machine_time(show.midnight(as_of))
 
 
 def render_xml_feeds(show: Show, entries: list[Entry], as_of: date) -> tuple[bytes, bytes]:

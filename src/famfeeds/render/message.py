@@ -44,6 +44,7 @@ from functools import lru_cache
 
 import idna
 
+from famfeeds.render.outputs import machine_time
 from famfeeds.render.personal import Markers, RenderedIssue, one_line, values
 from famfeeds.render.urls import unsubscribe_url
 
@@ -181,7 +182,7 @@ def _qp(text: str) -> bytes:
 
 def _date_line(moment: datetime) -> bytes:
     """The Date line: RFC 5322 format with the numeric zone of ``moment``."""
-    return f"Date: {format_datetime(moment)}\r\n".encode("ascii")
+    return f"Date: {format_datetime(machine_time(moment))}\r\n".encode("ascii")
 
 
 def split_at(text: str, first: str, second: str) -> list[str]:

@@ -8,6 +8,7 @@ links all read this table.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from famfeeds.render.i18n import N_
 from famfeeds.render.urls import (
@@ -103,3 +104,14 @@ def media_type(path: str) -> str | None:
     if kind.startswith(TEXT_TYPES):
         return f"{kind}; charset=utf-8"
     return kind
+
+
+def machine_time(moment: datetime) -> datetime:
+    """``moment`` as feeds, mail headers and structured data write it: as it is, or in UTC
+    when its zone's offset then was not a whole number of minutes (local mean time before
+    standard time, such as Kolkata's +05:21:10 in 1900), which RFC 3339 and RFC 5322
+    cannot write."""
+    offset = moment.utcoffset()
+    if offset is None or offset % timedelta(minutes=1) == timedelta(0):
+        return moment
+    return moment.astimezone(UTC)

@@ -40,7 +40,7 @@ from famfeeds.render.memo import (
     remember,
 )
 from famfeeds.render.outputs import feeds as feed_outputs
-from famfeeds.render.outputs import output
+from famfeeds.render.outputs import machine_time, output
 from famfeeds.render.personal import Letter
 from famfeeds.render.urls import (
     FEED_STYLESHEET_FILE,
@@ -372,7 +372,7 @@ def episode_page(site: Site, index: int) -> bytes:
     }
     if not release.cancelled:
         data["datePublished"] = (
-            release.day.isoformat() if release.all_day else release.start.isoformat()
+            release.day.isoformat() if release.all_day else machine_time(release.start).isoformat()
         )
     if episode.image:
         data["image"] = episode.image
