@@ -164,7 +164,10 @@ def test_bad_source_date_epoch_is_a_clear_error(
 def test_bad_as_of_is_a_usage_error(shipped: Project, run: Callable[..., Result]) -> None:
     result = run(*build_args(shipped, "--as-of", "2023-11-31"))
     assert result.exit_code == 2
-    assert "YYYY-MM-DD" in result.output
+    assert "2023-11-31 is not a valid date: November 2023 has 30 days" in result.output
+    result = run(*build_args(shipped, "--as-of", "next friday"))
+    assert result.exit_code == 2
+    assert "'next friday' is not a date; write YYYY-MM-DD" in result.output
 
 
 def test_base_url_option_moves_every_link(shipped: Project, run: Callable[..., Result]) -> None:

@@ -321,6 +321,16 @@ CASES: dict[str, Case] = {
     "C1 control in a synopsis": Case(
         with_synopsis("Next \u0085 line"), Refused(("control character U+0085",))
     ),
+    "a title of only spaces": Case(
+        with_titles("   "), Refused(("field 'title': title is empty (only spaces)",))
+    ),
+    "DEL in a title": Case(
+        Values(raw={"season-01/03-episode-3.md": b'+++\nnumber = 3\ntitle = "a\x7fb"\n+++\n'}),
+        Refused(("03-episode-3.md:3", "control character U+007F at column 11")),
+    ),
+    "noncharacter in a synopsis": Case(
+        with_synopsis("non\ufffe char"), Refused(("noncharacter U+FFFE",))
+    ),
     "NUL byte in a file": Case(
         Values(raw={"season-01/03-episode-3.md": b'+++\nnumber = 3\ntitle = "x"\n+++\n\0\n'}),
         Refused(("03-episode-3.md:5", "control character U+0000")),
@@ -604,6 +614,7 @@ def test_hostile_value(name: str, case_project: Project, run: Callable[..., Resu
         assert "Traceback" not in result.output
         for fragment in case.expect.fragments:
             assert fragment in result.output, f"{fragment!r} missing from:\n{result.output}"
+        assert "Illegal character '\\x" not in result.output  # no raw parser repr, told once
         assert not project.output.exists()
         return
     assert result.exit_code == 0, result.output

@@ -143,7 +143,7 @@ def test_init_asks_again_until_each_answer_is_valid(
     assert out.count("Where it streams or airs") == 2  # an empty answer is asked again
     assert "'EST' is a fixed UTC-05:00 zone" in out and "'America/New_York'" in out
     assert "unknown time zone 'Eastern'" in out
-    assert "'2026-02-30' is not a date" in out
+    assert "2026-02-30 is not a valid date: February 2026 has 28 days" in out
     assert "'9pm' is not a time of day; write HH:MM" in out
     assert "'eight' is not a number of episodes" in out
     assert "[https://example.org/lanterns/]" in out

@@ -105,7 +105,9 @@ def _day(value: str) -> date:
     try:
         return date.fromisoformat(value.strip())
     except ValueError:
-        raise ValueError(f"{value!r} is not a date; write YYYY-MM-DD") from None
+        from famfeeds.records.loader import explain_day
+
+        raise ValueError(explain_day(value)) from None
 
 
 def _clock(value: str) -> time | None:

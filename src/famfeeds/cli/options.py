@@ -42,7 +42,9 @@ def parse_date(ctx: click.Context, param: click.Parameter, value: str | None) ->
     try:
         return date.fromisoformat(value)
     except ValueError:
-        raise click.BadParameter(f"{value!r} is not a date; write YYYY-MM-DD") from None
+        from famfeeds.records.loader import explain_day
+
+        raise click.BadParameter(explain_day(value)) from None
 
 
 output_option = click.option(

@@ -120,6 +120,11 @@ class Loader:
         """Record one problem."""
         self.problems.append(Problem(self.shown(path), line, record, field, message, hint))
 
+    def named_controls(self, path: Path) -> bool:
+        """Whether a control character of ``path`` is among the problems already."""
+        shown = self.shown(path)
+        return any(p.file == shown and p.message.startswith(KINDS) for p in self.problems)
+
     def inside(self, path: Path, record: str) -> bool:
         """True when ``path`` resolves inside the content folder; else a problem naming where
         its link leads (nothing from outside content/ is ever published)."""
@@ -169,7 +174,7 @@ class Loader:
             self.problem(
                 path,
                 record,
-                f"control character U+{ord(match.group()):04X} at column {column}",
+                f"{_kind(match.group())} U+{ord(match.group()):04X} at column {column}",
                 line=line,
                 hint="delete it; feeds, calendars and email cannot carry it",
             )
@@ -291,6 +296,12 @@ class Loader:
                     f"{message.removesuffix(' (at end of document)')} (at line {lines}, column 1)"
                 )
             match = TOML_ERROR_POSITION.match(message)
+            if (
+                match
+                and match.group(1).startswith("Illegal character")
+                and self.named_controls(path)
+            ):
+                return None  # read_text named the character, its line and column, and what to do
             if match:
                 row = int(match.group(2))
                 message, line = match.group(1), row + first_line - 1
@@ -676,6 +687,16 @@ def load_catalogue(root: Path) -> Catalogue:
     return Loader(root).load()
 
 
+KINDS = ("control character", "noncharacter")
+
+
+def _kind(char: str) -> str:
+    """What Unicode calls a character CONTROL_CHARS finds: a noncharacter (U+FDD0-U+FDEF,
+    U+FFFE, U+FFFF and their like in every plane) or a control character."""
+    code = ord(char)
+    return KINDS[1] if 0xFDD0 <= code <= 0xFDEF or code & 0xFFFE == 0xFFFE else KINDS[0]
+
+
 def _position(text: str, offset: int) -> tuple[int, int]:
     """The 1-based line and column of ``offset`` in ``text``."""
     line_start = text.rfind("\n", 0, offset) + 1
@@ -764,6 +785,16 @@ def _explain_value(line: str) -> tuple[str, str, str] | None:
     if re.match(r"^\d{1,4}[/.]\d{1,2}[/.]\d{1,4}$", value):
         return key, f"{value} is not a TOML date", DATE_HINT
     return None
+
+
+def explain_day(value: str) -> str:
+    """Why ``value`` (from a command line) is not a date, as ``check`` says it of a record:
+    ``2026-02-29 is not a valid date: February 2026 has 28 days``."""
+    found = re.fullmatch(r"\s*(\d+)-(\d+)-(\d+)\s*", value)
+    if found is None:
+        return f"{value!r} is not a date; write YYYY-MM-DD"
+    why, _ = _explain_date(value.strip(), *found.groups(), None)
+    return why
 
 
 def _explain_date(
@@ -857,9 +888,11 @@ def _describe(error: Any, model: type[BaseModel]) -> str:
         return f"unknown field {loc[-1]!r}"
     if kind == "literal_error":
         return f"{error['input']!r} is not allowed; {error['msg'][0].lower()}{error['msg'][1:]}"
+    value = error.get("input")
+    if kind == "string_too_short" and isinstance(value, str) and not value.strip():
+        return f"{loc[-1]} is empty" + (" (only spaces)" if value else "")
     message = str(error["msg"])
     message = message.removeprefix("Value error, ")
-    value = error.get("input")
     if value is not None and not isinstance(value, dict | list) and repr(value) not in message:
         shown = repr(value)
         if len(shown) > SHOWN_VALUE:  # a huge value would bury the message
