@@ -793,7 +793,8 @@ def explain_day(value: str) -> str:
     found = re.fullmatch(r"\s*(\d+)-(\d+)-(\d+)\s*", value)
     if found is None:
         return f"{value!r} is not a date; write YYYY-MM-DD"
-    why, _ = _explain_date(value.strip(), *found.groups(), None)
+    year, month, day = found.groups()
+    why, _ = _explain_date(value.strip(), year, month, day, None)
     return why
 
 
