@@ -492,3 +492,33 @@ def test_an_edit_rewrites_only_the_file_that_holds_its_season(
     _, cache = loaded(project)
     assert (cache.hits, cache.misses) == (39, 0)
     assert len(cache.entries) == 39
+
+
+def test_a_build_saves_the_parse_cache_its_next_build_reads(
+    shipped: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``famfeeds build`` twice, as a user runs it: the second reads no episode file again
+    (a build that checks the content first, then drops the saves, reparses everything)."""
+    from click.testing import CliRunner
+
+    from famfeeds.cli import cli
+    from famfeeds.records.loader import Loader
+
+    args = ["build", "--content", str(shipped.content), "--output", str(shipped.output)]
+    args += ["--as-of", "2023-12-01"]
+    assert CliRunner().invoke(cli, args).exit_code == 0
+    # The files' stat is trusted once their change time is old enough; age them.
+    old = shipped.content.stat().st_mtime - 3600
+    for path in shipped.content.rglob("*"):
+        os.utime(path, (old, old))
+    assert CliRunner().invoke(cli, args).exit_code == 0  # records the now-trusted stat
+    parsed: list[Path] = []
+    original = Loader.load_episode
+
+    def counting(self: Loader, path: Path, *rest: Any) -> Any:
+        parsed.append(path)
+        return original(self, path, *rest)
+
+    monkeypatch.setattr(Loader, "load_episode", counting)
+    assert CliRunner().invoke(cli, args).exit_code == 0
+    assert parsed == []

@@ -23,7 +23,7 @@ from famfeeds.build.issue_cache import IssueCache
 from famfeeds.build.load import plan
 from famfeeds.build.lockfile import CalendarLock, load_lock
 from famfeeds.build.project import Project, private_folder, shipped_templates, template_environment
-from famfeeds.build.record_cache import discard_deferred, save_deferred
+from famfeeds.build.record_cache import save_deferred
 from famfeeds.build.speed import render_encoded
 from famfeeds.build.writer import (
     Guarded,
@@ -127,15 +127,11 @@ def reference_date(
 def check(content: Path, *, base_url: str | None = None, strict: bool = False) -> Plan:
     """Load, validate and plan; ContentError lists every problem (warnings too, if strict).
 
-    The show's language must have a message catalogue (see famfeeds.build.translations).
-    A check is no build: it leaves the caches as they were."""
+    The show's language must have a message catalogue (see famfeeds.build.translations)."""
     from famfeeds.build.translations import load_messages
     from famfeeds.errors import display_path
 
-    try:
-        result = plan(content, base_url)
-    finally:
-        discard_deferred()
+    result = plan(content, base_url)
     load_messages(
         result.show.language, Project.of(content).locale, display_path(content / "show.toml")
     )

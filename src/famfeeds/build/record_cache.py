@@ -565,12 +565,6 @@ def save_deferred() -> None:
             save()
 
 
-def discard_deferred() -> None:
-    """Forget the saves :func:`save_later` was given: what read the records was no build
-    (``famfeeds check``, init's check of a scratch copy), so nothing is written."""
-    _deferred.__dict__.setdefault("pending", {}).clear()
-
-
 def _project_exists(path: Path) -> bool:
     """Whether the folder holding ``path``'s cache folder (a folder named like
     famfeeds.build.project's, else ``path``'s parent) still exists."""
