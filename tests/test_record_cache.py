@@ -522,3 +522,26 @@ def test_a_build_saves_the_parse_cache_its_next_build_reads(
     monkeypatch.setattr(Loader, "load_episode", counting)
     assert CliRunner().invoke(cli, args).exit_code == 0
     assert parsed == []
+
+
+def test_a_private_pickle_is_streamed_sealed_and_read_back(tmp_path: Path) -> None:
+    """A 20 MB cache is written without a whole copy of its pickle in memory (the soap's
+    first build peaked 48 MB higher while its caches were saved), and reads back; a
+    flipped byte makes it a miss."""
+    import tracemalloc
+
+    data = {i: bytes([i % 256]) * 1000 for i in range(20_000)}
+    path = tmp_path / "cache" / "big.pickle"
+    tracemalloc.start()
+    try:
+        assert record_cache.save_private_pickle(path, data)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert path.stat().st_size > 20_000_000
+    assert peak < 5_000_000, peak
+    assert record_cache.load_private_pickle(path) == data
+    raw = bytearray(path.read_bytes())
+    raw[len(raw) // 2] ^= 1
+    path.write_bytes(bytes(raw))
+    assert record_cache.load_private_pickle(path) is None

@@ -50,7 +50,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol, TypeVar
 
 from famfeeds.build import keys
 
@@ -456,16 +456,34 @@ def load_private_pickle(path: Path) -> Any:
         return None
 
 
+class _Digesting:
+    """A file that feeds what is written to it through a digest on the way."""
+
+    def __init__(self, handle: BinaryIO, digest: Any) -> None:
+        self.handle, self.digest = handle, digest
+
+    def write(self, data: bytes) -> int:
+        self.digest.update(data)
+        return self.handle.write(data)
+
+
 def save_private_pickle(path: Path, data: Any, *, fsync: bool = False) -> bool:
     """Write a pickle atomically, 0600, in a 0700 folder; False if it could not be written
     (best effort: nothing is raised)."""
     from famfeeds.build.writer import atomic_write
 
+    def write(handle: BinaryIO) -> None:
+        """The seal's place, the pickle streamed through its digest, then the seal: the
+        pickle is never held whole in memory (the soap's caches are tens of MB)."""
+        digest = hashlib.blake2b(digest_size=16)
+        handle.write(SEALED + bytes(16))
+        pickle.dump(data, _Digesting(handle, digest), protocol=pickle.HIGHEST_PROTOCOL)
+        handle.seek(len(SEALED))
+        handle.write(digest.digest())
+
     try:
         _private_folder(path.parent)
-        blob = pickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL)
-        sealed = SEALED + _seal(blob) + blob
-        atomic_write(path, sealed, 0o600, fsync)
+        atomic_write(path, write, 0o600, fsync)
     except (OSError, pickle.PicklingError):
         return False
     return True
