@@ -339,8 +339,7 @@ def _normal(local: datetime) -> datetime:
 
 def _exists(local: datetime) -> bool:
     """False when a wall-clock time (aware, in its zone) falls in a daylight-saving gap."""
-    round_trip = local.astimezone(UTC).astimezone(local.tzinfo)
-    return round_trip.replace(tzinfo=None) == local.replace(tzinfo=None)
+    return _normal(local).replace(tzinfo=None) == local.replace(tzinfo=None)
 
 
 def build_schedule(catalogue: Catalogue) -> Schedule:

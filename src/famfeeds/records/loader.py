@@ -790,10 +790,10 @@ def _explain_value(line: str) -> tuple[str, str, str] | None:
 def explain_day(value: str) -> str:
     """Why ``value`` (from a command line) is not a date, as ``check`` says it of a record:
     ``2026-02-29 is not a valid date: February 2026 has 28 days``."""
-    found = re.fullmatch(r"\s*(\d+)-(\d+)-(\d+)\s*", value)
-    if found is None:
+    found = DATE_LIKE.match(value.strip())
+    if found is None or found.group(4) is not None:
         return f"{value!r} is not a date; write YYYY-MM-DD"
-    year, month, day = found.groups()
+    year, month, day, _ = found.groups()
     why, _ = _explain_date(value.strip(), year, month, day, None)
     return why
 

@@ -39,7 +39,7 @@ from datetime import datetime, time
 from email import message_from_bytes
 from email.header import Header
 from email.policy import SMTP, default
-from email.utils import format_datetime, formataddr
+from email.utils import format_datetime, formataddr, quote
 from functools import lru_cache
 
 import idna
@@ -147,7 +147,7 @@ def _phrase(display: str) -> str:
     so that ``Smith, John (news) <x@y>`` is not read as a comment and an address."""
     if not SPECIALS.intersection(display):
         return display
-    return '"' + display.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return f'"{quote(display)}"'
 
 
 @lru_cache(maxsize=4096)
