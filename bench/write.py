@@ -24,9 +24,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from famfeeds.build.evaluate import digest_of
 from famfeeds.build.inplace import index_path, record_index, update_in_place
 from famfeeds.build.writer import hold, write_output
-from famfeeds.render.files import FileSet, digest_of
+from famfeeds.render.files import FileSet
 
 
 class Bulk(Mapping[str, bytes]):

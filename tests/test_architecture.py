@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -103,6 +104,57 @@ def test_nothing_below_the_build_imports_the_project_or_the_disk() -> None:
         if room_of(name) < ROOMS.index("build"):
             bad = [m for m in imports_of(path, name) if m.startswith("famfeeds.build")]
             assert not bad, f"{name} imports {bad}"
+
+
+CACHE_MODULES = {"pickle", "marshal", "shelve", "sqlite3", "dbm", "diskcache"}
+CACHE_NAMES = re.compile(
+    r"\b(memo\w*|Memo\w*|LazyFiles|StaleMemo|Evaluator|Fingerprints|cache_key|"
+    r"templates_key|season_keys?|show_key|key_of|remember)\b"
+)
+
+
+def test_render_holds_no_cache_code() -> None:
+    """render/ knows nothing of caching: no store, no memo, no keys listed by hand. Its
+    steps go through RenderContext.call, which the build's evaluator keys by the step's
+    arguments (famfeeds.build.evaluate)."""
+    for name, path in MODULES.items():
+        if not name.startswith("famfeeds.render"):
+            continue
+        text = path.read_text(encoding="utf-8")
+        imported = set()
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.Import):
+                imported |= {a.name.split(".")[0] for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                imported.add(node.module.split(".")[0])
+        assert not imported & CACHE_MODULES, f"{name} imports {imported & CACHE_MODULES}"
+        found = CACHE_NAMES.search(text)
+        assert found is None, f"{name} names {found.group(0) if found else ''}"
+
+
+def test_every_step_a_renderer_calls_is_a_module_function() -> None:
+    """What goes through ``call(step, ...)`` is a module's own function, named, so its key
+    is its module, its name and its arguments (a lambda or a local function could read an
+    input no argument holds)."""
+    steps = 0
+    for name, path in MODULES.items():
+        if not name.startswith("famfeeds.render"):
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        top = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
+        for node in ast.walk(tree):
+            if not (isinstance(node, ast.Call) and node.args):
+                continue
+            callee = node.func
+            called = callee.attr if isinstance(callee, ast.Attribute) else getattr(callee, "id", "")
+            if called != "call":
+                continue
+            step = node.args[0]
+            assert isinstance(step, ast.Name) and step.id in top, (
+                f"{name}:{node.lineno}: call() of something other than a module function"
+            )
+            steps += 1
+    assert steps >= 10  # the calendar's, the feeds', the pages', the site's, the newsletter's
 
 
 def test_delivery_never_imports_click() -> None:

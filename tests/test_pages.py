@@ -390,12 +390,13 @@ def test_the_sitemap_lists_every_page_with_dates_from_the_records(rich: Project)
 def test_a_sitemap_past_the_limit_becomes_an_index(shipped: Project) -> None:
     from famfeeds.build.pipeline import render
     from famfeeds.build.project import template_environment
-    from famfeeds.render.pages import Site, render_sitemap
+    from famfeeds.render.pages import Site
+    from famfeeds.render.pages import sitemap as site_sitemap
 
     build = render(shipped.content, as_of=date(2024, 1, 31))
     env = template_environment(None, "en")
     site = Site(build.plan.catalogue, build.plan.schedule, build.as_of, env, build.letters)
-    files = render_sitemap(site, limit=10)
+    files = site_sitemap(site, limit=10)
     index = lxml.etree.fromstring(files["sitemap.xml"])
     assert index.tag == f"{SITEMAP}sitemapindex"
     locs = [e.text for e in index.iter(f"{SITEMAP}loc")]

@@ -363,14 +363,16 @@ def test_each_season_has_a_digest_of_its_records(
     assert (changed.digests[1], changed.digests[3]) == (expected[1], expected[3])
 
 
-def test_the_digest_is_the_renderers_season_key(seasons: Project) -> None:
-    """Catalogue.digests can stand for famfeeds.render.context.season_key: the build hands
-    them over instead of serialising every season on every build."""
-    from famfeeds.render.context import season_key
+def test_the_kept_digest_is_the_records_digest(seasons: Project) -> None:
+    """Catalogue.digests, kept with the parse cache, equal season_digest of the records
+    as they are: the build registers them as the seasons' fingerprints
+    (famfeeds.build.pipeline.fingerprints) instead of serialising every season."""
+    from famfeeds.records.models import season_digest
 
-    catalogue = load_catalogue(seasons.content)
+    assert load_catalogue(seasons.content).digests  # a cold load takes them
+    catalogue = load_catalogue(seasons.content)  # from the parse cache
     for season in catalogue.seasons:
-        assert catalogue.digest(season) == season_key(season)
+        assert catalogue.digest(season) == season_digest(season)
 
 
 def test_a_plan_from_the_cache_is_the_cold_plan(

@@ -1,8 +1,8 @@
-"""An adversarial review of the whole-build memo (one entry keyed by
-famfeeds.build.pipeline._build_inputs): after each change below, a rebuild must give exactly the
-output (and famfeeds.lock) of a build from nothing of the same content. Written in place
-(famfeeds.build.inplace.PER_FILE_FROM = 1), the path on which the whole-build entry can hit
-without rendering anything, unless a test says otherwise."""
+"""An adversarial review of the whole-build memo (the evaluator's entry for
+famfeeds.build.pipeline.render_files, keyed by its RenderContext): after each change below,
+a rebuild must give exactly the output (and famfeeds.lock) of a build from nothing of the
+same content. Written in place (famfeeds.build.inplace.PER_FILE_FROM = 1), the path on which
+the whole-build entry can hit without rendering anything, unless a test says otherwise."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import shutil
 from collections.abc import Callable, Iterator
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import Result
@@ -49,27 +50,26 @@ test_incremental and in the differential test's odd seed, after every kind of ed
 def hits(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The reference dates of the builds whose whole build came from the memo (a probe
     is only worth something if the change it makes meets a hit when the key misses it)."""
-    import famfeeds.render.memo as memo
-    from famfeeds.render.memo import LazyFiles
+    from famfeeds.build.evaluate import Evaluator, LazyFiles
 
     found: list[str] = []
-    real = memo.memoized_files
+    real = Evaluator.__call__
 
-    def counting(m: object, make: Callable[[], object], *inputs: str) -> object:
-        files = real(m, make, *inputs)  # type: ignore[arg-type]
-        if inputs and inputs[0] == "build.render" and isinstance(files, LazyFiles):
-            found.append(inputs[-3])
-        return files
+    def counting(self: Evaluator, step: Callable[..., object], /, *args: Any) -> object:
+        made = real(self, step, *args)
+        if step.__name__ == "render_files" and isinstance(made, LazyFiles):
+            found.append(args[0].as_of.isoformat())
+        return made
 
-    monkeypatch.setattr(memo, "memoized_files", counting)  # build.render imports it late
+    monkeypatch.setattr(Evaluator, "__call__", counting)
     return found
 
 
 def whole_build_hit(project: Project) -> bool:
     """Whether the next build's render would find the whole build in the memo (checked
     without writing anything: render() alone)."""
+    from famfeeds.build.evaluate import LazyFiles
     from famfeeds.build.pipeline import render
-    from famfeeds.render.memo import LazyFiles
 
     built = render(project.content, as_of=date.fromisoformat(AS_OF))
     return any(isinstance(part, LazyFiles) for part in built.files.parts)  # type: ignore[attr-defined]

@@ -30,7 +30,7 @@ rebuild takes the other branch the issue allows, replacing file by file:
 
 Which files are unchanged is decided without reading them. The index (kept in the project's
 cache folder, one per output folder) records each built file's inode and a digest of its
-bytes (famfeeds.render.files.digest_of), the user's files and links, and each folder's
+bytes (famfeeds.build.evaluate.digest_of), the user's files and links, and each folder's
 *stamp*: its inode, mtime and ctime. Creating, deleting or renaming anything in a folder
 changes its mtime and ctime (and nobody can set a ctime back), so a folder whose stamp is
 unchanged holds exactly what the index says, and one ``lstat`` of it replaces a listing. A
@@ -58,6 +58,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from famfeeds.build.evaluate import digest_of, file_digests
 from famfeeds.build.record_cache import load_private_pickle, save_private_pickle
 from famfeeds.build.writer import (
     MANIFEST,
@@ -69,7 +70,6 @@ from famfeeds.build.writer import (
     remove_leftovers,
 )
 from famfeeds.errors import FamfeedsError, display_path
-from famfeeds.render.files import FileSet, digest_of
 
 PER_FILE_FROM = 2000
 """Outputs of this many files or more are rebuilt in place."""
@@ -83,15 +83,6 @@ Stamp = tuple[int, int, int]
 """A folder's inode, mtime_ns and ctime_ns."""
 IN_DOUBT: Stamp = (0, 0, 0)
 """The stamp recorded for a folder that the next build must list."""
-
-
-def file_digests(files: Mapping[str, bytes]) -> dict[str, bytes]:
-    """The digest of every file (famfeeds.render.files.digest_of), by name in the mapping's
-    order, from the mapping when it knows them without reading the bytes (a FileSet of
-    memoised or stored files: FileSet.digests)."""
-    if isinstance(files, FileSet):
-        return files.digests()
-    return {name: digest_of(data) for name, data in files.items()}
 
 
 @dataclass

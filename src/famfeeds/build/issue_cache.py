@@ -2,11 +2,11 @@
 
 Rendering an issue (templates, CSS inlining, the MIME message) costs milliseconds, and an
 issue whose inputs did not change renders to the same bytes, so rebuilds reuse earlier
-results. The key (:class:`IssueKeys`) covers everything the bytes can depend on: every
-``.py`` file of the installed famfeeds package, every template the environment can load,
-the versions of the libraries that shape the output, the interpreter, the show, and each
-record the issue touches (with paths relative to nothing: a record's source path is left
-out, so building from another working folder hits the same entries).
+results. The key (famfeeds.build.pipeline.render_letters) covers everything the bytes can
+depend on: the code and library versions (famfeeds.build.keys), every template and message
+catalogue the environment can load, and the issue's fingerprint (famfeeds.build.evaluate:
+the show, and each record the issue holds, by the digests the loader took, source paths
+left out, so building from another working folder hits the same entries).
 
 The cache is disposable: delete .famfeeds-cache/ at any time. An unreadable or corrupt
 entry is a miss (with one warning for the build to print), never an error; a cache folder
@@ -27,9 +27,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from famfeeds.build.evaluate import digest_of
 from famfeeds.plan.issues import Issue
-from famfeeds.plan.schedule import Release
-from famfeeds.render.files import digest_of
 from famfeeds.render.personal import Markers, RenderedIssue
 
 if TYPE_CHECKING:
@@ -95,52 +94,13 @@ def _loops(root: str, relative: str) -> bool:
     )
 
 
-class IssueKeys:
-    """Cache keys for issues: the code, the templates, the show and the records touched."""
-
-    def __init__(self, base: str, show_json: str, seasons: Mapping[int, str] | None = None) -> None:
-        self.base = hashlib.sha256(f"{base}\0{show_json}".encode()).hexdigest()
-        self.seasons: dict[int, str] = dict(seasons or {})
-        self.releases: dict[int, tuple[Release, str]] = {}
-
-    def season(self, season: Any) -> str:
-        """A digest of one season's records (famfeeds.render.context.season_key)."""
-        from famfeeds.render.context import season_key
-
-        found = self.seasons.get(season.number)
-        if found is None:
-            found = self.seasons[season.number] = season_key(season)
-        return found
-
-    def issue(self, issue: Issue) -> str:
-        """The key of one issue."""
-        release = self.release
-        parts = [self.base, issue.day.isoformat(), issue.note]
-        parts += [release(r) for r in issue.releases]
-        parts += ["preview:" + self.season(s) for s in issue.previews]
-        parts.append("next:" + (release(issue.next_release) if issue.next_release else ""))
-        return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
-
-    def release(self, release: Release) -> str:
-        """What a release puts in the keys of the issues it is in, worked out once per
-        release (by identity; the release is kept, so its id is never another's)."""
-        found = self.releases.get(id(release))
-        if found is None or found[0] is not release:
-            text = (
-                f"{self.season(release.season)}/{release.episode.number}/{release.day}"
-                f"/{release.local_time}/{release.rank}"
-            )
-            found = self.releases[id(release)] = (release, text)
-        return found[1]
-
-
 @dataclass
 class IssueCache:
     """Entries by key, read from files on demand; remembers what a build used.
 
     An entry is two files in the cache's ``issues/`` folder: ``<key>.json``, a header
     (subject, markers, and the name, size and digest of each part:
-    famfeeds.render.files.digest_of), and ``<key>.bin``, the parts' bytes one after another
+    famfeeds.build.evaluate.digest_of), and ``<key>.bin``, the parts' bytes one after another
     (the issue's HTML and text with their markers, then its built files), compressed with
     zlib. A letter from the cache is *stored*: its parts are read only when something asks
     for their bytes, so a rebuild that finds its files unchanged in output/
@@ -196,7 +156,7 @@ class IssueCache:
         packed = self._index().get(key)
         if packed is not None and self.trusted:
             with contextlib.suppress(ValueError, TypeError):  # else: read the entry afresh
-                letter = packed_letter(issue, packed, f"{self.store}/{key}{BODY}", key)
+                letter = packed_letter(issue, packed, f"{self.store}/{key}{BODY}")
                 self.used.add(key)
                 return letter
         known = None if packed is None else _unpack(packed)
@@ -217,7 +177,7 @@ class IssueCache:
             self._index()[key] = _pack(known)
             self.dirty = True
         self.used.add(key)
-        return stored_letter(issue, known, body, key)
+        return stored_letter(issue, known, body)
 
     def put(self, key: str, letter: Letter) -> Letter:
         """Keep a newly rendered letter for :meth:`save`, and give it back as stored: its
@@ -228,7 +188,7 @@ class IssueCache:
         """:meth:`put` of a letter :func:`encode` gave (in another process, say)."""
         self.fresh[key] = (header, body)
         known = _entry(json.loads(header), (MISSING, MISSING))
-        return stored_letter(issue, known, body, key)
+        return stored_letter(issue, known, body)
 
     def save(self) -> None:
         """Write the new entries and the index; when entries were added (and once a day at
@@ -447,7 +407,7 @@ class StoredParts:
 
 class StoredFiles(Mapping[str, bytes]):
     """A letter's built files, read from its cache entry on first use; their digests are
-    known without reading them (famfeeds.render.files.FileSet asks for them)."""
+    known without reading them (famfeeds.build.evaluate.file_digests asks for them)."""
 
     def __init__(self, parts: StoredParts) -> None:
         self.parts = parts
@@ -502,28 +462,24 @@ class StoredIssue(RenderedIssue):
         return parts.read(TEXT_PART).decode("utf-8")
 
 
-def stored_letter(
-    issue: Issue, known: IndexEntry, body: Path | str | bytes, key: str = ""
-) -> Letter:
+def stored_letter(issue: Issue, known: IndexEntry, body: Path | str | bytes) -> Letter:
     """The letter of a cache entry, its bytes left where they are (on disk, or compressed in
     memory) until used."""
     from famfeeds.render.personal import Letter
 
     parts = StoredParts(known[4], body)
     markers = Markers(*known[3])
-    return Letter(StoredIssue(issue, known[2], markers, parts), StoredFiles(parts), key)
+    return Letter(StoredIssue(issue, known[2], markers, parts), StoredFiles(parts))
 
 
-def packed_letter(issue: Issue, packed: Packed, body: str, key: str) -> Letter:
+def packed_letter(issue: Issue, packed: Packed, body: str) -> Letter:
     """:func:`stored_letter` from the index's packed form, read no further than needed."""
     from famfeeds.render.personal import Letter
 
     _, subject, markers, parts = packed
     stored = StoredParts(parts, body)
     name, token = markers.split("\0")
-    return Letter(
-        StoredIssue(issue, subject, Markers(name, token), stored), StoredFiles(stored), key
-    )
+    return Letter(StoredIssue(issue, subject, Markers(name, token), stored), StoredFiles(stored))
 
 
 def writable(folder: Path) -> bool:

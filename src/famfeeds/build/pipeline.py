@@ -11,7 +11,7 @@ import contextlib
 import hashlib
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from functools import partial
 from pathlib import Path
@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 
     from jinja2 import Environment
 
+    from famfeeds.build.evaluate import Fingerprints
     from famfeeds.build.issue_cache import DamagedEntry
     from famfeeds.render.context import RenderContext, Renderer
     from famfeeds.render.personal import Letter
@@ -147,40 +148,73 @@ def render_letters(
     cache: IssueCache,
     *,
     only: Issue | None = None,
-    templates_key: str | None = None,
-    season_keys: Mapping[int, str] | None = None,
+    prints: Fingerprints | None = None,
 ) -> tuple[Letter, ...]:
     """Every issue out by ``as_of`` (or just ``only``), from the cache where its key is
-    there, else rendered (``templates_key``: :func:`templates_key_of`, and
-    ``season_keys``: famfeeds.render.context.season_key by number, where known)."""
+    there, else rendered. An issue's key is the code's, the templates' (``env``) and the
+    issue's own fingerprint (``prints``: :func:`fingerprints`); each letter is registered
+    there by its key."""
     from famfeeds.build import keys as code_keys
-    from famfeeds.build.issue_cache import IssueKeys
-    from famfeeds.records.zones import zone_rules_digest
 
     published = [only] if only is not None else planned.published(as_of)
     if planned.show.newsletter is None or not published:
         return ()
-    show = planned.show
-    keys = IssueKeys(
-        code_keys.code_digest() + (templates_key or templates_key_of(env)),
-        show.model_dump_json() + zone_rules_digest(show.timezone),
-        season_keys,
-    )
+    prints = prints or fingerprints(planned, env)
+    base = code_keys.code_digest() + prints.of(env)
     found: list[Letter | None] = []
+    keys: list[str] = []
     missing: list[tuple[int, str]] = []
     for issue in published:
-        key = keys.issue(issue)
+        key = hashlib.sha256(f"{base}\0{prints.of(issue)}".encode()).hexdigest()
         letter = cache.get(key, issue)
         if letter is None:
             missing.append((len(found), key))
         found.append(letter)
+        keys.append(key)
     if missing:
         indexes = [i for i, _ in missing]
         for (i, key), (header, body) in zip(
             missing, render_encoded(published, indexes, env), strict=True
         ):
             found[i] = cache.put_encoded(key, published[i], header, body)  # kept on disk
-    return tuple(letter for letter in found if letter is not None)
+    letters = tuple(letter for letter in found if letter is not None)
+    for letter, key in zip(letters, keys, strict=True):
+        prints.register(letter, "letter:" + key)
+    return letters
+
+
+def fingerprints(planned: Plan, env: Environment) -> Fingerprints:
+    """A build's :class:`~famfeeds.build.evaluate.Fingerprints`, with what the loaders
+    know registered: the show by its record and its zone's rules, each season by the
+    digest its loader took (its episodes by that and their number), the catalogue and the
+    plan (made from them alone) by theirs, and the template environment by every template
+    and message catalogue it can load."""
+    from famfeeds.build.evaluate import Fingerprints
+    from famfeeds.records.zones import zone_rules_digest
+    from famfeeds.render.i18n import localiser
+
+    prints = Fingerprints()
+    catalogue, show = planned.catalogue, planned.show
+    shown = show.model_dump_json() + zone_rules_digest(show.timezone)
+    prints.register(show, "show:" + _hex(shown))
+    seasons = []
+    for season in catalogue.seasons:
+        digest = catalogue.digest(season)
+        seasons.append(digest)
+        prints.register(season, "season:" + digest)
+        for episode in season.episodes:
+            prints.register(episode, f"episode:{digest}/{episode.number}")
+    whole = _hex(f"{shown}\0{','.join(seasons)}")
+    prints.register(catalogue, "catalogue:" + whole)
+    prints.register(planned, "plan:" + whole)
+    prints.register(env, "env:" + templates_key_of(env))
+    l10n = localiser(env)
+    prints.register(l10n, f"l10n:{l10n.tag}:{l10n.messages.digest}")
+    return prints
+
+
+def _hex(text: str) -> str:
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
 
 
 def issue_letter(planned: Plan, issue: Issue, templates: Path | None = None) -> Letter:
@@ -223,15 +257,16 @@ def render(
     base_url: str | None = None,
     planned: Plan | None = None,
 ) -> Build:
-    """Everything a build writes, in memory: nothing touches output/ here."""
+    """Everything a build writes, in memory: nothing touches output/ here. The renderers'
+    steps, and the whole of their work, go through one evaluator
+    (famfeeds.build.evaluate) keyed by what each is given."""
     from jinja2 import TemplateError, TemplateSyntaxError
 
+    from famfeeds.build.evaluate import Evaluator
     from famfeeds.build.record_cache import RenderMemo, save_later
-    from famfeeds.records.zones import zone_rules_digest
     from famfeeds.render.calendar import publish_events
-    from famfeeds.render.context import RenderContext, season_keys, show_key
+    from famfeeds.render.context import RenderContext
     from famfeeds.render.i18n import localiser
-    from famfeeds.render.memo import LazyFiles, memoized_files
 
     project = Project.of(content)
     planned = planned or check(content, base_url=base_url, strict=strict)
@@ -244,37 +279,14 @@ def render(
     try:
         memo = RenderMemo.open(project.cache / memo_name(show.base_url))  # made before
         save_later(memo.path, memo.save)
-        keys = RenderContext(
-            planned,
-            day,
-            env,
-            {},
-            (),
-            memo,
-            templates_key_of(env),
-            show_key(show) + zone_rules_digest(show.timezone),
-            season_keys(planned, planned.catalogue.digests),
-        )
+        prints = fingerprints(planned, env)
+        call = Evaluator(memo, prints)
         previous = lock.of_show(show.slug)
-        events = publish_events(
-            show, planned.schedule, previous, day, localiser(env), memo, keys.season_inputs
-        )
-        letters: Sequence[Letter] = LazyLetters(
-            partial(
-                render_letters,
-                planned,
-                day,
-                env,
-                cache,
-                templates_key=keys.templates_key,
-                season_keys=keys.season_keys,
-            )
-        )
-        context = replace(keys, events=events, letters=letters, shared=keys.shared)
-        found = memoized_files(memo, partial(_render_files, context), *_build_inputs(context))
-        if isinstance(found, LazyFiles):  # the same inputs as a build before: none rendered
-            memo.keep()  # what that build remembered stays for the next
-        files.add(found)
+        events = publish_events(show, planned.schedule, previous, day, localiser(env), call)
+        letters = LazyLetters(partial(render_letters, planned, day, env, cache, prints=prints))
+        prints.register(letters, f"letters:{prints.of(planned)}:{day}:{prints.of(env)}")
+        context = RenderContext(planned, day, env, events, letters, call)
+        files.add(call(render_files, context))
     except TemplateSyntaxError as exc:
         where = f"{exc.filename or exc.name}:{exc.lineno}"
         raise FamfeedsError(f"{where}: template syntax error: {exc.message}") from None
@@ -285,7 +297,7 @@ def render(
     )
 
 
-def _render_files(context: RenderContext) -> FileSet:
+def render_files(context: RenderContext) -> FileSet:
     """Every renderer's files, in :func:`renderers` order; a name made twice is an error."""
     files = FileSet()
     for renderer in renderers():
@@ -295,22 +307,6 @@ def _render_files(context: RenderContext) -> FileSet:
                 raise FamfeedsError(f"two outputs want to write {name}")
         files.add(made)
     return files
-
-
-def _build_inputs(context: RenderContext) -> tuple[str, ...]:
-    """Memo inputs standing for everything the renderers read (famfeeds.render.memo): the
-    templates and message catalogue, the show, every season's records and the ranks
-    their releases take from others (famfeeds.render.context.season_keys), the reference
-    date, and every event's published state. The newsletter issues follow from these."""
-    states = "|".join(f"{name}={state.token}" for name, state in context.events.items())
-    seasons = ",".join(f"{n}={k}" for n, k in sorted(context.season_keys.items()))
-    return (
-        "build.render",
-        *context.season_inputs_shared(),
-        context.as_of.isoformat(),
-        seasons,
-        hashlib.blake2b(states.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest(),
-    )
 
 
 class LazyLetters(Sequence["Letter"]):
@@ -363,8 +359,8 @@ def build(request: BuildRequest) -> tuple[Build, WriteReport]:
     place behind famfeeds' back) is deleted and the build runs again, rendering that issue
     afresh, with a warning; nothing is published from a damaged entry.
     """
+    from famfeeds.build.evaluate import StaleMemo
     from famfeeds.build.issue_cache import DamagedEntry
-    from famfeeds.render.memo import StaleMemo
 
     repaired: list[str] = []
     forgot_memo = False

@@ -513,14 +513,15 @@ MEMO_CACHE = "memo.pickle"
 
 @dataclass
 class RenderMemo:
-    """famfeeds.render.memo's memo, kept in the project's cache folder between builds.
+    """The evaluator's memo (famfeeds.build.evaluate), kept in the project's cache folder
+    between builds.
 
     Entries are dropped when famfeeds or a library changes (famfeeds.build.keys), and
     when a build does not use them (so the file holds one build's worth)."""
 
     path: Path
-    entries: dict[bytes, bytes] = field(default_factory=dict)
-    used: dict[bytes, bytes] = field(default_factory=dict)
+    entries: dict[bytes, object] = field(default_factory=dict)
+    used: dict[bytes, object] = field(default_factory=dict)
     changed: bool = False
 
     @classmethod
@@ -537,23 +538,17 @@ class RenderMemo:
             memo.entries = data["entries"]
         return memo
 
-    def get(self, key: bytes) -> bytes | None:
-        """The bytes remembered under ``key``, or None."""
+    def get(self, key: bytes) -> object | None:
+        """The entry remembered under ``key``, or None."""
         found = self.entries.get(key)
         if found is not None:
             self.used[key] = found
         return found
 
-    def put(self, key: bytes, value: bytes) -> None:
+    def put(self, key: bytes, value: object) -> None:
         """Remember ``value`` under ``key`` (written by :meth:`save`)."""
         self.used[key] = value
         self.changed = True
-
-    def keep(self) -> None:
-        """Keep every stored entry for the next build, as if this one had used them all
-        (a build whose output is known whole from an earlier one uses none of its parts)."""
-        for key, value in self.entries.items():
-            self.used.setdefault(key, value)
 
     def save(self) -> None:
         """Keep what this build used or made, if that is not what is stored. Best effort."""

@@ -781,7 +781,7 @@ def season_digest(season: Season) -> str:
     """A digest of a season's records, its episodes' and notes too, their source paths left
     out: BLAKE2b (16 bytes, hex) of the season's JSON without them. Equal records give an
     equal digest wherever they were read from; any change to them changes it. (The build
-    hands :attr:`Catalogue.digests` to the renderers as their season keys:
-    famfeeds.render.context.season_key.)"""
+    registers :attr:`Catalogue.digests` as the seasons' fingerprints in its evaluator's
+    keys: famfeeds.build.pipeline.fingerprints.)"""
     dumped = season.model_dump_json(exclude=SOURCE_FREE)
     return hashlib.blake2b(dumped.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()

@@ -14,19 +14,17 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from functools import partial
 
 from famfeeds.plan.schedule import Release, Schedule
 from famfeeds.records.models import Season, Show
 from famfeeds.records.richtext import html_to_text, markdown_to_html
-from famfeeds.render.context import EventStates, Published, RenderContext
+from famfeeds.render.context import Call, EventStates, Published, RenderContext, direct
 from famfeeds.render.events import span
 from famfeeds.render.files import FileSet
 from famfeeds.render.i18n import Localiser, localiser
-from famfeeds.render.memo import NO_MEMO, Memo, key_of, memoized, memoized_files
 from famfeeds.render.urls import (
     CALENDAR_FILE,
     episode_file,
@@ -41,8 +39,6 @@ from famfeeds.render.urls import (
 )
 
 PRODID = "-//famfeeds//famfeeds//EN"
-VEVENT = "calendar.serialise_event"
-"""The memo's name for serialise_event (famfeeds.render.memo)."""
 REFRESH = "PT12H"
 CALENDAR_END = b"END:VCALENDAR\r\n"
 
@@ -263,7 +259,7 @@ def _head(name: str | None = None, description: str = "") -> bytes:
     return b"".join(lines)
 
 
-def calendar_bytes(head: bytes, events: list[bytes]) -> bytes:
+def calendar_bytes(head: bytes, events: Sequence[bytes]) -> bytes:
     """A VCALENDAR around already serialised VEVENTs."""
     return head + b"".join(events) + CALENDAR_END
 
@@ -274,49 +270,38 @@ def publish_events(
     previous: EventStates,
     as_of: date,
     l10n: Localiser,
-    memo: Memo = NO_MEMO,
-    keys: SeasonKeys | None = None,
+    call: Call = direct,
 ) -> EventStates:
     """The published state of every event of ``show`` after this build.
 
     Only keys of this show are read from ``previous``: several shows may share one lock
-    file, and a build of one never touches another's events.
-
-    With a ``memo`` and ``keys`` (the show's and each season's records, the message
-    catalogue), a season whose events all kept their state before, from the same records
-    and the same previous states, keeps them again without working out its events' data.
-    """
+    file, and a build of one never touches another's events. A season whose events were
+    all published before is asked about through ``call`` (:func:`events_stand` does not
+    depend on the day, so a season that kept its records and states is known without
+    working out its events' data again)."""
     stamp = datetime.combine(as_of, time(0), tzinfo=show.zone).astimezone(UTC)
     events: EventStates = {}
     for season, releases in _by_season(schedule):
         names = [event_key(show, season.number, r.episode.number) for r in releases]
-        before = [previous.get(name) for name in names]
-        inputs = None
-        if keys is not None and None not in before:
-            tokens = "|".join(state.token for state in before if state is not None)
-            inputs = ("calendar.publish_events", *keys(season), tokens)
-            if memo.get(key_of(*inputs)) == UNCHANGED:
-                events.update(zip(names, before, strict=True))  # type: ignore[arg-type]
-                continue
-        same = True
+        before = tuple(previous.get(name) for name in names)
+        if None not in before and call(events_stand, tuple(releases), before, l10n):
+            events.update(zip(names, before, strict=True))  # type: ignore[arg-type]
+            continue
         for name, release, old in zip(names, releases, before, strict=True):
-            state = events[name] = publish(event_data(release, l10n), old, stamp)
-            same = same and state is old
-        if inputs is not None and same:
-            memo.put(key_of(*inputs), UNCHANGED)
-        elif keys is not None:  # what the next build finds: publish keeps a state it made
-            tokens = "|".join(events[name].token for name in names)
-            memo.put(key_of("calendar.publish_events", *keys(season), tokens), UNCHANGED)
+            events[name] = publish(event_data(release, l10n), old, stamp)
     for name in sorted(name for name in previous if name not in events):
         if is_event_of(show.slug, name):
             events[name] = removed(previous[name], stamp)
     return events
 
 
-UNCHANGED = b"="
-SeasonKeys = Callable[[Season], tuple[str, ...]]
-"""Memo inputs standing for a season's records and everything else its events are made
-from (the show, the message catalogue)."""
+def events_stand(releases: Sequence[Release], before: Sequence[Published], l10n: Localiser) -> bool:
+    """Whether each release's state ``before`` stands as it is (:func:`publish` keeps it
+    on any day)."""
+    return all(
+        publish(event_data(release, l10n), old, old.dtstamp) is old
+        for release, old in zip(releases, before, strict=True)
+    )
 
 
 def _by_season(schedule: Schedule) -> list[tuple[Season, list[Release]]]:
@@ -331,13 +316,13 @@ def _by_season(schedule: Schedule) -> list[tuple[Season, list[Release]]]:
 
 
 def season_events(
-    show: Show, releases: list[Release], events: EventStates, l10n: Localiser
+    show: Show, releases: Sequence[Release], states: Sequence[Published], l10n: Localiser
 ) -> bytes:
-    """The VEVENTs of one season's releases, one after another."""
+    """The VEVENTs of one season's releases (``states``: theirs), one after another."""
     serialised = []
-    for release in releases:
+    for release, state in zip(releases, states, strict=True):
         data = event_data(release, l10n)
-        serialised.append(serialise_event(event_uid(show, data.key), data, events[data.key]))
+        serialised.append(serialise_event(event_uid(show, data.key), data, state))
     return b"".join(serialised)
 
 
@@ -348,18 +333,10 @@ def split_events(blob: bytes) -> list[bytes]:
 
 
 def render_calendars(
-    show: Show,
-    schedule: Schedule,
-    events: EventStates,
-    l10n: Localiser,
-    memo: Memo = NO_MEMO,
-    keys: SeasonKeys | None = None,
+    show: Show, schedule: Schedule, events: EventStates, l10n: Localiser, call: Call = direct
 ) -> FileSet:
-    """Every .ics file, with SEQUENCE and DTSTAMP from ``events`` (see publish_events).
-
-    A season at a time: with a ``memo`` and ``keys``, a season's VEVENTs made before from
-    the same records and states come from the memo, and its own files (its calendar, an
-    "add to calendar" file per episode) as names and digests, made only if needed."""
+    """Every .ics file, with SEQUENCE and DTSTAMP from ``events`` (see publish_events),
+    a season at a time through ``call``."""
     single = _head()
     files = FileSet()
     by_season = _by_season(schedule)
@@ -374,49 +351,24 @@ def render_calendars(
     for key_, state in sorted(events.items()):
         if key_ in current or not is_event_of(show.slug, key_):
             continue
-        uid = event_uid(show, key_)  # an event whose episode left the content
-        serialised = memoized(
-            memo, partial(serialise_event, uid, None, state), VEVENT, uid, state.token
-        )
+        serialised = call(serialise_event, event_uid(show, key_), None, state)  # left
         removed_events.append(serialised)
         if state.season in numbers:
             removed_of.setdefault(state.season, []).append(serialised)
     everything: list[bytes] = []
-    combined: list[str] = []
     for season, releases in by_season:
-        make_events = partial(season_events, show, releases, events, l10n)
-        extra = removed_of.get(season.number, [])
-        if keys is None:
-            blob = make_events()
-            files.add(_season_files(show, season, releases, blob, extra, single, l10n))
-        else:
-            names = [event_key(show, season.number, r.episode.number) for r in releases]
-            tokens = "|".join(events[name].token for name in names)
-            inputs = (*keys(season), tokens)
-            blob = memoized(memo, make_events, "calendar.season_events", *inputs)
-            combined.append(key_of(*inputs).hex())
-            extras = "|".join(e.decode("utf-8", "replace") for e in extra)
-            files.add(
-                memoized_files(
-                    memo,
-                    partial(_season_files, show, season, releases, blob, extra, single, l10n),
-                    "calendar.season_files",
-                    *inputs,
-                    extras,
-                )
-            )
+        shown = tuple(releases)
+        states = tuple(events[event_key(show, season.number, r.episode.number)] for r in shown)
+        blob = call(season_events, show, shown, states, l10n)
+        extra = tuple(removed_of.get(season.number, ()))
+        files.add(call(_season_files, show, season, shown, blob, extra, single, l10n))
         everything.append(blob)
     everything += removed_events
-    make = partial(_whole_calendar, show, everything, l10n)
-    if keys is None or not combined:
-        files.add(make())
-    else:  # every season's inputs and the removed events stand for the whole
-        gone = [e.decode("utf-8", "replace") for e in removed_events]
-        files.add(memoized_files(memo, make, "calendar.whole", *combined, *gone))
+    files.add(call(_whole_calendar, show, tuple(everything), l10n))
     return files
 
 
-def _whole_calendar(show: Show, events: list[bytes], l10n: Localiser) -> dict[str, bytes]:
+def _whole_calendar(show: Show, events: Sequence[bytes], l10n: Localiser) -> dict[str, bytes]:
     """calendar.ics: every event."""
     description = l10n.gettext(
         "Release dates of %(show)s episodes on %(service)s.",
@@ -429,9 +381,9 @@ def _whole_calendar(show: Show, events: list[bytes], l10n: Localiser) -> dict[st
 def _season_files(
     show: Show,
     season: Season,
-    releases: list[Release],
+    releases: Sequence[Release],
     blob: bytes,
-    removed_events: list[bytes],
+    removed_events: Sequence[bytes],
     single: bytes,
     l10n: Localiser,
 ) -> dict[str, bytes]:
@@ -453,11 +405,5 @@ def _season_files(
 
 def render(ctx: RenderContext) -> FileSet:
     """The calendars, as a renderer."""
-    return render_calendars(
-        ctx.plan.show,
-        ctx.plan.schedule,
-        ctx.events,
-        localiser(ctx.env),
-        ctx.memo,
-        ctx.season_inputs if ctx.templates_key else None,
-    )
+    plan = ctx.plan
+    return render_calendars(plan.show, plan.schedule, ctx.events, localiser(ctx.env), ctx.call)

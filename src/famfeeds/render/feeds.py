@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from functools import partial
 from html import escape
 
 from famfeeds.plan.schedule import Release, Schedule
@@ -15,7 +14,6 @@ from famfeeds.records.models import Show
 from famfeeds.records.richtext import first_paragraph, html_to_text, markdown_to_html
 from famfeeds.render.context import RenderContext
 from famfeeds.render.i18n import Localiser, localiser
-from famfeeds.render.memo import memoized_files
 from famfeeds.render.outputs import machine_time
 from famfeeds.render.urls import (
     ATOM_FILE,
@@ -46,9 +44,13 @@ class Entry:
     category: str
 
 
-def feed_entries(show: Show, schedule: Schedule, as_of: date, l10n: Localiser) -> list[Entry]:
-    """The entries a feed shows as of ``as_of``: released episodes, newest first, capped."""
-    shown = schedule.released(as_of)[: show.feed_entries]
+def shown_releases(show: Show, schedule: Schedule, as_of: date) -> tuple[Release, ...]:
+    """The releases a feed shows as of ``as_of``: released episodes, newest first, capped."""
+    return tuple(schedule.released(as_of)[: show.feed_entries])
+
+
+def feed_entries(show: Show, shown: Sequence[Release], as_of: date, l10n: Localiser) -> list[Entry]:
+    """The entries of the ``shown`` releases (:func:`shown_releases`)."""
     updated = _distinct(shown, as_of)
     entries = []
     for release in shown:
@@ -93,7 +95,7 @@ def _updated(release: Release, as_of: date) -> datetime:
     return stamp if stamp.astimezone(release.show.zone).date() <= as_of else release.instant
 
 
-def _distinct(releases: list[Release], as_of: date) -> dict[tuple[str, int], datetime]:
+def _distinct(releases: Sequence[Release], as_of: date) -> dict[tuple[str, int], datetime]:
     """Each release's updated stamp, moved on by whole seconds where two would be equal.
 
     Feed validators flag entries that share an updated value.
@@ -283,21 +285,17 @@ def render_json_feed(show: Show, entries: list[Entry]) -> bytes:
     return (json.dumps(feed, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
 
 
-def render_feeds(show: Show, schedule: Schedule, as_of: date, l10n: Localiser) -> dict[str, bytes]:
-    """Every feed file, by its name under output/."""
-    entries = feed_entries(show, schedule, as_of, l10n)
+def render_feeds(
+    show: Show, shown: Sequence[Release], as_of: date, l10n: Localiser
+) -> dict[str, bytes]:
+    """Every feed file, by its name under output/, showing the ``shown`` releases."""
+    entries = feed_entries(show, shown, as_of, l10n)
     atom, rss = render_xml_feeds(show, entries, as_of)
     return {ATOM_FILE: atom, RSS_FILE: rss, JSON_FILE: render_json_feed(show, entries)}
 
 
 def render(ctx: RenderContext) -> Mapping[str, bytes]:
-    """The feeds, as a renderer: remembered by the show, the message catalogue, the
-    reference date and the records of the episodes they show (made only if needed)."""
-    show, schedule = ctx.plan.show, ctx.plan.schedule
-    make = partial(render_feeds, show, schedule, ctx.as_of, localiser(ctx.env))
-    if not ctx.templates_key:
-        return make()
-    shown = schedule.released(ctx.as_of)[: show.feed_entries]
-    entries = [f"{ctx.season_key(r.season)}/{r.episode.number}" for r in shown]
-    common = ctx.season_inputs_shared()
-    return memoized_files(ctx.memo, make, "feeds.render_feeds", *common, str(ctx.as_of), *entries)
+    """The feeds, as a renderer."""
+    show = ctx.plan.show
+    shown = shown_releases(show, ctx.plan.schedule, ctx.as_of)
+    return ctx.call(render_feeds, show, shown, ctx.as_of, localiser(ctx.env))

@@ -9,18 +9,16 @@ and are filled afterwards, so sending never re-inlines. Rendering is pure: the b
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from famfeeds.errors import FamfeedsError
 from famfeeds.plan.issues import Issue
 from famfeeds.plan.schedule import Release
 from famfeeds.records.richtext import html_to_text, markdown_to_html
-from famfeeds.render.context import RenderContext
+from famfeeds.render.context import Call, RenderContext, direct
 from famfeeds.render.events import google_calendar_link
 from famfeeds.render.files import FileSet
 from famfeeds.render.i18n import Localiser, localiser
-from famfeeds.render.memo import NO_MEMO, Memo, memoized_files
 from famfeeds.render.outputs import output
 from famfeeds.render.pages import SCHEMA, Page, frame, series_data
 from famfeeds.render.personal import Letter, Markers, RenderedIssue, choose_markers
@@ -36,8 +34,12 @@ from famfeeds.render.urls import (
 )
 
 if TYPE_CHECKING:
+    from datetime import date
+
     from jinja2 import Environment
     from premailer import Premailer
+
+    from famfeeds.records.models import Show
 
 
 SUBJECT_TITLES = 4
@@ -304,40 +306,34 @@ def issue_files(item: RenderedIssue) -> dict[str, bytes]:
     }
 
 
-def render_newsletter(
-    letters: list[Letter], env: Environment, memo: Memo = NO_MEMO, keys: tuple[str, ...] = ()
-) -> Mapping[str, bytes]:
-    """Every published issue's files, and the archive page (in the site's frame). With a
-    ``memo`` and ``keys`` (standing for the show, templates and catalogue), an archive
-    listing the same issues as before comes from the memo (its digest; made if needed)."""
-    if not letters:
-        return {}
+def render_newsletter(letters: Sequence[Letter], env: Environment, call: Call = direct) -> FileSet:
+    """Every published issue's files, a month at a time, and the archive page (in the
+    site's frame)."""
     files = FileSet()  # stored issues stay on disk
+    if not letters:
+        return files
     months: dict[tuple[int, int], list[Letter]] = {}
     for letter in letters:
         day = letter.item.issue.day
         months.setdefault((day.year, day.month), []).append(letter)
     for group in months.values():
-        group_files = partial(FileSet, *(letter.files for letter in group))
-        if keys and all(letter.key for letter in group):  # names and digests by the keys
-            keyed = [letter.key for letter in group]
-            files.add(memoized_files(memo, group_files, "newsletter.files", *keyed))
-        else:
-            files.add(group_files())
-    make = partial(archive_page, letters, env)
-    if keys:
-        listing = "\n".join(
-            f"{r.item.issue.slug}\t{r.item.issue.day}\t{r.item.subject}" for r in letters
-        )
-        files.add(memoized_files(memo, make, "newsletter.archive_page", *keys, listing))
-    else:
-        files.add(make())
+        files.add(call(month_files, tuple(group)))
+    show = letters[0].item.issue.show
+    listing = tuple((r.item.issue.slug, r.item.issue.day, r.item.subject) for r in letters)
+    files.add(call(archive_page, show, listing, env))
     return files
 
 
-def archive_page(letters: list[Letter], env: Environment) -> dict[str, bytes]:
-    """The newsletter's archive: every issue, newest first."""
-    show = letters[0].item.issue.show
+def month_files(letters: Sequence[Letter]) -> FileSet:
+    """The files of a month's issues."""
+    return FileSet(*(letter.files for letter in letters))
+
+
+def archive_page(
+    show: Show, listing: Sequence[tuple[str, date, str]], env: Environment
+) -> dict[str, bytes]:
+    """The newsletter's archive: every issue (slug, day, subject, oldest first), newest
+    first."""
     l10n = localiser(env)
     url = archive_url(show)
     title = l10n.gettext("%(show)s: newsletter archive", show=show.title)
@@ -359,11 +355,11 @@ def archive_page(letters: list[Letter], env: Environment) -> dict[str, bytes]:
         image_alt=show.title,
     )
     archive = env.get_template("newsletter-archive.html.j2").render(
-        **frame(show, env, letters[-1].item.issue.day),
+        **frame(show, env, listing[-1][1]),
         page=page,
         issues=[
-            {"url": f"{r.item.issue.slug}.html", "day": r.item.issue.day, "subject": r.item.subject}
-            for r in reversed(letters)
+            {"url": f"{slug}.html", "day": day, "subject": subject}
+            for slug, day, subject in reversed(listing)
         ],
     )
     return {issue_file("index", ".html"): archive.encode("utf-8")}
@@ -371,5 +367,4 @@ def archive_page(letters: list[Letter], env: Environment) -> dict[str, bytes]:
 
 def render(ctx: RenderContext) -> Mapping[str, bytes]:
     """The newsletter's files, as a renderer."""
-    keys = (ctx.templates_key, ctx.show_key or ctx.shared_show_key()) if ctx.templates_key else ()
-    return render_newsletter(list(ctx.letters), ctx.env, ctx.memo, keys)
+    return render_newsletter(ctx.letters, ctx.env, ctx.call)

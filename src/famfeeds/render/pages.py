@@ -14,10 +14,10 @@ cards, schema.org JSON-LD, feed autodiscovery), the feeds' browser view and site
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from functools import partial
+from functools import cached_property
 from html import escape
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -26,19 +26,10 @@ from markupsafe import Markup
 from famfeeds.plan.schedule import Release, Schedule
 from famfeeds.records.models import Catalogue, Season, Show
 from famfeeds.records.richtext import html_to_text, markdown_to_html
-from famfeeds.render.context import RenderContext
+from famfeeds.render.context import Call, RenderContext, direct
 from famfeeds.render.events import google_calendar_link
 from famfeeds.render.files import FileSet
 from famfeeds.render.i18n import Localiser, localiser
-from famfeeds.render.memo import (
-    NO_MEMO,
-    LazyFiles,
-    Memo,
-    key_of,
-    memoized,
-    memoized_files,
-    remember,
-)
 from famfeeds.render.outputs import feeds as feed_outputs
 from famfeeds.render.outputs import machine_time, output
 from famfeeds.render.personal import Letter
@@ -240,50 +231,72 @@ def frame(show: Show, env: Environment, newsletter_latest: date | None = None) -
 # Episode and season pages ------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Frame:
+    """What every page shares, a step's first argument: the show, the templates and
+    message catalogue (``env``), the reference date and the newest newsletter issue out."""
+
+    show: Show
+    env: Environment
+    as_of: date
+    latest_issue: date | None
+
+    @cached_property
+    def l10n(self) -> Localiser:
+        """The show's language."""
+        return localiser(self.env)
+
+    @cached_property
+    def context(self) -> dict[str, Any]:
+        """The template values of :func:`frame`."""
+        return frame(self.show, self.env, self.latest_issue)
+
+    def render(self, template: str, page: Page, **context: Any) -> bytes:
+        """A page from ``template`` in the shared frame."""
+        html = self.env.get_template(template).render(
+            **self.context, page=page, as_of=self.as_of, **context
+        )
+        return html.encode("utf-8")
+
+
 @dataclass
 class Site:
-    """What every page of one build shares. Rows and tables are worked out per season,
-    when a season's pages are made (a rebuild makes only the seasons whose inputs changed)."""
+    """What the page renderers of one build share: the records, the plan's schedule, the
+    frame, and each season's releases with their states (Schedule.states)."""
 
     catalogue: Catalogue
     schedule: Schedule
     as_of: date
     env: Environment
     letters: Sequence[Letter] = ()
-    memo: Memo = NO_MEMO
-    """Remembered pages (famfeeds.render.memo); used only with a ``templates_key``."""
-    templates_key: str = ""
-    season_keys: Callable[[Season], str] | None = None
-    show_key: str = ""
-    l10n: Localiser = field(init=False)
-    states: dict[int, list[tuple[Release, str]]] = field(init=False)
-    """Each season's releases in release order with their states (Schedule.states)."""
-    frame: dict[str, Any] = field(init=False)
-    """The shared frame of every page (see :func:`frame`)."""
-    _rows: dict[int, list[Row]] = field(init=False, default_factory=dict)
+    call: Call = direct
+    """How the renderers call their steps (famfeeds.render.context.Call)."""
+    frame: Frame = field(init=False)
+    states: dict[int, tuple[tuple[Release, str], ...]] = field(init=False)
+    """Each season's releases in release order with their states."""
+    order: dict[int, tuple[Release, ...]] = field(init=False)
+    """Each season's releases in the schedule's (season and episode) order."""
 
     def __post_init__(self) -> None:
-        self.l10n = localiser(self.env)
-        self.states = {}
+        latest = self.letters[-1].item.issue.day if self.letters else None
+        self.frame = Frame(self.catalogue.show, self.env, self.as_of, latest)
+        states: dict[int, list[tuple[Release, str]]] = {}
         for release, state in self.schedule.states(self.as_of):
-            self.states.setdefault(release.season.number, []).append((release, state))
-        self.frame = frame(self.show, self.env, self.latest_issue)
+            states.setdefault(release.season.number, []).append((release, state))
+        self.states = {number: tuple(found) for number, found in states.items()}
+        order: dict[int, list[Release]] = {}
+        for release in self.schedule.releases:
+            order.setdefault(release.season.number, []).append(release)
+        self.order = {number: tuple(found) for number, found in order.items()}
 
     @classmethod
     def of(cls, ctx: RenderContext) -> Site:
         """The build's site, made once for every renderer that needs it."""
         found: Site | None = ctx.shared.get("site")
         if found is None:
+            plan = ctx.plan
             found = ctx.shared["site"] = cls(
-                ctx.plan.catalogue,
-                ctx.plan.schedule,
-                ctx.as_of,
-                ctx.env,
-                ctx.letters,
-                ctx.memo,
-                ctx.templates_key,
-                ctx.season_key,
-                ctx.show_key or ctx.shared_show_key(),
+                plan.catalogue, plan.schedule, ctx.as_of, ctx.env, ctx.letters, ctx.call
             )
         return found
 
@@ -293,48 +306,14 @@ class Site:
         return self.catalogue.show
 
     @property
-    def latest_issue(self) -> date | None:
-        """The newest newsletter issue out, if any."""
-        return self.letters[-1].item.issue.day if self.letters else None
+    def l10n(self) -> Localiser:
+        """The show's language."""
+        return self.frame.l10n
 
-    def rows(self, season: int) -> list[Row]:
-        """A season's rows in release order."""
-        found = self._rows.get(season)
-        if found is None:
-            found = self._rows[season] = [
-                _row(release, state, self.l10n) for release, state in self.states.get(season, [])
-            ]
-        return found
 
-    def row(self, release: Release) -> Row:
-        """One episode's row."""
-        return next(row for row in self.rows(release.season.number) if row.release is release)
-
-    def table(self, season: Season) -> list[Row | Gap]:
-        """A season's schedule table, with its gaps."""
-        return with_gaps(season, self.rows(season.number), self.l10n)
-
-    def shared_inputs(self, kind: str) -> tuple[str, ...]:
-        """Memo inputs of ``kind``, made from what every page shares: the show, the
-        templates and catalogue, the reference date and the newest issue."""
-        latest = self.latest_issue.isoformat() if self.latest_issue else ""
-        return (kind, self.templates_key, self.show_key, self.as_of.isoformat(), latest)
-
-    def season_inputs(self, kind: str, season: Season, *more: str) -> tuple[str, ...] | None:
-        """Memo inputs of ``kind``, made from one season's records, its releases' states,
-        ``more`` and what every page shares (:meth:`shared_inputs`); None when nothing
-        templated may be remembered (no ``templates_key``)."""
-        if not self.templates_key or self.season_keys is None:
-            return None
-        states = ",".join(state for _, state in self.states.get(season.number, []))
-        return (*self.shared_inputs(kind), self.season_keys(season), states, *more)
-
-    def render(self, template: str, page: Page, **context: Any) -> bytes:
-        """A page from ``template`` in the shared frame."""
-        html = self.env.get_template(template).render(
-            **self.frame, page=page, as_of=self.as_of, **context
-        )
-        return html.encode("utf-8")
+def season_rows(frame: Frame, states: Sequence[tuple[Release, str]]) -> list[Row]:
+    """A season's rows, from its releases in release order with their states."""
+    return [_row(release, state, frame.l10n) for release, state in states]
 
 
 def _row(release: Release, state: str, l10n: Localiser) -> Row:
@@ -348,13 +327,14 @@ def _row(release: Release, state: str, l10n: Localiser) -> Row:
     )
 
 
-def episode_page(site: Site, index: int) -> bytes:
-    """The page of the episode at ``index`` in season and episode order."""
-    show, l10n = site.show, site.l10n
-    releases = site.schedule.releases
-    release = releases[index]
+def episode_page(
+    frame: Frame, row: Row, previous: Release | None, following: Release | None
+) -> bytes:
+    """The page of ``row``'s episode, with links to the episodes before and after it in
+    season and episode order."""
+    show, l10n = frame.show, frame.l10n
+    release = row.release
     episode, season = release.episode, release.season
-    row = site.row(release)
     synopsis_html = markdown_to_html(episode.synopsis, show.base_url)
     synopsis = " ".join(html_to_text(synopsis_html, links=False).split())
     url = episode_url(release)
@@ -387,11 +367,8 @@ def episode_page(site: Site, index: int) -> bytes:
         image=episode.image or show.artwork,
         image_alt=episode.alt_text if episode.image else show.title,
     )
-    neighbours = {
-        "previous": releases[index - 1] if index > 0 else None,
-        "next": releases[index + 1] if index + 1 < len(releases) else None,
-    }
-    return site.render(
+    neighbours = {"previous": previous, "next": following}
+    return frame.render(
         "episode.html.j2",
         page,
         release=release,
@@ -405,9 +382,9 @@ def episode_page(site: Site, index: int) -> bytes:
     )
 
 
-def season_page(site: Site, season: Season, table: list[Row | Gap]) -> bytes:
+def season_page(frame: Frame, season: Season, table: list[Row | Gap]) -> bytes:
     """A season's page: its description and schedule, and its own calendar."""
-    show = site.show
+    show = frame.show
     url = season_url(show, season.number)
     episodes = sorted(
         (item.release for item in table if isinstance(item, Row)), key=lambda r: r.episode.number
@@ -436,7 +413,7 @@ def season_page(site: Site, season: Season, table: list[Row | Gap]) -> bytes:
     }
     if description:
         data["description"] = description
-    title = site.l10n.gettext("%(show)s: %(season)s", show=show.title, season=season.title)
+    title = frame.l10n.gettext("%(show)s: %(season)s", show=show.title, season=season.title)
     page = Page(
         url=url,
         title=title,
@@ -447,7 +424,7 @@ def season_page(site: Site, season: Season, table: list[Row | Gap]) -> bytes:
         image_alt=show.title,
     )
     calendar_url = show.url(season_file(season.number))
-    return site.render(
+    return frame.render(
         "season.html.j2",
         page,
         season=season,
@@ -457,56 +434,56 @@ def season_page(site: Site, season: Season, table: list[Row | Gap]) -> bytes:
     )
 
 
-def season_pages(site: Site, season: Season, indexes: list[int]) -> dict[str, bytes]:
-    """One season's page and its episodes' pages (``indexes`` in the schedule's releases)."""
+def season_pages(
+    frame: Frame,
+    season: Season,
+    order: Sequence[Release],
+    states: Sequence[tuple[Release, str]],
+    before: Release | None,
+    after: Release | None,
+) -> dict[str, bytes]:
+    """One season's page and its episodes' pages: ``order``, its releases in season and
+    episode order, between ``before`` and ``after``, the schedule's neighbours; ``states``,
+    its releases in release order with their states."""
+    rows = season_rows(frame, states)
+    row_of = {id(row.release): row for row in rows}
     files: dict[str, bytes] = {}
-    releases = site.schedule.releases
-    for index in indexes:
-        release = releases[index]
+    for index, release in enumerate(order):
+        previous = order[index - 1] if index else before
+        following = order[index + 1] if index + 1 < len(order) else after
         folder = episode_folder(release.season.number, release.episode.number)
-        files[page_file(folder)] = episode_page(site, index)
-    files[page_file(season_folder(season.number))] = season_page(site, season, site.table(season))
+        files[page_file(folder)] = episode_page(frame, row_of[id(release)], previous, following)
+    table = with_gaps(season, rows, frame.l10n)
+    files[page_file(season_folder(season.number))] = season_page(frame, season, table)
     return files
 
 
 def render_pages(site: Site) -> FileSet:
-    """Every episode's and season's page, a season at a time: a season whose inputs (its
-    records, its releases' states, its neighbours' records, and what every page shares)
-    were seen before comes from the memo as names and digests, made again only if its
-    bytes are needed."""
-    releases = site.schedule.releases
-    positions: dict[int, list[int]] = {}
-    for index, release in enumerate(releases):
-        positions.setdefault(release.season.number, []).append(index)
+    """Every episode's and season's page, a season at a time (:func:`season_pages`)."""
     files = FileSet()
+    releases = site.schedule.releases
+    start = 0
     for season in site.catalogue.seasons:
-        indexes = positions.get(season.number, [])
-        make = partial(season_pages, site, season, indexes)
-        neighbours = [
-            _identity(site, releases[i]) if 0 <= i < len(releases) else ""
-            for i in ((indexes[0] - 1, indexes[-1] + 1) if indexes else ())
-        ]
-        inputs = site.season_inputs("pages.season_pages", season, *neighbours)
-        files.add(make() if inputs is None else memoized_files(site.memo, make, *inputs))
+        order = site.order.get(season.number, ())
+        end = start + len(order)
+        before = releases[start - 1] if start and order else None
+        after = releases[end] if end < len(releases) and order else None
+        states = site.states.get(season.number, ())
+        files.add(site.call(season_pages, site.frame, season, order, states, before, after))
+        start = end
     return files
-
-
-def _identity(site: Site, release: Release) -> str:
-    """What a neighbouring episode's link is made from: its season's records and number."""
-    assert site.season_keys is not None
-    return f"{site.season_keys(release.season)}/{release.episode.number}"
 
 
 # The feeds in a browser ----------------------------------------------------------------------
 
 
-def render_feed_stylesheet(site: Site) -> dict[str, bytes]:
+def render_feed_stylesheet(show: Show, env: Environment) -> dict[str, bytes]:
     """feed.xsl, which the feeds name so that a browser shows them as a page (in the show's
     language); nothing when show.toml turns it off."""
-    if not site.show.feed_stylesheet:
+    if not show.feed_stylesheet:
         return {}
-    text = site.env.get_template("feed.xsl.j2").render(
-        show=site.show, home=site.show.base_url, html_lang=site.show.language
+    text = env.get_template("feed.xsl.j2").render(
+        show=show, home=show.base_url, html_lang=show.language
     )
     return {FEED_STYLESHEET_FILE: text.encode("utf-8")}
 
@@ -524,25 +501,30 @@ def _changed(release: Release, as_of: date) -> date | None:
     return max(days, default=None)
 
 
-def page_dates(site: Site) -> list[tuple[str, date | None]]:
-    """Every page's URL and last change from the records, index first."""
-    as_of = site.as_of
-    show = site.show
-    episodes = [(episode_url(r), _changed(r, as_of)) for r in site.schedule.releases]
+def page_dates(
+    show: Show,
+    seasons: Sequence[Season],
+    orders: Sequence[Sequence[Release]],
+    as_of: date,
+    issue_days: Sequence[date],
+) -> list[tuple[str, date | None]]:
+    """Every page's URL and last change from the records, index first (``orders``: each
+    season's releases; ``issue_days``: the newsletter issues out)."""
+    releases = [release for order in orders for release in order]
+    episodes = [(episode_url(r), _changed(r, as_of)) for r in releases]
     newest_of: dict[int, date] = {}
-    for release, (_, day) in zip(site.schedule.releases, episodes, strict=True):
+    for release, (_, day) in zip(releases, episodes, strict=True):
         number = release.season.number
         if day is not None and (number not in newest_of or day > newest_of[number]):
             newest_of[number] = day
-    seasons = [
-        (season_url(show, s.number), newest_of.get(s.number)) for s in site.catalogue.seasons
+    pages: list[tuple[str, date | None]] = [
+        (show.base_url, max(newest_of.values(), default=None)),
+        *((season_url(show, s.number), newest_of.get(s.number)) for s in seasons),
+        *episodes,
     ]
-    newest = max(newest_of.values(), default=None)
-    pages: list[tuple[str, date | None]] = [(show.base_url, newest), *seasons, *episodes]
-    if site.letters:
-        days = [letter.item.issue.day for letter in site.letters]
-        pages.append((archive_url(show), max(days)))
-        pages += [(show.url(issue_file(day.isoformat(), ".html")), day) for day in days]
+    if issue_days:
+        pages.append((archive_url(show), max(issue_days)))
+        pages += [(show.url(issue_file(day.isoformat(), ".html")), day) for day in issue_days]
     return pages
 
 
@@ -561,7 +543,7 @@ def _urlset(lines: list[str]) -> bytes:
     return ("\n".join([*head, *lines, "</urlset>"]) + "\n").encode("utf-8")
 
 
-def season_sitemap(releases: list[Release], as_of: date) -> bytes:
+def season_sitemap(releases: Sequence[Release], as_of: date) -> bytes:
     """A season's episode pages as sitemap lines, after a first line with the newest
     change among them ('' if none)."""
     entries = [(episode_url(r), _changed(r, as_of)) for r in releases]
@@ -570,49 +552,40 @@ def season_sitemap(releases: list[Release], as_of: date) -> bytes:
     return "\n".join(lines).encode("utf-8")
 
 
-def sitemap_inputs(site: Site, season: Season) -> tuple[str, ...]:
-    """The memo inputs of a season's sitemap lines (the key "" when the site has none)."""
-    key = site.season_keys(season) if site.season_keys is not None else ""
-    return ("pages.season_sitemap", site.show_key, site.as_of.isoformat(), key)
-
-
-def remembered_sitemap(site: Site) -> dict[str, bytes]:
-    """sitemap.xml as :func:`render_sitemap` makes it (one file), each season's episode
-    lines remembered by the season's records and the reference date (when the site has a
-    memo and season keys)."""
-    show, as_of = site.show, site.as_of
-    by_season: dict[int, list[Release]] = {}
-    for release in site.schedule.releases:
-        by_season.setdefault(release.season.number, []).append(release)
-    newest_of: dict[int, date] = {}
-    chunks: list[str] = []
-    for number, releases in by_season.items():
-        make = partial(season_sitemap, releases, as_of)
-        memo = site.memo if site.templates_key and site.season_keys is not None else NO_MEMO
-        inputs = sitemap_inputs(site, releases[0].season)
-        first, _, lines = memoized(memo, make, *inputs).decode().partition("\n")
-        if first:
-            newest_of[number] = date.fromisoformat(first)
-        chunks += [lines] if lines else []
-    seasons = [
-        _url_line(season_url(show, s.number), newest_of.get(s.number))
-        for s in site.catalogue.seasons
-    ]
-    out = [_url_line(show.base_url, max(newest_of.values(), default=None)), *seasons, *chunks]
-    if site.letters:
-        days = [letter.item.issue.day for letter in site.letters]
-        out.append(_url_line(archive_url(show), max(days)))
-        out += [_url_line(show.url(issue_file(day.isoformat(), ".html")), day) for day in days]
-    return {SITEMAP_FILE: _urlset(out)}
-
-
-def render_sitemap(site: Site, limit: int = SITEMAP_LIMIT) -> dict[str, bytes]:
-    """sitemap.xml: every page; beyond ``limit`` URLs, a sitemap index of numbered files."""
-    pages = 1 + len(site.catalogue.seasons) + len(site.schedule.releases)
-    pages += 1 + len(site.letters) if site.letters else 0
+def render_sitemap(
+    call: Call,
+    show: Show,
+    seasons: Sequence[Season],
+    orders: Sequence[Sequence[Release]],
+    as_of: date,
+    issue_days: Sequence[date],
+    limit: int = SITEMAP_LIMIT,
+) -> dict[str, bytes]:
+    """sitemap.xml: every page (see :func:`page_dates`); beyond ``limit`` URLs, a sitemap
+    index of numbered files. One file is made a season's episode lines at a time
+    (:func:`season_sitemap`, through ``call``)."""
+    pages = 1 + len(seasons) + sum(len(order) for order in orders)
+    pages += 1 + len(issue_days) if issue_days else 0
     if pages <= limit:
-        return remembered_sitemap(site)
-    entries = page_dates(site)
+        newest_of: dict[int, date] = {}
+        chunks: list[str] = []
+        for season, order in zip(seasons, orders, strict=True):
+            if not order:
+                continue
+            first, _, lines = call(season_sitemap, order, as_of).decode().partition("\n")
+            if first:
+                newest_of[season.number] = date.fromisoformat(first)
+            chunks += [lines] if lines else []
+        out = [
+            _url_line(show.base_url, max(newest_of.values(), default=None)),
+            *(_url_line(season_url(show, s.number), newest_of.get(s.number)) for s in seasons),
+            *chunks,
+        ]
+        if issue_days:
+            out.append(_url_line(archive_url(show), max(issue_days)))
+            out += [_url_line(show.url(issue_file(d.isoformat(), ".html")), d) for d in issue_days]
+        return {SITEMAP_FILE: _urlset(out)}
+    entries = page_dates(show, seasons, orders, as_of, issue_days)
     files: dict[str, bytes] = {}
     index = ['<?xml version="1.0" encoding="UTF-8"?>', f'<sitemapindex xmlns="{SITEMAP_NS}">']
     for number, start in enumerate(range(0, len(entries), limit), start=1):
@@ -621,25 +594,22 @@ def render_sitemap(site: Site, limit: int = SITEMAP_LIMIT) -> dict[str, bytes]:
         files[name] = sitemap_xml(part)
         newest = max((d for _, d in part if d), default=None)
         lastmod = f"<lastmod>{newest.isoformat()}</lastmod>" if newest else ""
-        index.append(f"  <sitemap><loc>{escape(site.show.url(name))}</loc>{lastmod}</sitemap>")
+        index.append(f"  <sitemap><loc>{escape(show.url(name))}</loc>{lastmod}</sitemap>")
     index.append("</sitemapindex>")
     files[SITEMAP_FILE] = ("\n".join(index) + "\n").encode("utf-8")
     return files
 
 
+def sitemap(site: Site, limit: int = SITEMAP_LIMIT) -> Mapping[str, bytes]:
+    """The site's sitemap files (:func:`render_sitemap`, through the site's ``call``)."""
+    seasons = site.catalogue.seasons
+    orders = tuple(site.order.get(s.number, ()) for s in seasons)
+    days = tuple(letter.item.issue.day for letter in site.letters)
+    return site.call(render_sitemap, site.call, site.show, seasons, orders, site.as_of, days, limit)
+
+
 def render(ctx: RenderContext) -> FileSet:
     """Episode and season pages, the feeds' stylesheet and the sitemap, as a renderer."""
     site = Site.of(ctx)
-    sitemap: Mapping[str, bytes]
-    if site.templates_key and site.season_keys is not None:  # remembered by every input
-        parts = [sitemap_inputs(site, s) for s in site.catalogue.seasons]
-        days = ",".join(letter.item.issue.day.isoformat() for letter in site.letters)
-        keys = [key_of(*p).hex() for p in parts]
-        inputs = (*site.shared_inputs("pages.render_sitemap"), *keys, days)
-        sitemap = memoized_files(site.memo, partial(render_sitemap, site), *inputs)
-        if isinstance(sitemap, LazyFiles):
-            for p in parts:  # kept for the next build that makes the sitemap
-                remember(site.memo, *p)
-    else:
-        sitemap = render_sitemap(site)
-    return FileSet(render_pages(site), render_feed_stylesheet(site), sitemap)
+    stylesheet = render_feed_stylesheet(site.show, site.env)
+    return FileSet(render_pages(site), stylesheet, sitemap(site))

@@ -101,6 +101,4 @@ class Letter:
 
     item: RenderedIssue
     files: Mapping[str, bytes]
-    """By name under output/; from the issue cache, read from disk when used."""
-    key: str = ""
-    """The issue cache's key: a digest of every input of this letter ('' if unknown)."""
+    """By name under output/; from the build's issue cache, read from disk when used."""

@@ -6,25 +6,28 @@ pages of :mod:`famfeeds.render.pages`, and carries the TVSeries JSON-LD with its
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from functools import cached_property, partial
+from collections.abc import Mapping, Sequence
+from functools import cached_property
 from typing import Any
 
 from markupsafe import Markup
 
-from famfeeds.records.models import Season
+from famfeeds.plan.schedule import Release
+from famfeeds.records.models import Season, Show
 from famfeeds.records.richtext import markdown_to_html
-from famfeeds.render.context import RenderContext
-from famfeeds.render.memo import LazyFiles, key_of, memoized, memoized_files, remember
+from famfeeds.render.context import Call, RenderContext, direct
 from famfeeds.render.outputs import output
 from famfeeds.render.pages import (
     SCHEMA,
+    Frame,
     Gap,
     Page,
     Row,
     Site,
     plain_text,
+    season_rows,
     shorten,
+    with_gaps,
 )
 from famfeeds.render.urls import SITE_FILE, season_url, webcal
 
@@ -60,9 +63,8 @@ def qr_svg(text: str, title: str) -> str:
     return svg.replace("<svg ", f'<svg role="img" width="{size}" height="{size}" ', 1)
 
 
-def series_json_ld(site: Site) -> dict[str, Any]:
+def series_json_ld(show: Show, seasons: Sequence[Season]) -> dict[str, Any]:
     """The TVSeries with its seasons (TVSeason: number, name, page, episode count, start)."""
-    show = site.show
     data: dict[str, Any] = {
         "@context": SCHEMA,
         "@type": "TVSeries",
@@ -71,8 +73,8 @@ def series_json_ld(site: Site) -> dict[str, Any]:
         "name": show.title,
         "description": plain_text(show.description, show),
         "inLanguage": show.language,
-        "numberOfSeasons": len(site.catalogue.seasons),
-        "numberOfEpisodes": sum(len(s.episodes) for s in site.catalogue.seasons),
+        "numberOfSeasons": len(seasons),
+        "numberOfEpisodes": sum(len(s.episodes) for s in seasons),
         "containsSeason": [
             {
                 "@type": "TVSeason",
@@ -82,7 +84,7 @@ def series_json_ld(site: Site) -> dict[str, Any]:
                 "numberOfEpisodes": len(season.episodes),
                 "startDate": season.premiere.isoformat(),
             }
-            for season in site.catalogue.seasons
+            for season in seasons
         ],
     }
     if show.artwork:
@@ -95,80 +97,85 @@ def series_json_ld(site: Site) -> dict[str, Any]:
 class SeasonSection:
     """One season on the front page: its heading, description and schedule table.
 
-    ``section`` is the three together (macros.html.j2's ``season_section``), remembered
-    by the season's inputs (:meth:`Site.season_inputs`), so a rebuild renders only the
-    seasons that changed; a project's own index.html.j2 may use the parts instead."""
+    ``section`` is the three together (macros.html.j2's ``season_section``), made through
+    ``call`` (:func:`season_section`), so a rebuild renders only the seasons that changed;
+    a project's own index.html.j2 may use the parts instead."""
 
-    def __init__(self, site: Site, season: Season) -> None:
-        self.site = site
+    def __init__(
+        self,
+        frame: Frame,
+        season: Season,
+        states: Sequence[tuple[Release, str]],
+        call: Call = direct,
+    ) -> None:
+        self.frame = frame
         self.season = season
-        self.url = season_url(site.show, season.number)
+        self.states = states
+        self.call = call
+        self.url = season_url(frame.show, season.number)
 
     @cached_property
     def description_html(self) -> str:
         """The season's description as HTML."""
-        return markdown_to_html(self.season.description, self.site.show.base_url)
+        return markdown_to_html(self.season.description, self.frame.show.base_url)
 
     @cached_property
     def table(self) -> list[Row | Gap]:
         """The season's schedule table."""
-        return self.site.table(self.season)
-
-    @cached_property
-    def inputs(self) -> tuple[str, ...] | None:
-        """The memo inputs of :attr:`section` (None: not remembered)."""
-        return self.site.season_inputs("site.season_section", self.season)
+        return with_gaps(self.season, season_rows(self.frame, self.states), self.frame.l10n)
 
     @property
     def section(self) -> Markup:
         """Heading, description and table, as the front page shows them."""
-        if self.inputs is None:
-            return Markup(self._section().decode("utf-8"))
-        return Markup(memoized(self.site.memo, self._section, *self.inputs).decode("utf-8"))
+        made = self.call(season_section, self.frame, self.season, self.states)
+        return Markup(made.decode("utf-8"))
 
-    def _section(self) -> bytes:
-        macros: Any = self.site.env.get_template("macros.html.j2").module
-        return str(macros.season_section(self, self.site.as_of)).encode("utf-8")
+
+def season_section(frame: Frame, season: Season, states: Sequence[tuple[Release, str]]) -> bytes:
+    """A season's part of the front page (macros.html.j2's ``season_section``)."""
+    macros: Any = frame.env.get_template("macros.html.j2").module
+    return str(macros.season_section(SeasonSection(frame, season, states), frame.as_of)).encode(
+        "utf-8"
+    )
 
 
 def render_site(site: Site) -> Mapping[str, bytes]:
-    """output/index.html: what the show is, when episodes come, and every way to follow.
-
-    Remembered as a whole by the inputs of every season's section and of the rest of the
-    page (the show, templates, reference date, newest issue); else made with each season's
-    section remembered on its own."""
-    seasons = [SeasonSection(site, season) for season in site.catalogue.seasons]
-    make = partial(front_page, site, seasons)
-    inputs = [section.inputs for section in seasons]
-    if not site.templates_key or site.season_keys is None or None in inputs:
-        return make()
-    keys = [key_of(*parts).hex() for parts in inputs if parts is not None]
-    files = memoized_files(site.memo, make, *site.shared_inputs("site.front_page"), *keys)
-    if isinstance(files, LazyFiles):
-        for parts in inputs:  # kept for the next build that makes the page
-            remember(site.memo, *parts)  # type: ignore[misc]
-    return files
+    """output/index.html: what the show is, when episodes come, and every way to follow
+    (:func:`front_page`, through the site's ``call``)."""
+    seasons = site.catalogue.seasons
+    states = tuple(site.states.get(season.number, ()) for season in seasons)
+    return site.call(front_page, site.call, site.frame, seasons, states)
 
 
-def front_page(site: Site, seasons: list[SeasonSection]) -> dict[str, bytes]:
-    """index.html, made."""
-    show, l10n = site.show, site.l10n
+def front_page(
+    call: Call,
+    frame: Frame,
+    seasons: Sequence[Season],
+    states: Sequence[Sequence[tuple[Release, str]]],
+) -> dict[str, bytes]:
+    """index.html, each season's section made through ``call``; ``states``: each season's
+    releases in release order with their states."""
+    show, l10n = frame.show, frame.l10n
+    sections = [
+        SeasonSection(frame, season, found, call)
+        for season, found in zip(seasons, states, strict=True)
+    ]
     page = Page(
         url=show.base_url,
         title=l10n.gettext("%(show)s: episodes, feeds, calendar and newsletter", show=show.title),
         description=shorten(plain_text(show.description, show)),
         og_type="website",
-        json_ld=series_json_ld(site),
+        json_ld=series_json_ld(show, seasons),
         image=show.artwork,
         image_alt=show.title,
     )
     subscription = webcal(show.url(output("calendar").file))
     qr_title = l10n.gettext("QR code of the calendar subscription link")
     return {
-        SITE_FILE: site.render(
+        SITE_FILE: frame.render(
             "index.html.j2",
             page,
-            seasons=seasons,
+            seasons=sections,
             qr_svg=qr_svg(subscription, qr_title),
             description_html=markdown_to_html(show.description, show.base_url),
         )

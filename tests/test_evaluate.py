@@ -1,12 +1,17 @@
-"""Remembered render results: a rebuild takes unchanged VEVENTs from the memo, and the bytes
-are the same either way; built files as one lazy mapping."""
+"""The build's evaluator: a step's key comes from what it is given, so a change to any
+argument is a miss and a value that cannot show what it holds is refused; a rebuild takes
+unchanged VEVENTs from the memo, and the bytes are the same either way; built files as one
+lazy mapping."""
 
 from __future__ import annotations
 
+import functools
 import shutil
 from collections.abc import Callable
-from datetime import date
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from click.testing import Result
@@ -14,40 +19,129 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import famfeeds.render.calendar as calendar
-from famfeeds.render.files import FileSet, digest_of
-from famfeeds.render.memo import NO_MEMO, key, memoized
+from famfeeds.build.evaluate import (
+    Evaluator,
+    Fingerprints,
+    LazyFiles,
+    StaleMemo,
+    Unkeyable,
+    digest_of,
+    file_digest,
+)
+from famfeeds.render.context import direct
+from famfeeds.render.files import FileSet
 from support import Project, build_args, episode_text
 from test_incremental import NEWSLETTER
 
 
-class Opaque:
-    """An object whose repr is its address."""
+class DictMemo(dict[bytes, object]):
+    """A memo in a dict (famfeeds.build.evaluate.Memo)."""
 
-
-class DictMemo(dict[bytes, bytes]):
-    """A memo in a dict (famfeeds.render.memo.Memo)."""
-
-    def put(self, key: bytes, value: bytes) -> None:
+    def put(self, key: bytes, value: object) -> None:
         self[key] = value
 
 
-def test_a_key_needs_inputs_that_show_themselves() -> None:
-    assert key("a", 1, (2, 3)) == key("a", 1, (2, 3))
-    assert key("a", 1) != key("a", 2)
-    assert key("a", Opaque()) is None
-    calls: list[int] = []
+@dataclass(frozen=True)
+class Point:
+    x: int
+    label: str
+    when: date | None = None
 
-    def make() -> bytes:
-        calls.append(1)
-        return b"made"
 
-    assert memoized(NO_MEMO, make, "x") == b"made"
-    store = DictMemo()
+@dataclass
+class Loose:
+    x: int
 
-    assert memoized(store, make, "x") == b"made"
-    assert memoized(store, make, "x") == b"made"
-    assert memoized(store, make, "x", Opaque()) == b"made"
-    assert len(calls) == 3  # once without a memo, once for "x", once without a key
+
+def twice(text: str) -> bytes:
+    CALLS.append(text)
+    return (text * 2).encode()
+
+
+def pair(call: Callable[..., bytes], a: str, b: str) -> bytes:
+    CALLS.append(f"pair {a} {b}")
+    return call(twice, a) + call(twice, b)
+
+
+CALLS: list[str] = []
+
+
+def test_a_key_changes_with_every_argument_and_only_with_them() -> None:
+    prints = Fingerprints()
+    evaluate = Evaluator(DictMemo(), prints)
+    point = Point(1, "a", date(2024, 1, 1))
+    key = evaluate.key(twice, (point,))
+    assert key == Evaluator(DictMemo()).key(twice, (Point(1, "a", date(2024, 1, 1)),))
+    for other in (replace(point, x=2), replace(point, label="b"), replace(point, when=None)):
+        assert evaluate.key(twice, (other,)) != key
+    assert evaluate.key(pair, (point,)) != key  # the step is part of it
+    assert evaluate.key(twice, (point, None)) != key
+    assert evaluate.key(twice, ((1, 2),)) != evaluate.key(twice, ((1, 2, 3),))
+    assert evaluate.key(twice, ("a" * 300,)) != evaluate.key(twice, ("a" * 299 + "b",))
+    assert evaluate.key(twice, (b"x" * 300,)) != evaluate.key(twice, (b"x" * 299 + b"y",))
+    assert evaluate.key(twice, ({"a": 1},)) != evaluate.key(twice, ({"a": 2},))
+    assert evaluate.key(twice, (timedelta(1),)) != evaluate.key(twice, (timedelta(2),))
+    assert evaluate.key(twice, (direct,)) == evaluate.key(twice, (evaluate,))  # not inputs
+
+
+def test_moments_key_by_their_instant_and_their_zone_rules(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import famfeeds.records.zones as zones
+
+    prints = Fingerprints()
+    zone = ZoneInfo("America/New_York")
+    local = datetime(2024, 3, 10, 12, 0, tzinfo=zone)
+    assert prints.of(local) != prints.of(local.astimezone(UTC))  # the same instant, shown apart
+    assert prints.of(local) != prints.of(datetime(2024, 3, 10, 12, 0, tzinfo=ZoneInfo("UTC")))
+    before = prints.of(local)
+    monkeypatch.setattr(zones, "zone_rules_digest", lambda name: "other rules")
+    assert Fingerprints().of(datetime(2024, 3, 10, 12, 0, tzinfo=zone)) != before
+
+
+def test_a_value_that_cannot_show_what_it_holds_is_refused() -> None:
+    evaluate = Evaluator(DictMemo())
+
+    class Opaque:
+        pass
+
+    for value in (Opaque(), Loose(1), object(), Path("x"), {1, 2}, lambda: 1):
+        with pytest.raises(Unkeyable):
+            evaluate(twice, value)
+
+    def local(text: str) -> bytes:
+        return text.encode()
+
+    with pytest.raises(Unkeyable, match="only a module's own functions"):
+        evaluate(local, "a")
+    prints = Fingerprints()
+    loose = Loose(1)
+    prints.register(loose, "loose:1")  # what the build says it was made from
+    assert Evaluator(DictMemo(), prints).key(twice, (loose,))
+
+
+def test_a_hit_gives_what_the_step_gave_and_keeps_the_parts() -> None:
+    memo = DictMemo()
+    CALLS.clear()
+    first = Evaluator(memo)
+    assert first(pair, first, "a", "b") == b"aabb"
+    assert CALLS == ["pair a b", "a", "b"] and len(memo) == 3
+    kept: list[bytes] = []
+
+    class Watching(DictMemo):
+        def get(self, key: bytes) -> object | None:  # type: ignore[override]
+            kept.append(key)
+            return super().get(key)
+
+    watched = Watching(memo)
+    again = Evaluator(watched)
+    assert again(pair, again, "a", "b") == b"aabb"
+    assert CALLS == ["pair a b", "a", "b"]  # nothing made
+    assert sorted(kept) == sorted(memo)  # the parts were asked for too: a memo keeps them
+    for damage in (b"damaged", ("b", None, ()), ("f", {"a": "not a digest"}, ()), ("b", b"", [1])):
+        memo.update({k: damage for k in memo})  # a damaged entry is a miss, never wrong bytes
+        CALLS.clear()
+        assert Evaluator(memo)(twice, "a") == b"aa" and CALLS == ["a"]
 
 
 def test_unchanged_seasons_come_from_the_memo(
@@ -97,38 +191,35 @@ def test_a_file_set_reads_nothing_it_is_not_asked_for(tmp_path: Path) -> None:
     files = FileSet({"a": b"1", "b": b"2"}, Stored({"c": b"3"}))
     files.add({"b": b"two"})
     assert sorted(files) == ["a", "b", "c"] and len(files) == 3
-    assert files.digest("c") == digest_of(b"3") and read == []
+    assert file_digest(files, "c") == digest_of(b"3") and read == []
     assert files["b"] == b"two" and files["c"] == b"3" and read == ["c"]
     assert dict(files) == {"a": b"1", "b": b"two", "c": b"3"}
 
 
+def pages(season: int) -> dict[str, bytes]:
+    MADE.append(season)
+    return {"a/index.html": b"<p>a</p>", "b.ics": b"BEGIN:VCALENDAR"}
+
+
+MADE: list[int] = []
+
+
 def test_remembered_files_are_made_only_when_their_bytes_are_asked_for() -> None:
-    from famfeeds.render.memo import LazyFiles, memoized_files
-
     store = DictMemo()
-
-    made: list[int] = []
-
-    def make() -> dict[str, bytes]:
-        made.append(1)
-        return {"a/index.html": b"<p>a</p>", "b.ics": b"BEGIN:VCALENDAR"}
-
-    first = memoized_files(store, make, "pages", "season-1")
-    assert made == [1] and dict(first) == make() and len(made) == 2
-    again = memoized_files(store, make, "pages", "season-1")
-    assert isinstance(again, LazyFiles) and len(made) == 2  # names and digests only
+    MADE.clear()
+    first = Evaluator(store)(pages, 1)
+    assert MADE == [1] and dict(first) == pages(1) and len(MADE) == 2
+    again = Evaluator(store)(pages, 1)
+    assert isinstance(again, LazyFiles) and len(MADE) == 2  # names and digests only
     assert sorted(again) == ["a/index.html", "b.ics"]
-    assert FileSet(again).digest("b.ics") == digest_of(b"BEGIN:VCALENDAR")
-    assert len(made) == 2
-    assert again["a/index.html"] == b"<p>a</p>" and len(made) == 3  # made once, when asked
-    assert again["b.ics"] == b"BEGIN:VCALENDAR" and len(made) == 3
+    assert file_digest(FileSet(again), "b.ics") == digest_of(b"BEGIN:VCALENDAR")
+    assert len(MADE) == 2
+    assert again["a/index.html"] == b"<p>a</p>" and len(MADE) == 3  # made once, when asked
+    assert again["b.ics"] == b"BEGIN:VCALENDAR" and len(MADE) == 3
     with pytest.raises(KeyError):
         again["c"]
-    other = memoized_files(store, make, "pages", "season-2")  # other inputs: made
-    assert not isinstance(other, LazyFiles) and len(made) == 4
-    for k in store:  # a damaged entry is a miss, never wrong bytes
-        store[k] = b"not\tdigests"
-    assert not isinstance(memoized_files(store, make, "pages", "season-1"), LazyFiles)
+    other = Evaluator(store)(pages, 2)  # other arguments: made
+    assert not isinstance(other, LazyFiles) and len(MADE) == 4
 
 
 @settings(max_examples=300, deadline=None)
@@ -173,6 +264,7 @@ def test_a_preview_does_not_push_the_published_builds_memo_out(
     made: list[int] = []
     real = pages.season_pages
 
+    @functools.wraps(real)  # a step keeps its module's name (local functions are refused)
     def counting(*a: object) -> dict[str, bytes]:
         made.append(1)
         return real(*a)  # type: ignore[arg-type]
@@ -185,13 +277,22 @@ def test_a_preview_does_not_push_the_published_builds_memo_out(
     assert len(list((project.root / ".famfeeds-cache").glob("memo-*.pickle"))) == 2
 
 
-def test_remembered_files_made_otherwise_are_an_error_not_wrong_bytes() -> None:
-    from famfeeds.render.memo import StaleMemo, memoized_files
+def page(text: str) -> dict[str, bytes]:
+    return {"a.html": PAGE["text"].encode()}
 
+
+PAGE = {"text": "old"}
+
+
+def test_remembered_files_made_otherwise_are_an_error_not_wrong_bytes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A step that read something it was not given (here a global) comes out other than
+    remembered: an error, never the wrong bytes."""
     store = DictMemo()
-
-    memoized_files(store, lambda: {"a.html": b"old"}, "pages", "same inputs")
-    lazy = memoized_files(store, lambda: {"a.html": b"new"}, "pages", "same inputs")
+    Evaluator(store)(page, "same")
+    monkeypatch.setitem(PAGE, "text", "new")
+    lazy = Evaluator(store)(page, "same")
     with pytest.raises(StaleMemo, match=r"a\.html came out other"):
         lazy["a.html"]
 
@@ -203,15 +304,16 @@ def test_a_memo_whose_key_missed_an_input_is_forgotten_and_the_build_made_again(
     remembered: the build deletes the render memo, renders everything afresh, says so,
     and the output is the build from nothing's. (Here the whole build's key is made to
     miss everything.)"""
-    import famfeeds.build.pipeline
-
     project.show()
     project.season(1, episodes=3)
     args = build_args(project, "--as-of", "2024-03-01")
     assert run(*args).exit_code == 0
-    monkeypatch.setattr(
-        famfeeds.build.pipeline, "_build_inputs", lambda context: ("always the same",)
-    )
+    real = Evaluator.key
+
+    def blind(self: Evaluator, step: Callable[..., object], args: tuple[object, ...]) -> bytes:
+        return b"always the same" if step.__name__ == "render_files" else real(self, step, args)
+
+    monkeypatch.setattr(Evaluator, "key", blind)
     assert run(*args).exit_code == 0  # remembers the whole build under that key
     project.write("season-01/02-episode-2.md", episode_text(2, "Episode 2", "Changed."))
     result = run(*args)
