@@ -31,6 +31,8 @@ from famfeeds.build.evaluate import digest_of
 from famfeeds.plan.issues import Issue
 from famfeeds.render.personal import Markers, RenderedIssue
 
+DIGEST_SIZE = len(digest_of(b""))
+
 if TYPE_CHECKING:
     from jinja2 import BaseLoader, Environment
 
@@ -328,6 +330,8 @@ def _unpack(packed: Packed) -> IndexEntry | None:
 
 def _entry(saved: dict[str, Any], signatures: tuple[Signature, Signature]) -> IndexEntry:
     parts = tuple((str(n), int(size), str(digest)) for n, size, digest in saved["parts"])
+    if not all(len(bytes.fromhex(digest)) == DIGEST_SIZE for _, _, digest in parts):
+        raise ValueError("a part's digest is not one")  # damaged: rendered again
     markers = (str(saved["markers"][0]), str(saved["markers"][1]))
     return (*signatures, str(saved["subject"]), markers, parts)
 
