@@ -226,3 +226,32 @@ def test_ruff_refuses_the_clock_and_the_environment_in_render() -> None:
         cwd=REPO,
     )
     assert elsewhere.returncode == 0, elsewhere.stdout
+
+
+def test_every_library_the_pure_side_imports_is_in_the_code_key() -> None:
+    """A library imported by records/, plan/ or render/ shapes what a build makes, so an
+    upgrade of it must clear the caches: it is on famfeeds.build.keys.LIBRARIES (or is a
+    dependency of one there that the key names too)."""
+    import importlib.metadata
+
+    from famfeeds.build import keys
+
+    listed = {keys._normal(name) for name in keys.LIBRARIES}
+    owners = importlib.metadata.packages_distributions()
+    missing: dict[str, str] = {}
+    for room in ("records", "plan", "render"):
+        for path in sorted((PACKAGE / room).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text("utf-8"))):
+                if isinstance(node, ast.Import):
+                    tops = [alias.name.split(".")[0] for alias in node.names]
+                elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                    tops = [node.module.split(".")[0]]
+                else:
+                    continue
+                for top in tops:
+                    if top in sys.stdlib_module_names or top in ("famfeeds", "__future__"):
+                        continue
+                    for dist in owners.get(top, [top]):
+                        if keys._normal(dist) not in listed:
+                            missing[keys._normal(dist)] = path.relative_to(PACKAGE).as_posix()
+    assert missing == {}

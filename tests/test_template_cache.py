@@ -124,3 +124,19 @@ def test_the_templates_key_follows_linked_folders_and_ends_on_a_loop(tmp_path: P
     names = template_names(ChoiceLoader([FileSystemLoader(project)]))
     assert {"page.html.j2", "partials/extra.html", "again/extra.html"} <= names
     assert not any(name.count("/") > 2 for name in names)
+
+
+def test_a_dangling_link_in_the_templates_folder_does_not_stop_the_build(tmp_path: Path) -> None:
+    """An editor's lock file (Emacs writes `.#name` as a link to nowhere) beside the project's
+    templates: no template uses it, so the build goes on and gives the usual bytes."""
+    project = tmp_path / "project"
+    shutil.copytree(SHIPPED_CONTENT, project / "content")
+    (project / "templates").mkdir()
+    (project / "templates" / ".#newsletter.html").symlink_to("user@host.1234:1700000000")
+    done = _build(project, tmp_path / "cache")
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    plain = tmp_path / "plain"
+    shutil.copytree(SHIPPED_CONTENT, plain / "content")
+    assert _build(plain, tmp_path / "cache2").returncode == 0
+    assert _tree(project / "output") == _tree(plain / "output")

@@ -49,6 +49,8 @@ def templates_digest(env: Environment) -> str:
     """A digest of every template the environment can load (the project's first),
     including those in folders reached through a link (Jinja loads them, though its own
     listing skips them)."""
+    from jinja2 import TemplateNotFound
+
     assert env.loader is not None
     digest = hashlib.sha256()
     for name in sorted(template_names(env.loader)):
@@ -56,6 +58,8 @@ def templates_digest(env: Environment) -> str:
             source = env.loader.get_source(env, name)[0].encode()
         except UnicodeDecodeError:  # not text (a .DS_Store, say): no template uses it
             source = b"\0not text"
+        except (TemplateNotFound, OSError):  # a dangling link (an editor's .#lock), say
+            source = b"\0unreadable"
         digest.update(name.encode() + b"\0" + source)
     return digest.hexdigest()
 

@@ -32,10 +32,13 @@ LIBRARIES = (
     "cssutils",
     "cssselect",
     "lxml",
+    "idna",
+    "email-validator",
 )
 """Every library whose code shapes a record, a page, a feed, a calendar or an issue (pydantic
 and tzdata: the records and their zones; babel: dates in the show's language; cssselect,
-cssutils and lxml: premailer's inlining)."""
+cssutils and lxml: premailer's inlining; idna and email-validator: the addresses and the
+domain in an issue's headers)."""
 
 
 @functools.cache
