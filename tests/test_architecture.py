@@ -230,8 +230,7 @@ def test_ruff_refuses_the_clock_and_the_environment_in_render() -> None:
 
 def test_every_library_the_pure_side_imports_is_in_the_code_key() -> None:
     """A library imported by records/, plan/ or render/ shapes what a build makes, so an
-    upgrade of it must clear the caches: it is on famfeeds.build.keys.LIBRARIES (or is a
-    dependency of one there that the key names too)."""
+    upgrade of it must clear the caches: its distribution is on famfeeds.build.keys.LIBRARIES."""
     import importlib.metadata
 
     from famfeeds.build import keys

@@ -46,6 +46,10 @@ def digest_of(data: bytes) -> bytes:
     return hashlib.sha256(data).digest()[:16]
 
 
+DIGEST_SIZE = len(digest_of(b""))
+"""How many bytes :func:`digest_of` gives."""
+
+
 def _hex(text: str) -> str:
     return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
 

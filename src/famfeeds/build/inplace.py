@@ -58,7 +58,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from famfeeds.build.evaluate import digest_of, file_digests
+from famfeeds.build.evaluate import DIGEST_SIZE, file_digests
 from famfeeds.build.record_cache import load_private_pickle, save_private_pickle
 from famfeeds.build.writer import (
     MANIFEST,
@@ -77,7 +77,6 @@ FSYNC_EACH_UP_TO = 64
 """Up to this many changed files are flushed one by one (fsync); more, by one syncfs."""
 FORMAT = 3
 INDEX_DIR = "outputs"
-DIGEST_SIZE = len(digest_of(b""))
 
 Stamp = tuple[int, int, int]
 """A folder's inode, mtime_ns and ctime_ns."""

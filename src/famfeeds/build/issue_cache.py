@@ -27,11 +27,9 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from famfeeds.build.evaluate import digest_of
+from famfeeds.build.evaluate import DIGEST_SIZE, digest_of
 from famfeeds.plan.issues import Issue
 from famfeeds.render.personal import Markers, RenderedIssue
-
-DIGEST_SIZE = len(digest_of(b""))
 
 if TYPE_CHECKING:
     from jinja2 import BaseLoader, Environment
